@@ -1,0 +1,96 @@
+"""DuckDB over table versions: a version as a relation, a ref's tables as views.
+
+Local versions are read with ``read_parquet`` on the manifest's file list (the files DuckDB would read
+bare, nothing more); versions on other filesystems are scanned through pyarrow datasets.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import duckdb
+import pyarrow as pa
+
+from prefmill.errors import QueryError
+from prefmill.storage.manifest import Manifest
+from prefmill.storage.store import DEFAULT_REF, Store
+
+
+def _quote_ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _quote_str(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def connect() -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB connection."""
+    return duckdb.connect(database=":memory:")
+
+
+def parquet_source(store: Store, m: Manifest) -> str:
+    """SQL text that scans a local version: ``read_parquet([...])``."""
+    files = ", ".join(_quote_str(p) for p in store.file_paths(m))
+    return f"read_parquet([{files}])"
+
+
+def bind(con: duckdb.DuckDBPyConnection, store: Store, name: str, m: Manifest) -> None:
+    """Make version ``m`` queryable as view ``name`` on ``con``."""
+    if store.loc.is_local:
+        con.execute(
+            f"CREATE OR REPLACE VIEW {_quote_ident(name)} AS SELECT * FROM {parquet_source(store, m)}"
+        )
+    else:
+        con.register(name, store.arrow_dataset(m))
+
+
+def relation(con: duckdb.DuckDBPyConnection, store: Store, m: Manifest) -> duckdb.DuckDBPyRelation:
+    """Version ``m`` as a DuckDB relation."""
+    if store.loc.is_local:
+        return con.sql(f"SELECT * FROM {parquet_source(store, m)}")
+    return con.from_arrow(store.arrow_dataset(m))
+
+
+def session(
+    store: Store,
+    dataset: str,
+    ref: str = DEFAULT_REF,
+    versions: Mapping[str, Manifest] | None = None,
+) -> duckdb.DuckDBPyConnection:
+    """A connection with every table of ``ref`` bound as a view under its table name; ``versions``
+    overrides or adds tables."""
+    con = connect()
+    bound: dict[str, Manifest] = {}
+    if versions is None or not versions:
+        r = store.read_ref(dataset, ref)
+        bound.update({t: store.manifest(dataset, t, v) for t, v in r.tables.items()})
+    bound.update(versions or {})
+    for name, m in bound.items():
+        bind(con, store, name, m)
+    return con
+
+
+def to_arrow(result: duckdb.DuckDBPyConnection | duckdb.DuckDBPyRelation) -> pa.Table:
+    """The result as an Arrow table (``to_arrow_table`` on DuckDB >= 1.4, ``fetch_arrow_table`` before)."""
+    fetch = getattr(result, "to_arrow_table", None) or result.fetch_arrow_table
+    return fetch()
+
+
+def _query_error(exc: duckdb.Error) -> QueryError:
+    text = str(exc).strip()
+    return QueryError(f"SQL error: {text.splitlines()[0] if text else type(exc).__name__}")
+
+
+def query(con: duckdb.DuckDBPyConnection, sql: str, params: Mapping[str, object] | None = None) -> pa.Table:
+    """Run SQL; DuckDB errors become ``QueryError`` with DuckDB's own one-line message."""
+    try:
+        rel = con.sql(sql, params=dict(params) if params else None)
+    except duckdb.Error as exc:
+        raise _query_error(exc) from exc
+    if rel is None:  # a statement that returns no rows (DDL)
+        return pa.table({})
+    try:
+        return to_arrow(rel)
+    except duckdb.Error as exc:
+        raise _query_error(exc) from exc
