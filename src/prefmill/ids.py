@@ -12,14 +12,19 @@ from typing import Any
 ID_LENGTH = 16
 
 
+#: One encoder for all canonical JSON (``json.dumps`` with options builds a new encoder per call,
+#: which dominates per-row id computation).
+_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
 def canonical_json(obj: Any) -> str:
     """JSON with sorted keys, no spaces and unicode kept, so equal values give equal text."""
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+    return _ENCODER.encode(obj)
 
 
 def content_id(obj: Any) -> str:
     """sha256 of ``canonical_json(obj)``, first 16 hex characters."""
-    return hashlib.sha256(canonical_json(obj).encode("utf-8")).hexdigest()[:ID_LENGTH]
+    return hashlib.sha256(_ENCODER.encode(obj).encode("utf-8")).hexdigest()[:ID_LENGTH]
 
 
 def seed_for(*parts: Any) -> int:

@@ -58,8 +58,8 @@ def session(
     ref: str = DEFAULT_REF,
     versions: Mapping[str, Manifest] | None = None,
 ) -> duckdb.DuckDBPyConnection:
-    """A connection with every table of ``ref`` bound as a view under its table name; ``versions``
-    overrides or adds tables."""
+    """A connection with every table of ``ref`` bound as a view under its table name; with ``versions``,
+    exactly those are bound (under their keys) and the ref is not read."""
     con = connect()
     bound: dict[str, Manifest] = {}
     if versions is None or not versions:

@@ -1,9 +1,9 @@
 """Arrow schemas of the prefmill tables (DESIGN §2) and validation on write.
 
 Column names are fixed here; a stage may add columns after the declared ones. ``conform`` checks a
-table against its schema, casts the safe differences (large_string -> string, int32 -> int64, an
-all-null column -> the declared type) and raises ``SchemaError`` naming every missing or mistyped
-column.
+table against its schema, casts the safe differences (large_string -> string, int32 -> int64,
+decimal -> double, an all-null column -> the declared type) and raises ``SchemaError`` naming every
+missing or mistyped column.
 """
 
 from __future__ import annotations
@@ -151,7 +151,7 @@ def _compatible(actual: pa.DataType, expected: pa.DataType) -> bool:
     if pa.types.is_integer(expected):
         return pa.types.is_integer(actual)
     if pa.types.is_floating(expected):
-        return pa.types.is_floating(actual) or pa.types.is_integer(actual)
+        return pa.types.is_floating(actual) or pa.types.is_integer(actual) or pa.types.is_decimal(actual)
     if any(t(expected) for t in _LISTS):
         return any(t(actual) for t in _LISTS) and _compatible(actual.value_type, expected.value_type)
     if pa.types.is_struct(expected):

@@ -412,7 +412,8 @@ class VersionWriter:
         final = self.shard_path(index)
         tmp = f"{self.dir}/.tmp-{uuid.uuid4().hex}-part-{index:05d}.parquet"
         pq.write_table(data, tmp, filesystem=fs)
-        self.store._move_into_place(tmp, final, replace=True)
+        # first writer wins: a racing writer never replaces a shard (or a published version's part)
+        self.store._move_into_place(tmp, final, replace=False)
         return data.num_rows
 
     def _stats(self, index: int) -> dict[str, Any]:
