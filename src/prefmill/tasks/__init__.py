@@ -1,0 +1,1 @@
+"""Pure work on one shard: prompts, synthesis, evaluation, instantiation (DESIGN §4)."""

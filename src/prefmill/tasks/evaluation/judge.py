@@ -1,0 +1,76 @@
+"""Run the named judges over one shard of candidates and return one ``judgments`` table.
+
+Judges known here (the LLM judges live with the engines and are added by the evaluation flow):
+
+* ``arithmetic`` -- ``verifiers.arithmetic_verifier`` on candidates whose prompt has a reference;
+* ``heuristic`` -- ``heuristic.heuristic_judge`` on candidates whose prompt has no reference.
+
+Candidates whose ``error`` is set (failed generations) are never judged: they stay visible in the
+candidates table and downstream SQL excludes them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from prefmill.errors import PrefmillError
+from prefmill.storage.schemas import conform, empty_table
+from prefmill.tasks.evaluation.heuristic import heuristic_judge
+from prefmill.tasks.evaluation.verifiers import arithmetic_verifier
+
+#: Bump when a judge here gives different judgments for the same candidates (DESIGN §3).
+EVALUATION_CODE_VERSION = "1"
+
+
+def _with_reference(cands: pa.Table) -> pa.Table:
+    return cands.filter(pc.is_valid(cands.column("reference")))
+
+
+def _without_reference(cands: pa.Table) -> pa.Table:
+    return cands.filter(pc.is_null(cands.column("reference")))
+
+
+#: name -> (what it does, function on the candidates it applies to)
+JUDGES: dict[str, tuple[str, Callable[[pa.Table], pa.Table]]] = {
+    "arithmetic": (
+        "checks the final number against the reference",
+        lambda c: arithmetic_verifier(_with_reference(c)),
+    ),
+    "heuristic": (
+        "length-normalised quality heuristic, for prompts without a reference",
+        lambda c: heuristic_judge(_without_reference(c)),
+    ),
+}
+KNOWN_JUDGES: tuple[str, ...] = tuple(JUDGES)
+
+
+def check_judges(judges: list[str]) -> None:
+    """Raise ``PrefmillError`` naming the unknown judges and the known ones."""
+    unknown = [j for j in judges if j not in JUDGES]
+    if unknown:
+        raise PrefmillError(
+            f"unknown judge(s) {', '.join(repr(j) for j in unknown)}: known judges are "
+            f"{', '.join(KNOWN_JUDGES)}; fix the evaluation judges in the recipe"
+        )
+
+
+def judge_shard(cands: pa.Table, judges: list[str]) -> pa.Table:
+    """Judge one shard: ``cands`` is candidates joined with their prompt's reference.
+
+    Columns: candidate_id, prompt_id, response, reference, finish_reason, n_tokens, error. Rows with
+    ``error`` set are skipped; each judge in ``judges`` (in order, each once) runs on the rows it applies
+    to; the result is one conforming ``judgments`` table.
+    """
+    check_judges(judges)
+    if "reference" not in cands.column_names:
+        cands = cands.append_column("reference", pa.nulls(cands.num_rows, pa.string()))
+    if "error" in cands.column_names:
+        cands = cands.filter(pc.is_null(cands.column("error")))
+    parts = [JUDGES[name][1](cands) for name in dict.fromkeys(judges)]
+    parts = [p for p in parts if p.num_rows]
+    if not parts:
+        return empty_table("judgments")
+    return conform("judgments", pa.concat_tables(parts))
