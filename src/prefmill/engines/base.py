@@ -1,0 +1,71 @@
+"""The batch protocol every generation engine implements (DESIGN §4).
+
+Nothing here imports torch: tasks depend on these types without loading a model stack.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+Messages = list[dict[str, str]]
+"""A chat prompt: ``[{"role": "user", "content": "..."}, ...]``."""
+
+
+@dataclass(frozen=True)
+class SamplingParams:
+    """How to sample one response; ``temperature == 0`` means greedy."""
+
+    temperature: float = 0.8
+    top_p: float = 0.95
+    max_new_tokens: int = 128
+
+
+@dataclass(frozen=True)
+class GenerationRequest:
+    """One response to generate; the same request and seed give the same text."""
+
+    messages: Messages
+    sampling: SamplingParams
+    seed: int
+
+
+@dataclass
+class Generation:
+    """The result of one request; ``error`` is set (and ``text`` is None) when it failed."""
+
+    text: str | None
+    n_tokens: int
+    prompt_tokens: int
+    finish_reason: str | None  # 'stop' | 'length' | None
+    logprob: float | None  # sum log-prob of the generated tokens under the (untempered) model
+    latency_ms: float
+    error: str | None = None
+
+    @classmethod
+    def failed(cls, error: str, *, prompt_tokens: int = 0, latency_ms: float = 0.0) -> Generation:
+        """An error row."""
+        return cls(None, 0, prompt_tokens, None, None, latency_ms, error)
+
+
+Progress = Callable[[int], None]
+"""Called with the number of requests just finished (an increment, like ``tqdm.update``)."""
+
+
+@runtime_checkable
+class Engine(Protocol):
+    """A generation backend: batched sampling and batched log-prob scoring."""
+
+    name: str  # e.g. "transformers:smollm2"; stored as the ``generator`` of candidates
+    model: str  # the model identifier
+
+    def generate(
+        self, requests: list[GenerationRequest], progress: Progress | None = None
+    ) -> list[Generation]:
+        """One ``Generation`` per request, in request order; per-request failures are error rows."""
+        ...
+
+    def score(self, items: list[tuple[Messages, str]]) -> list[float]:
+        """Sum log-prob of each response (and its end-of-turn token) given the chat prompt."""
+        ...

@@ -1,0 +1,106 @@
+"""Online synthesis: k candidate responses per prompt from a policy engine (one shard, pure)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pyarrow as pa
+
+from prefmill.engines.base import Engine, GenerationRequest, Progress, SamplingParams
+from prefmill.errors import EngineError, RecipeError, SchemaError
+from prefmill.ids import canonical_json, content_id, seed_for
+from prefmill.storage.schemas import conform, empty_table
+
+#: Bump when the rows ``synthesize`` writes for the same inputs change meaning.
+SYNTHESIS_CODE_VERSION = "1"
+ORIGIN = "online"
+
+
+def _check_config(k: int, temperatures: Sequence[float], top_p: float, max_new_tokens: int) -> None:
+    problems = []
+    if k < 1:
+        problems.append(f"k must be >= 1, got {k}")
+    if not temperatures:
+        problems.append("temperatures must list at least one value")
+    elif any(not t >= 0 for t in temperatures):
+        problems.append(f"temperatures must be >= 0, got {list(temperatures)}")
+    if not 0 < top_p <= 1:
+        problems.append(f"top_p must be in (0, 1], got {top_p}")
+    if max_new_tokens < 1:
+        problems.append(f"max_new_tokens must be >= 1, got {max_new_tokens}")
+    if problems:
+        raise RecipeError("synthesis: " + "; ".join(problems) + "; fix the synthesis section of the recipe")
+
+
+def synthesize(
+    prompts: pa.Table,
+    engine: Engine,
+    *,
+    k: int,
+    temperatures: Sequence[float],
+    top_p: float,
+    max_new_tokens: int,
+    seed: int,
+    progress: Progress | None = None,
+) -> pa.Table:
+    """``candidates`` rows: for each prompt and ``sample_index`` in ``range(k)``, one engine sample.
+
+    The temperature of sample i is ``temperatures[i % len(temperatures)]`` (a ladder); its seed is
+    ``seed_for(seed, prompt_id, i)``. Failed generations are rows with ``response`` null and ``error``
+    set. Rows come in prompt order, then sample order.
+    """
+    _check_config(k, temperatures, top_p, max_new_tokens)
+    missing = [c for c in ("prompt_id", "messages") if c not in prompts.column_names]
+    if missing:
+        raise SchemaError(f"synthesis: the prompts shard lacks column(s) {', '.join(missing)}")
+    if prompts.num_rows == 0:
+        return empty_table("candidates")
+
+    prompt_ids: list[str] = prompts.column("prompt_id").to_pylist()
+    messages: list[list[dict[str, str]]] = prompts.column("messages").to_pylist()
+    generator = engine.name
+    ladder = [float(t) for t in temperatures]
+    top_p, max_new_tokens = float(top_p), int(max_new_tokens)
+    params = [SamplingParams(t, top_p, max_new_tokens) for t in ladder]
+
+    requests: list[GenerationRequest] = []
+    row_prompt: list[str] = []
+    row_index: list[int] = []
+    row_sampling: list[str] = []
+    row_id: list[str] = []
+    for pid, msgs in zip(prompt_ids, messages, strict=True):
+        for i in range(k):
+            sp = params[i % len(params)]
+            s = seed_for(seed, pid, i)
+            sampling = canonical_json(
+                {"temperature": sp.temperature, "top_p": top_p, "max_new_tokens": max_new_tokens, "seed": s}
+            )
+            requests.append(GenerationRequest(msgs, sp, s))
+            row_prompt.append(pid)
+            row_index.append(i)
+            row_sampling.append(sampling)
+            row_id.append(content_id([pid, generator, sampling, i]))
+
+    generations = engine.generate(requests, progress)
+    if len(generations) != len(requests):
+        raise EngineError(
+            f"engine {generator} returned {len(generations)} results for {len(requests)} requests"
+        )
+    table = pa.table(
+        {
+            "candidate_id": pa.array(row_id, pa.string()),
+            "prompt_id": pa.array(row_prompt, pa.string()),
+            "response": pa.array([None if g.error else g.text for g in generations], pa.string()),
+            "generator": pa.array([generator] * len(requests), pa.string()),
+            "origin": pa.array([ORIGIN] * len(requests), pa.string()),
+            "sampling": pa.array(row_sampling, pa.string()),
+            "sample_index": pa.array(row_index, pa.int32()),
+            "n_tokens": pa.array([g.n_tokens for g in generations], pa.int64()),
+            "prompt_tokens": pa.array([g.prompt_tokens for g in generations], pa.int64()),
+            "finish_reason": pa.array([g.finish_reason for g in generations], pa.string()),
+            "logprob": pa.array([g.logprob for g in generations], pa.float64()),
+            "latency_ms": pa.array([g.latency_ms for g in generations], pa.float64()),
+            "error": pa.array([g.error for g in generations], pa.string()),
+        }
+    )
+    return conform("candidates", table, where="synthesis")
