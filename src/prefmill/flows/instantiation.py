@@ -1,0 +1,115 @@
+"""Stage 3: preference instantiation — DuckDB SQL over prompts, candidates and judgments builds
+`pairs`, `points` and `lists`. Only the parameters an output's SQL uses enter its version, so
+changing ``label_threshold`` rebuilds `points` alone, and no stage before this one."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+from prefect import flow, task
+
+from prefmill.flows.common import SHARD_TASK, STAGE_FLOW, TableResult, cached_result, current_flow_run_id, log
+from prefmill.progress import reporter
+from prefmill.recipe import Recipe
+from prefmill.sql import read_sql
+from prefmill.storage import Manifest, Parent, Store, version_id
+from prefmill.storage.duck import session
+from prefmill.tasks.instantiation.run import INSTANTIATION_CODE_VERSION, instantiate, sql_parameters
+
+STAGE = "instantiation"
+
+
+def recipe_params(recipe: Recipe) -> dict[str, Any]:
+    i = recipe.instantiation
+    return {"min_margin": i.min_margin, "tau": i.tau, "label_threshold": i.label_threshold}
+
+
+def output_config(recipe: Recipe, output: str) -> tuple[dict[str, Any], str | None]:
+    """The version config of one output: its SQL's hash and the parameters that SQL uses."""
+    custom = recipe.sql_text(output)
+    text = custom if custom is not None else read_sql(output)
+    scores = read_sql("scores")
+    where = recipe.instantiation.sql.get(output, f"{output}.sql")  # type: ignore[call-overload]
+    used = sql_parameters(text, where=where) | sql_parameters(scores, where="scores.sql")
+    params = {k: v for k, v in recipe_params(recipe).items() if k in used}
+    digest = hashlib.sha256((scores + "\n-- output --\n" + text).encode()).hexdigest()
+    return {
+        "output": output,
+        "sql_sha256": digest,
+        "custom_sql": custom is not None,
+        "params": params,
+    }, custom
+
+
+def output_stats(output: str, table: pa.Table) -> dict[str, Any]:
+    """Numbers a reader wants next to the table: label balance, groups, prompts covered."""
+    if table.num_rows == 0:
+        return {}
+    stats: dict[str, Any] = {"prompts": pc.count_distinct(table.column("prompt_id")).as_py()}
+    if output == "points":
+        desirable = pc.sum(pc.cast(table.column("label"), pa.int64())).as_py() or 0
+        stats.update(desirable=desirable, undesirable=table.num_rows - desirable)
+    if output == "pairs":
+        stats["mean_margin"] = round(pc.mean(table.column("margin")).as_py() or 0.0, 6)
+    return stats
+
+
+@task(name="instantiate-output", **SHARD_TASK)
+def build_output(
+    root: str,
+    dataset: str,
+    output: str,
+    version: str,
+    sources: dict[str, Manifest],
+    params: dict[str, Any],
+    sql_text: str | None,
+    sql_file: str | None,
+) -> dict[str, Any]:
+    store = Store(root)
+    con = session(store, dataset, versions=sources)
+    try:
+        table = instantiate(con, output, params, sql_text, sql_file=sql_file)
+    finally:
+        con.close()
+    stats = output_stats(output, table)
+    store.open_version(dataset, output, version).write_shard(0, table, stats=stats)
+    return stats
+
+
+@flow(name="prefmill-instantiation", **STAGE_FLOW)
+def instantiation_flow(
+    recipe: Recipe, root: str, prompts: Manifest, candidates: Manifest, judgments: Manifest
+) -> list[TableResult]:
+    store = Store(root)
+    sources = {"prompts": prompts, "candidates": candidates, "judgments": judgments}
+    parents = [Parent(t, m.version) for t, m in sources.items()]
+    outputs = list(recipe.instantiation.outputs)
+    reporter().stage_started(STAGE, shards=len(outputs), done=0, units=len(outputs), unit="tables")
+    results = []
+    for output in outputs:
+        started = time.perf_counter()
+        config, custom_sql = output_config(recipe, output)
+        vid = version_id(output, STAGE, INSTANTIATION_CODE_VERSION, config, parents)
+        writer = store.open_version(recipe.dataset, output, vid)
+        if (done := writer.manifest()) is not None:
+            results.append(cached_result(store, done, STAGE))
+            continue
+        sql_file = recipe.instantiation.sql.get(output)  # type: ignore[call-overload]
+        build_output(root, recipe.dataset, output, vid, sources, config["params"], custom_sql, sql_file)
+        m = writer.publish(
+            stage=STAGE,
+            code_version=INSTANTIATION_CODE_VERSION,
+            config=config,
+            parents=parents,
+            flow_run_id=current_flow_run_id(),
+            expected_shards=1,
+        )
+        log().info("instantiation: %s@%s, %d rows", output, vid, m.rows)
+        reporter().advance(STAGE, units=1)
+        results.append(TableResult.of(store, m, cached=False, started=started))
+    reporter().stage_finished(STAGE, cached=all(r.cached for r in results))
+    return results

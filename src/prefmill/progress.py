@@ -1,0 +1,58 @@
+"""Progress reporting for long work, without a dependency on any UI.
+
+Flows and shard tasks call ``reporter()``; the CLI installs a rich progress display with
+``use_reporter``. The default reporter does nothing. The reporter travels in a ``ContextVar``, so it
+follows the call chain (Prefect runs a flow's directly-called tasks in the caller's thread).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import Protocol
+
+
+class Reporter(Protocol):
+    def stage_started(self, stage: str, *, shards: int, done: int, units: int, unit: str) -> None:
+        """A stage begins: ``shards`` in all, ``done`` already finished, ``units`` of work in all."""
+
+    def advance(self, stage: str, *, units: int = 0, tokens: int = 0) -> None:
+        """``units`` more rows (e.g. samples) finished, producing ``tokens`` tokens."""
+
+    def shard_done(self, stage: str) -> None:
+        """One more shard is written."""
+
+    def stage_finished(self, stage: str, *, cached: bool) -> None:
+        """The stage's versions are published (or were found cached)."""
+
+
+class NullReporter:
+    def stage_started(self, stage: str, *, shards: int, done: int, units: int, unit: str) -> None:
+        pass
+
+    def advance(self, stage: str, *, units: int = 0, tokens: int = 0) -> None:
+        pass
+
+    def shard_done(self, stage: str) -> None:
+        pass
+
+    def stage_finished(self, stage: str, *, cached: bool) -> None:
+        pass
+
+
+_NULL = NullReporter()
+_current: ContextVar[Reporter | None] = ContextVar("prefmill_reporter", default=None)
+
+
+def reporter() -> Reporter:
+    return _current.get() or _NULL
+
+
+@contextmanager
+def use_reporter(r: Reporter) -> Iterator[Reporter]:
+    token = _current.set(r)
+    try:
+        yield r
+    finally:
+        _current.reset(token)

@@ -1,0 +1,1 @@
+"""Built-in recipe templates (`prefmill init TEMPLATE` copies them)."""

@@ -1,0 +1,201 @@
+"""Terminal rendering for the CLI: tables of rows, progress bars, the build summary.
+
+Kept apart from cli.py so commands stay short; nothing here imports Prefect.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import sys
+import time
+from typing import Any
+
+import pyarrow as pa
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+FORMATS = ("table", "json", "csv")
+
+
+def console(stderr: bool = False) -> Console:
+    """A rich console; when output is not a terminal (a pipe, a file) it is 200 columns wide, so
+    ids and versions are not folded."""
+    file = sys.stderr if stderr else sys.stdout
+    width = None if file.isatty() else 200
+    return Console(file=file, highlight=False, soft_wrap=False, width=width)
+
+
+def _plain(value: Any) -> Any:
+    """A JSON-friendly value (NaN becomes null)."""
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    return value
+
+
+def _cell(value: Any, width: int | None) -> str:
+    if value is None:
+        return "∅"
+    if isinstance(value, float):
+        text = f"{value:.4g}"
+    elif isinstance(value, dict | list):
+        text = json.dumps(_plain(value), ensure_ascii=False, separators=(",", ":"))
+    else:
+        text = str(value)
+    text = text.replace("\n", "⏎ ")
+    if width and len(text) > width:
+        text = text[: width - 1] + "…"
+    return text
+
+
+def render_rows(
+    table: pa.Table, fmt: str = "table", *, title: str | None = None, width: int | None = 60
+) -> None:
+    """Print an Arrow table as a rich table, a JSON array or CSV on stdout."""
+    rows = table.to_pylist()
+    out = sys.stdout
+    if fmt == "json":
+        json.dump([_plain(r) for r in rows], out, ensure_ascii=False, indent=1)
+        out.write("\n")
+    elif fmt == "csv":
+        buf = io.StringIO()
+        writer = csv.writer(buf)
+        writer.writerow(table.column_names)
+        for r in rows:
+            writer.writerow(
+                [
+                    json.dumps(_plain(v), ensure_ascii=False) if isinstance(v, dict | list) else _plain(v)
+                    for v in r.values()
+                ]
+            )
+        out.write(buf.getvalue())
+    else:
+        t = Table(title=title, show_lines=False, header_style="bold")
+        for name in table.column_names:
+            t.add_column(name, overflow="fold")
+        for r in rows:
+            t.add_row(*[_cell(v, width) for v in r.values()])
+        console().print(t)
+
+
+def render_records(records: list[dict[str, Any]], fmt: str, *, title: str | None = None) -> None:
+    """Print a list of flat dicts (same keys) in the chosen format."""
+    if not records:
+        if fmt == "json":
+            print("[]")
+        elif fmt == "table":
+            console().print(f"[dim]{title + ': ' if title else ''}nothing to show[/dim]")
+        return
+    render_rows(pa.Table.from_pylist(records), fmt, title=title, width=None)
+
+
+def human_bytes(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if abs(n) < 1024 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TB"
+
+
+class RichReporter:
+    """Progress bars per stage: shards done / total, rows, rows/s and tokens/s."""
+
+    def __init__(self, con: Console | None = None) -> None:
+        self.progress = Progress(
+            TextColumn("[bold]{task.fields[stage]:<13}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[unit]}"),
+            TextColumn("shards {task.fields[shards_done]}/{task.fields[shards]}"),
+            TextColumn("{task.fields[rate]}"),
+            TimeElapsedColumn(),
+            console=con or console(stderr=True),
+            transient=False,
+        )
+        self.tasks: dict[str, Any] = {}
+        self.started: dict[str, float] = {}
+        self.tokens: dict[str, int] = {}
+
+    def __enter__(self) -> RichReporter:
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.progress.stop()
+
+    def stage_started(self, stage: str, *, shards: int, done: int, units: int, unit: str) -> None:
+        self.started[stage] = time.perf_counter()
+        self.tokens[stage] = 0
+        fields = {"stage": stage, "unit": unit, "shards": shards, "shards_done": done, "rate": ""}
+        if stage in self.tasks:
+            self.progress.update(self.tasks[stage], total=units, completed=0, **fields)
+        else:
+            self.tasks[stage] = self.progress.add_task(stage, total=units, **fields)
+
+    def advance(self, stage: str, *, units: int = 0, tokens: int = 0) -> None:
+        if stage not in self.tasks:
+            return
+        self.tokens[stage] += tokens
+        task_id = self.tasks[stage]
+        self.progress.advance(task_id, units)
+        elapsed = max(time.perf_counter() - self.started[stage], 1e-9)
+        done = self.progress.tasks[task_id].completed
+        rate = f"{done / elapsed:.1f}/s"
+        if self.tokens[stage]:
+            rate += f" {self.tokens[stage] / elapsed:.0f} tok/s"
+        self.progress.update(task_id, rate=rate)
+
+    def shard_done(self, stage: str) -> None:
+        if stage in self.tasks:
+            task_id = self.tasks[stage]
+            done = self.progress.tasks[task_id].fields["shards_done"] + 1
+            self.progress.update(task_id, shards_done=done)
+
+    def stage_finished(self, stage: str, *, cached: bool) -> None:
+        if cached and stage not in self.tasks:
+            self.tasks[stage] = self.progress.add_task(
+                stage, total=1, completed=1, stage=stage, unit="cached", shards=0, shards_done=0, rate=""
+            )
+        elif stage in self.tasks:
+            task_id = self.tasks[stage]
+            total = self.progress.tasks[task_id].total
+            self.progress.update(task_id, completed=total)
+
+
+def render_summary(summary: Any, con: Console | None = None) -> None:
+    """The end-of-build summary: one row per table, totals, where the data is, what to run next."""
+    con = con or console()
+    t = Table(title=f"prefmill build: {summary.dataset}", header_style="bold")
+    for col in ("table", "version", "rows", "status", "time", "tokens", "errors"):
+        t.add_column(col, justify="right" if col in ("rows", "time", "tokens", "errors") else "left")
+    for r in summary.tables:
+        tokens = r.totals.get("tokens")
+        t.add_row(
+            r.table,
+            r.version,
+            f"{r.rows:,}",
+            "cached" if r.cached else "built",
+            "-" if r.cached else f"{r.seconds:.1f}s",
+            f"{int(tokens):,}" if tokens else "-",
+            str(r.totals.get("errors", 0)),
+        )
+    con.print(t)
+    cost = f"${summary.cost_usd:.4f}" if summary.cost_usd else "$0 (local engine)"
+    con.print(
+        f"time {summary.seconds:.1f}s · tokens generated {summary.tokens:,} · cost {cost} · "
+        f"ref '{summary.ref}'"
+        + (f" · stopped after {summary.stopped_after}" if summary.stopped_after else "")
+    )
+    con.print(f"data: {summary.root}/{summary.dataset}")
+    con.print('next: `prefmill tables`, `prefmill show pairs --limit 5`, `prefmill sql "SELECT ..."`')
