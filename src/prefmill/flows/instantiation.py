@@ -12,7 +12,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from prefect import flow, task
 
-from prefmill.flows.common import SHARD_TASK, STAGE_FLOW, TableResult, cached_result, current_flow_run_id, log
+from prefmill.flows.common import SHARD_TASK, STAGE_FLOW, TableResult, current_flow_run_id, log
 from prefmill.progress import reporter
 from prefmill.recipe import Recipe
 from prefmill.sql import read_sql
@@ -96,7 +96,10 @@ def instantiation_flow(
         vid = version_id(output, STAGE, INSTANTIATION_CODE_VERSION, config, parents)
         writer = store.open_version(recipe.dataset, output, vid)
         if (done := writer.manifest()) is not None:
-            results.append(cached_result(store, done, STAGE))
+            log().info("%s: cached %s@%s (%d rows)", STAGE, done.table, done.version, done.rows)
+            results.append(TableResult.of(store, done, cached=True, started=started))
+            reporter().advance(STAGE, units=1)
+            reporter().shard_done(STAGE)
             continue
         sql_file = recipe.instantiation.sql.get(output)  # type: ignore[call-overload]
         build_output(root, recipe.dataset, output, vid, sources, config["params"], custom_sql, sql_file)
@@ -110,6 +113,7 @@ def instantiation_flow(
         )
         log().info("instantiation: %s@%s, %d rows", output, vid, m.rows)
         reporter().advance(STAGE, units=1)
+        reporter().shard_done(STAGE)
         results.append(TableResult.of(store, m, cached=False, started=started))
     reporter().stage_finished(STAGE, cached=all(r.cached for r in results))
     return results

@@ -73,6 +73,7 @@ def prompts_flow(recipe: Recipe, root: str) -> list[TableResult]:
     for i in range(n_sources):
         parts.append(load_source(recipe, i))
         reporter().advance(STAGE, units=1)
+        reporter().shard_done(STAGE)
     prompts, rejected = combine([(p, r if r.num_columns else None) for p, r in parts])
     common = {"stage": STAGE, "code_version": PROMPTS_CODE_VERSION, "config": config}
     run_id = current_flow_run_id()
