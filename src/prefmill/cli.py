@@ -51,11 +51,12 @@ DatasetOpt = Annotated[
 ]
 RefOpt = Annotated[str, typer.Option("--ref", help="Ref whose versions are used by default.")]
 FormatOpt = Annotated[str, typer.Option("--format", "-f", help="table, json or csv.")]
+JsonFormatOpt = Annotated[str, typer.Option("--format", "-f", help="table or json.")]
 
 
-def _check_format(fmt: str) -> str:
-    if fmt not in FORMATS:
-        raise typer.BadParameter(f"'{fmt}' is not one of {', '.join(FORMATS)}", param_hint="--format")
+def _check_format(fmt: str, allowed: tuple[str, ...] = FORMATS) -> str:
+    if fmt not in allowed:
+        raise typer.BadParameter(f"'{fmt}' is not one of {', '.join(allowed)}", param_hint="--format")
     return fmt
 
 
@@ -278,13 +279,14 @@ def lineage(
     root: RootOpt = None,
     dataset: DatasetOpt = None,
     ref: RefOpt = DEFAULT_REF,
-    fmt: Annotated[str, typer.Option("--format", "-f", help="table or json.")] = "table",
+    fmt: JsonFormatOpt = "table",
 ) -> None:
     """Show which versions (and stage configs) a table version was made from."""
     import json
 
     from rich.tree import Tree
 
+    _check_format(fmt, ("table", "json"))
     store = _store(root)
     ds = _dataset(store, dataset)
     tree = _lineage_tree(store, _resolve(store, ds, spec, ref))
@@ -319,13 +321,14 @@ def diff(
     root: RootOpt = None,
     dataset: DatasetOpt = None,
     ref: RefOpt = DEFAULT_REF,
-    fmt: Annotated[str, typer.Option("--format", "-f", help="table or json.")] = "table",
+    fmt: JsonFormatOpt = "table",
 ) -> None:
     """Compare two versions: schema changes, rows added / removed / changed (by the table's id)."""
     import json
 
     from prefmill.storage.duck import bind, connect, query
 
+    _check_format(fmt, ("table", "json"))
     store = _store(root)
     ds = _dataset(store, dataset)
     a, b = _resolve(store, ds, left, ref), _resolve(store, ds, right, ref)

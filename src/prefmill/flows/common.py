@@ -14,7 +14,7 @@ from prefect.runtime import flow_run
 
 from prefmill.errors import PrefmillError
 from prefmill.progress import reporter
-from prefmill.storage import Manifest, Store
+from prefmill.storage import Manifest, Parent, Store, VersionWriter, version_id
 
 
 @dataclass
@@ -79,3 +79,54 @@ def cached_result(store: Store, m: Manifest, stage: str) -> TableResult:
     log().info("%s: cached %s@%s (%d rows)", stage, m.table, m.version, m.rows)
     reporter().stage_finished(stage, cached=True)
     return TableResult.of(store, m, cached=True, started=time.perf_counter())
+
+
+@dataclass
+class Target:
+    """The table version a stage is about to make: its id follows from (table, stage, code version,
+    config, parents); ``existing`` is its manifest when an earlier run already published it."""
+
+    store: Store
+    writer: VersionWriter
+    stage: str
+    code_version: str
+    config: dict[str, Any]
+    parents: list[Parent]
+    started: float = field(default_factory=time.perf_counter)
+
+    @classmethod
+    def open(
+        cls,
+        store: Store,
+        dataset: str,
+        table: str,
+        *,
+        stage: str,
+        code_version: str,
+        config: dict[str, Any],
+        parents: list[Parent],
+    ) -> Target:
+        vid = version_id(table, stage, code_version, config, parents)
+        return cls(store, store.open_version(dataset, table, vid), stage, code_version, config, parents)
+
+    @property
+    def version(self) -> str:
+        return self.writer.version
+
+    @property
+    def existing(self) -> Manifest | None:
+        return self.writer.manifest()
+
+    def publish(self, *, expected_shards: int, extra_stats: dict[str, Any] | None = None) -> TableResult:
+        """Write the manifest (all shards must be in) and describe the new version."""
+        m = self.writer.publish(
+            stage=self.stage,
+            code_version=self.code_version,
+            config=self.config,
+            parents=self.parents,
+            flow_run_id=current_flow_run_id(),
+            expected_shards=expected_shards,
+            extra_stats=extra_stats,
+        )
+        log().info("%s: published %s@%s (%d rows)", self.stage, m.table, m.version, m.rows)
+        return TableResult.of(self.store, m, cached=False, started=self.started)

@@ -10,10 +10,10 @@ import polars as pl
 import pyarrow.parquet as pq
 from prefect import flow, task
 
-from prefmill.flows.common import SHARD_TASK, STAGE_FLOW, TableResult, cached_result, current_flow_run_id, log
+from prefmill.flows.common import SHARD_TASK, STAGE_FLOW, TableResult, Target, cached_result
 from prefmill.progress import reporter
 from prefmill.recipe import Recipe
-from prefmill.storage import Manifest, Parent, Store, version_id
+from prefmill.storage import Manifest, Parent, Store
 from prefmill.tasks.evaluation.judge import EVALUATION_CODE_VERSION, judge_shard
 
 STAGE = "evaluation"
@@ -48,14 +48,20 @@ def judge_candidates_shard(
 
 @flow(name="prefmill-evaluation", **STAGE_FLOW)
 def evaluation_flow(recipe: Recipe, root: str, prompts: Manifest, candidates: Manifest) -> TableResult:
-    started = time.perf_counter()
     store = Store(root)
     config = evaluation_config(recipe)
-    parents = [Parent("prompts", prompts.version), Parent("candidates", candidates.version)]
-    vid = version_id("judgments", STAGE, EVALUATION_CODE_VERSION, config, parents)
-    writer = store.open_version(recipe.dataset, "judgments", vid)
-    if (done := writer.manifest()) is not None:
+    target = Target.open(
+        store,
+        recipe.dataset,
+        "judgments",
+        stage=STAGE,
+        code_version=EVALUATION_CODE_VERSION,
+        config=config,
+        parents=[Parent("prompts", prompts.version), Parent("candidates", candidates.version)],
+    )
+    if (done := target.existing) is not None:
         return cached_result(store, done, STAGE)
+    writer = target.writer
     n_shards = len(candidates.files)
     finished = set(writer.finished_shards())
     todo = [i for i in range(n_shards) if i not in finished]
@@ -67,16 +73,8 @@ def evaluation_flow(recipe: Recipe, root: str, prompts: Manifest, candidates: Ma
         unit="candidates",
     )
     for i in todo:
-        judge_candidates_shard(root, recipe.dataset, vid, i, prompts, candidates, config["judges"])
+        judge_candidates_shard(root, recipe.dataset, target.version, i, prompts, candidates, config["judges"])
         reporter().shard_done(STAGE)
-    m = writer.publish(
-        stage=STAGE,
-        code_version=EVALUATION_CODE_VERSION,
-        config=config,
-        parents=parents,
-        flow_run_id=current_flow_run_id(),
-        expected_shards=n_shards,
-    )
-    log().info("evaluation: judgments@%s, %d rows", m.version, m.rows)
+    result = target.publish(expected_shards=n_shards)
     reporter().stage_finished(STAGE, cached=False)
-    return TableResult.of(store, m, cached=False, started=started)
+    return result

@@ -5,18 +5,17 @@ changing ``label_threshold`` rebuilds `points` alone, and no stage before this o
 from __future__ import annotations
 
 import hashlib
-import time
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
 from prefect import flow, task
 
-from prefmill.flows.common import SHARD_TASK, STAGE_FLOW, TableResult, current_flow_run_id, log
+from prefmill.flows.common import SHARD_TASK, STAGE_FLOW, TableResult, Target, log
 from prefmill.progress import reporter
 from prefmill.recipe import Recipe
 from prefmill.sql import read_sql
-from prefmill.storage import Manifest, Parent, Store, version_id
+from prefmill.storage import Manifest, Parent, Store
 from prefmill.storage.duck import session
 from prefmill.tasks.instantiation.run import INSTANTIATION_CODE_VERSION, instantiate, sql_parameters
 
@@ -91,29 +90,26 @@ def instantiation_flow(
     reporter().stage_started(STAGE, shards=len(outputs), done=0, units=len(outputs), unit="tables")
     results = []
     for output in outputs:
-        started = time.perf_counter()
         config, custom_sql = output_config(recipe, output)
-        vid = version_id(output, STAGE, INSTANTIATION_CODE_VERSION, config, parents)
-        writer = store.open_version(recipe.dataset, output, vid)
-        if (done := writer.manifest()) is not None:
-            log().info("%s: cached %s@%s (%d rows)", STAGE, done.table, done.version, done.rows)
-            results.append(TableResult.of(store, done, cached=True, started=started))
-            reporter().advance(STAGE, units=1)
-            reporter().shard_done(STAGE)
-            continue
-        sql_file = recipe.instantiation.sql.get(output)  # type: ignore[call-overload]
-        build_output(root, recipe.dataset, output, vid, sources, config["params"], custom_sql, sql_file)
-        m = writer.publish(
+        target = Target.open(
+            store,
+            recipe.dataset,
+            output,
             stage=STAGE,
             code_version=INSTANTIATION_CODE_VERSION,
             config=config,
             parents=parents,
-            flow_run_id=current_flow_run_id(),
-            expected_shards=1,
         )
-        log().info("instantiation: %s@%s, %d rows", output, vid, m.rows)
+        if (done := target.existing) is not None:
+            log().info("%s: cached %s@%s (%d rows)", STAGE, done.table, done.version, done.rows)
+            results.append(TableResult.of(store, done, cached=True, started=target.started))
+        else:
+            sql_file = recipe.instantiation.sql.get(output)  # type: ignore[call-overload]
+            build_output(
+                root, recipe.dataset, output, target.version, sources, config["params"], custom_sql, sql_file
+            )
+            results.append(target.publish(expected_shards=1))
         reporter().advance(STAGE, units=1)
         reporter().shard_done(STAGE)
-        results.append(TableResult.of(store, m, cached=False, started=started))
     reporter().stage_finished(STAGE, cached=all(r.cached for r in results))
     return results

@@ -8,10 +8,10 @@ from typing import Any
 from prefect import flow, task
 
 from prefmill.engines.registry import get_engine
-from prefmill.flows.common import SHARD_TASK, STAGE_FLOW, TableResult, cached_result, current_flow_run_id, log
+from prefmill.flows.common import SHARD_TASK, STAGE_FLOW, TableResult, Target, cached_result, log
 from prefmill.progress import reporter
 from prefmill.recipe import Recipe
-from prefmill.storage import Manifest, Parent, Store, version_id
+from prefmill.storage import Manifest, Parent, Store
 from prefmill.tasks.synthesis.online import SYNTHESIS_CODE_VERSION, synthesize
 
 STAGE = "synthesis"
@@ -60,15 +60,21 @@ def generate_shard(
 
 @flow(name="prefmill-synthesis", **STAGE_FLOW)
 def synthesis_flow(recipe: Recipe, root: str, prompts: Manifest) -> TableResult:
-    started = time.perf_counter()
     store = Store(root)
-    config = synthesis_config(recipe)
-    parents = [Parent("prompts", prompts.version)]
-    vid = version_id("candidates", STAGE, SYNTHESIS_CODE_VERSION, config, parents)
-    writer = store.open_version(recipe.dataset, "candidates", vid)
-    if (done := writer.manifest()) is not None:
+    target = Target.open(
+        store,
+        recipe.dataset,
+        "candidates",
+        stage=STAGE,
+        code_version=SYNTHESIS_CODE_VERSION,
+        config=synthesis_config(recipe),
+        parents=[Parent("prompts", prompts.version)],
+    )
+    if (done := target.existing) is not None:
         return cached_result(store, done, STAGE)
 
+    vid = target.version
+    writer = target.writer
     n_shards = max(1, -(-prompts.rows // recipe.shard_size))
     finished = set(writer.finished_shards())
     todo = [i for i in range(n_shards) if i not in finished]
@@ -82,14 +88,6 @@ def synthesis_flow(recipe: Recipe, root: str, prompts: Manifest) -> TableResult:
         stats = generate_shard(root, recipe.dataset, vid, i, prompts.version, recipe)
         log().info("synthesis: shard %d/%d written (%s)", i + 1, n_shards, stats)
         reporter().shard_done(STAGE)
-    m = writer.publish(
-        stage=STAGE,
-        code_version=SYNTHESIS_CODE_VERSION,
-        config=config,
-        parents=parents,
-        flow_run_id=current_flow_run_id(),
-        expected_shards=n_shards,
-        extra_stats={"resumed_shards": len(finished)},
-    )
+    result = target.publish(expected_shards=n_shards, extra_stats={"resumed_shards": len(finished)})
     reporter().stage_finished(STAGE, cached=False)
-    return TableResult.of(store, m, cached=False, started=started)
+    return result
