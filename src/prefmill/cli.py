@@ -135,6 +135,9 @@ def build(
         str | None, typer.Option("--stop-after", help="prompts, synthesis, evaluation or instantiation.")
     ] = None,
     ref: Annotated[str, typer.Option("--ref", help="Ref to point at the built versions.")] = DEFAULT_REF,
+    retry_errors: Annotated[
+        bool, typer.Option("--retry-errors", help="Re-attempt the failed rows of finished versions.")
+    ] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show Prefect's logs.")] = False,
 ) -> None:
     """Build a dataset: run every stage of RECIPE, reusing finished versions and shards."""
@@ -153,7 +156,7 @@ def build(
 
     console(stderr=True).print(f"[dim]building {parsed.dataset} (starting Prefect)...[/dim]")
     with RichReporter() as reporter, use_reporter(reporter):
-        summary = run_build(parsed, root, stop_after=stop_after, ref=ref)
+        summary = run_build(parsed, root, stop_after=stop_after, ref=ref, retry_errors=retry_errors or None)
     render_summary(summary)
 
 

@@ -133,6 +133,11 @@ class Recipe(_Section):
     shard_size: int = Field(
         default=64, ge=1, le=1_000_000, description="Prompts per shard: the unit of work, caching and resume."
     )
+    retry_errors: bool = Field(
+        default=False,
+        description="When a finished candidates version has failed rows, write a new version that "
+        "re-attempts only those (the rest is taken by reference). Same as `prefmill build --retry-errors`.",
+    )
     prompts: PromptsConfig = Field(description="Prompt sources.")
     synthesis: SynthesisConfig = Field(default_factory=SynthesisConfig, description="Response synthesis.")
     evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig, description="Evaluation.")

@@ -671,3 +671,40 @@ def test_store_module_uses_no_other_prefmill_part() -> None:
             if line.startswith(("import prefmill", "from prefmill")):
                 module = line.split()[1]
                 assert module.split(".")[1] in {"errors", "ids", "storage"}, f"{py.name}: {line}"
+
+
+def test_a_version_can_borrow_shards_of_a_parent_by_reference(store: Store) -> None:
+    """A retry writes only the shards it changed; the others are the parent's files, not copies."""
+    data = build("candidates", 6, errors=2)
+    first = store.open_version(DS, "candidates", "v1")
+    first.write_shard(0, data.slice(0, 3))
+    first.write_shard(1, data.slice(3, 3))
+    v1 = first.publish(stage="synthesis", code_version="1", config={}, expected_shards=2)
+    assert v1.totals["errors"] == 2
+
+    fixed = build("candidates", 6).slice(0, 3)  # shard 0 again, without the failed rows
+    second = store.open_version(DS, "candidates", "v2")
+    second.write_shard(0, fixed)
+    with pytest.raises(StorageError, match="borrowed versions \\['v1'\\] are not parents"):
+        second.publish(stage="synthesis", code_version="1", config={}, expected_shards=2, borrowed={1: "v1"})
+    v2 = second.publish(
+        stage="synthesis",
+        code_version="1",
+        config={},
+        parents=[Parent("candidates", "v1")],
+        expected_shards=2,
+        borrowed={1: "v1"},
+    )
+    assert [(f.path, f.version) for f in v2.files] == [
+        ("part-00000.parquet", None),
+        ("part-00001.parquet", "v1"),
+    ]
+    assert store.file_paths(v2)[1] == store.file_paths(v1)[1]
+    assert not Path(store.version_path(DS, "candidates", "v2"), "part-00001.parquet").exists()
+    assert v2.totals["errors"] == 0 and v2.rows == 6
+    assert store.read_arrow(v2).equals(pa.concat_tables([fixed, data.slice(3, 3)]))
+
+    store.write_ref(DS, "latest", {"candidates": "v2"})
+    report = store.gc(DS, apply=True)
+    assert report.unreferenced == []  # v1 is an ancestor of v2: its borrowed file stays
+    assert store.read_arrow(store.manifest(DS, "candidates", "v2")).num_rows == 6

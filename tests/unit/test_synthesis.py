@@ -164,3 +164,57 @@ def test_engine_returning_too_few_results() -> None:
 
 def test_code_version_is_a_string() -> None:
     assert SYNTHESIS_CODE_VERSION == "1"
+
+
+class FlakyEngine(ScriptedEngine):
+    """Fails every request on its first call, answers on later calls (a transient outage)."""
+
+    def generate(self, requests: list[GenerationRequest], progress=None) -> list[Generation]:
+        if self.calls == 0:
+            self.calls += 1
+            self.requests.extend(requests)
+            return [Generation.failed("HTTP 503 from the engine") for _ in requests]
+        return super().generate(requests, progress)
+
+
+def test_only_restricts_the_samples_and_keeps_their_ids() -> None:
+    prompts = _prompts("a", "b")
+    full = _run(prompts)
+    part = _run(prompts, only={("p1", 2), ("p0", 0)})
+    assert sorted(zip(part["prompt_id"].to_pylist(), part["sample_index"].to_pylist(), strict=True)) == [
+        ("p0", 0),
+        ("p1", 2),
+    ]
+    same = {r["candidate_id"]: r for r in full.to_pylist()}
+    for row in part.to_pylist():
+        assert same[row["candidate_id"]] == row  # same seed, same id, same text
+
+
+def test_retry_failed_regenerates_only_error_rows() -> None:
+    from prefmill.tasks.synthesis.online import retry_failed
+
+    prompts = _prompts("a", "b", "FAIL here")
+    args = {"k": 2, "temperatures": [0.5], "top_p": 0.9, "max_new_tokens": 16, "seed": 1}
+    flaky = FlakyEngine()
+    first = synthesize(prompts.slice(0, 2), flaky, **args)
+    assert first.column("error").null_count == 0  # every row failed
+    # the first call failed everything; a retry goes to the engine only for the failed rows
+    mixed = pa.concat_tables([first.slice(0, 2), _run(prompts.slice(1, 2), **args).slice(0, 2)])
+    mixed = pa.concat_tables([mixed, synthesize(prompts.slice(2, 1), ScriptedEngine(), **args)])
+    assert mixed.column("error").to_pylist().count(None) == 2
+    engine = ScriptedEngine()
+    retried, n = retry_failed(mixed, prompts, engine, **args)
+    assert n == 4 and len(engine.requests) == 4
+    assert retried.column("candidate_id").to_pylist() == mixed.column("candidate_id").to_pylist()
+    rows = retried.to_pylist()
+    assert [r["error"] is None for r in rows] == [
+        True,
+        True,
+        True,
+        True,
+        False,
+        False,
+    ]  # FAIL prompt fails again
+    assert rows[2:4] == mixed.to_pylist()[2:4]  # good rows untouched
+    untouched, zero = retry_failed(retried.slice(0, 4), prompts, ScriptedEngine(), **args)
+    assert zero == 0 and untouched.equals(retried.slice(0, 4))

@@ -44,7 +44,11 @@ class BuildSummary:
 
 @flow(name="prefmill-build", **STAGE_FLOW)
 def build_flow(
-    recipe: Recipe, root: str, stop_after: str | None = None, ref: str = DEFAULT_REF
+    recipe: Recipe,
+    root: str,
+    stop_after: str | None = None,
+    ref: str = DEFAULT_REF,
+    retry_errors: bool = False,
 ) -> BuildSummary:
     """Run the stages in order (stopping after ``stop_after`` if given) and point ``ref`` at the result."""
     started = time.perf_counter()
@@ -55,7 +59,7 @@ def build_flow(
     summary.tables += prompts_flow(recipe, root)
     man = {"prompts": store.manifest(recipe.dataset, "prompts", summary.version("prompts"))}
     if last >= 1:
-        summary.tables.append(synthesis_flow(recipe, root, man["prompts"]))
+        summary.tables.append(synthesis_flow(recipe, root, man["prompts"], retry_errors=retry_errors))
         man["candidates"] = store.manifest(recipe.dataset, "candidates", summary.version("candidates"))
     if last >= 2:
         summary.tables.append(evaluation_flow(recipe, root, man["prompts"], man["candidates"]))
@@ -88,11 +92,20 @@ def preflight(recipe: Recipe, root: str) -> None:
 
 
 def run_build(
-    recipe: Recipe, root: str | None = None, *, stop_after: str | None = None, ref: str = DEFAULT_REF
+    recipe: Recipe,
+    root: str | None = None,
+    *,
+    stop_after: str | None = None,
+    ref: str = DEFAULT_REF,
+    retry_errors: bool | None = None,
 ) -> BuildSummary:
-    """Build ``recipe`` into ``root`` (default: the recipe's root, $PREFMILL_HOME, ./prefmill-data)."""
+    """Build ``recipe`` into ``root`` (default: the recipe's root, $PREFMILL_HOME, ./prefmill-data).
+
+    ``retry_errors`` (default: the recipe's ``retry_errors``) re-attempts the failed rows of an
+    existing candidates version in a new version instead of reusing it as it is."""
     if stop_after is not None and stop_after not in STAGES:
         raise ValueError(f"stop_after must be one of {', '.join(STAGES)}")
     target = recipe.storage_root(root)
     preflight(recipe, target)
-    return build_flow(recipe, target, stop_after=stop_after, ref=ref)
+    retry = recipe.retry_errors if retry_errors is None else retry_errors
+    return build_flow(recipe, target, stop_after=stop_after, ref=ref, retry_errors=retry)

@@ -117,9 +117,16 @@ class Target:
     def existing(self) -> Manifest | None:
         return self.writer.manifest()
 
-    def publish(self, *, expected_shards: int, extra_stats: dict[str, Any] | None = None) -> TableResult:
+    def publish(
+        self,
+        *,
+        expected_shards: int,
+        extra_stats: dict[str, Any] | None = None,
+        borrowed: dict[int, str] | None = None,
+    ) -> TableResult:
         """Write the manifest (all shards must be in) and describe the new version."""
         m = self.writer.publish(
+            borrowed=borrowed,
             stage=self.stage,
             code_version=self.code_version,
             config=self.config,
@@ -130,3 +137,14 @@ class Target:
         )
         log().info("%s: published %s@%s (%d rows)", self.stage, m.table, m.version, m.rows)
         return TableResult.of(self.store, m, cached=False, started=self.started)
+
+
+def latest_retry(store: Store, m: Manifest) -> Manifest:
+    """The newest version that retried ``m``'s failed rows (following retries of retries), or ``m``.
+
+    A retry supersedes the version it retried: later builds of the same recipe use it."""
+    while True:
+        retries = [v for v in store.versions(m.dataset, m.table) if v.config.get("retry_of") == m.version]
+        if not retries:
+            return m
+        m = retries[-1]  # versions() is oldest first

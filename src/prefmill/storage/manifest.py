@@ -12,9 +12,10 @@ MANIFEST_NAME = "_manifest.json"
 
 @dataclass(frozen=True)
 class FileEntry:
-    path: str  # relative to the version folder
+    path: str  # relative to the folder of ``version`` (this version's folder when None)
     rows: int
     bytes: int
+    version: str | None = None  # set when the file is borrowed, by reference, from another version
 
 
 @dataclass(frozen=True)

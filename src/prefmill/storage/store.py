@@ -267,8 +267,8 @@ class Store:
 
     # -- reading -------------------------------------------------------------------------------
     def file_paths(self, m: Manifest) -> list[str]:
-        base = self.version_path(m.dataset, m.table, m.version)
-        return [f"{base}/{f.path}" for f in m.files]
+        """Full paths of a version's files, including files it borrows from an earlier version."""
+        return [f"{self.version_path(m.dataset, m.table, f.version or m.version)}/{f.path}" for f in m.files]
 
     def arrow_dataset(self, m: Manifest) -> pads.Dataset:
         return pads.dataset(self.file_paths(m), filesystem=self.fs, format="parquet")
@@ -398,6 +398,9 @@ class VersionWriter:
     def shard_path(self, index: int) -> str:
         return f"{self.dir}/part-{index:05d}.parquet"
 
+    def _shard_path_of(self, version: str, index: int) -> str:
+        return f"{self.store.version_path(self.dataset, self.table, version)}/part-{index:05d}.parquet"
+
     def write_shard(self, index: int, data: pa.Table, stats: Mapping[str, Any] | None = None) -> int:
         """Validate ``data`` against the table's schema and write it as shard ``index``, atomically.
         ``stats`` (numbers) are kept beside the shard and summed into the manifest at publish."""
@@ -433,12 +436,28 @@ class VersionWriter:
         flow_run_id: str | None = None,
         expected_shards: int | None = None,
         extra_stats: Mapping[str, Any] | None = None,
+        borrowed: Mapping[int, str] | None = None,
     ) -> Manifest:
         """Write the manifest once every shard is in. Returns the winning manifest if another writer
-        published this version first."""
+        published this version first.
+
+        ``borrowed`` maps shard indices to versions of the same table whose shard of that index this
+        version takes by reference instead of writing it (a retry keeps the shards that had no failed
+        rows); those versions must be among ``parents`` so lineage and gc keep them.
+        """
         if (existing := self.manifest()) is not None:
             return existing
-        shards = self.finished_shards()
+        parents = list(parents)
+        borrowed = dict(borrowed or {})
+        own = set(self.finished_shards())
+        unparented = sorted(
+            {v for v in borrowed.values()} - {p.version for p in parents if p.table == self.table}
+        )
+        if unparented:
+            raise StorageError(
+                f"cannot publish {self.table}@{self.version}: borrowed versions {unparented} are not parents"
+            )
+        shards = sorted(own | set(borrowed))
         if expected_shards is not None:
             missing = sorted(set(range(expected_shards)) - set(shards))
             if missing:
@@ -451,11 +470,14 @@ class VersionWriter:
         files, totals, stats = [], {"rows": 0, "errors": 0}, {}
         schema: pa.Schema | None = None
         for i in shards:
-            path = self.shard_path(i)
+            source = None if i in own else borrowed[i]
+            path = self.shard_path(i) if source is None else self._shard_path_of(source, i)
             meta = pq.read_metadata(path, filesystem=fs)
             schema = schema or meta.schema.to_arrow_schema()
             size = fs.get_file_info(path).size or 0
-            files.append(FileEntry(path=f"part-{i:05d}.parquet", rows=meta.num_rows, bytes=size))
+            files.append(
+                FileEntry(path=f"part-{i:05d}.parquet", rows=meta.num_rows, bytes=size, version=source)
+            )
             totals["rows"] += meta.num_rows
             names = set(meta.schema.names)
             wanted = [c for c in (*_SUM_COLUMNS, *_ERROR_COLUMNS) if c in names]
@@ -468,7 +490,7 @@ class VersionWriter:
                         totals[key] = totals.get(key, 0) + value
                     else:
                         totals["errors"] += cols.num_rows - cols.column(c).null_count
-            for k, v in self._stats(i).items():
+            for k, v in (self._stats(i) if source is None else {}).items():
                 if isinstance(v, int | float) and not isinstance(v, bool):
                     stats[k] = stats.get(k, 0) + v
                 else:
@@ -482,7 +504,7 @@ class VersionWriter:
             stage=stage,
             code_version=code_version,
             config=dict(config),
-            parents=list(parents),
+            parents=parents,
             schema=[{"name": f.name, "type": str(f.type)} for f in schema],
             files=files,
             totals=totals,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from prefmill.engines.base import Engine, GenerationRequest, Progress, SamplingParams
 from prefmill.errors import EngineError, RecipeError, SchemaError
@@ -42,12 +43,14 @@ def synthesize(
     max_new_tokens: int,
     seed: int,
     progress: Progress | None = None,
+    only: set[tuple[str, int]] | None = None,
 ) -> pa.Table:
     """``candidates`` rows: for each prompt and ``sample_index`` in ``range(k)``, one engine sample.
 
     The temperature of sample i is ``temperatures[i % len(temperatures)]`` (a ladder); its seed is
     ``seed_for(seed, prompt_id, i)``. Failed generations are rows with ``response`` null and ``error``
-    set. Rows come in prompt order, then sample order.
+    set. Rows come in prompt order, then sample order. ``only`` restricts the work to those
+    ``(prompt_id, sample_index)`` pairs (a retry of failed rows gets the same seeds, hence the same ids).
     """
     _check_config(k, temperatures, top_p, max_new_tokens)
     missing = [c for c in ("prompt_id", "messages") if c not in prompts.column_names]
@@ -70,6 +73,8 @@ def synthesize(
     row_id: list[str] = []
     for pid, msgs in zip(prompt_ids, messages, strict=True):
         for i in range(k):
+            if only is not None and (pid, i) not in only:
+                continue
             sp = params[i % len(params)]
             s = seed_for(seed, pid, i)
             sampling = canonical_json(
@@ -104,3 +109,57 @@ def synthesize(
         }
     )
     return conform("candidates", table, where="synthesis")
+
+
+def retry_failed(
+    previous: pa.Table,
+    prompts: pa.Table,
+    engine: Engine,
+    *,
+    k: int,
+    temperatures: Sequence[float],
+    top_p: float,
+    max_new_tokens: int,
+    seed: int,
+    progress: Progress | None = None,
+) -> tuple[pa.Table, int]:
+    """``previous`` (a candidates shard) with its failed rows generated again, in the same order.
+
+    Only rows with ``error`` set go to the engine; the others are kept as they are. Returns the new
+    shard and how many rows were retried.
+    """
+    errors = previous.column("error").to_pylist()
+    failed = {
+        (pid, int(i))
+        for pid, i, e in zip(
+            previous.column("prompt_id").to_pylist(),
+            previous.column("sample_index").to_pylist(),
+            errors,
+            strict=True,
+        )
+        if e is not None
+    }
+    if not failed:
+        return previous, 0
+    wanted = prompts.filter(pc.is_in(prompts.column("prompt_id"), pa.array(sorted({p for p, _ in failed}))))
+    fresh = synthesize(
+        wanted,
+        engine,
+        k=k,
+        temperatures=temperatures,
+        top_p=top_p,
+        max_new_tokens=max_new_tokens,
+        seed=seed,
+        progress=progress,
+        only=failed,
+    )
+    by_id = {
+        cid: row for cid, row in zip(fresh.column("candidate_id").to_pylist(), fresh.to_pylist(), strict=True)
+    }
+    rows = [
+        by_id.get(row["candidate_id"], row) if row["error"] is not None else row
+        for row in previous.to_pylist()
+    ]
+    return conform("candidates", pa.Table.from_pylist(rows, schema=previous.schema), where="retry"), len(
+        failed
+    )
