@@ -41,15 +41,10 @@ def synthesis_config(recipe: Recipe) -> dict[str, Any]:
 
 
 def _sampling(recipe: Recipe) -> dict[str, Any]:
-    s = recipe.synthesis
-    return {
-        "k": s.k,
-        "temperatures": s.temperatures,
-        "top_p": s.top_p,
-        "max_new_tokens": s.max_new_tokens,
-        "seed": recipe.seed,
-        "progress": lambda n: reporter().advance(STAGE, units=n),
-    }
+    """The keyword arguments of ``synthesize``: the versioned config's sampling part, and progress."""
+    config = synthesis_config(recipe)
+    args = {key: config[key] for key in ("k", "temperatures", "top_p", "max_new_tokens", "seed")}
+    return {**args, "progress": lambda n: reporter().advance(STAGE, units=n)}
 
 
 @task(name="generate-shard", **SHARD_TASK)

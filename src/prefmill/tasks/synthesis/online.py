@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -112,21 +113,14 @@ def synthesize(
 
 
 def retry_failed(
-    previous: pa.Table,
-    prompts: pa.Table,
-    engine: Engine,
-    *,
-    k: int,
-    temperatures: Sequence[float],
-    top_p: float,
-    max_new_tokens: int,
-    seed: int,
-    progress: Progress | None = None,
+    previous: pa.Table, prompts: pa.Table, engine: Engine, **sampling: Any
 ) -> tuple[pa.Table, int]:
     """``previous`` (a candidates shard) with its failed rows generated again, in the same order.
 
-    Only rows with ``error`` set go to the engine; the others are kept as they are. Returns the new
-    shard and how many rows were retried.
+    ``sampling`` are the keyword arguments of ``synthesize`` that made ``previous`` (k, temperatures,
+    top_p, max_new_tokens, seed, progress). Only rows with ``error`` set go to the engine, with their
+    original seeds; the others are kept as they are. Returns the new shard and how many rows were
+    retried.
     """
     errors = previous.column("error").to_pylist()
     failed = {
@@ -142,17 +136,7 @@ def retry_failed(
     if not failed:
         return previous, 0
     wanted = prompts.filter(pc.is_in(prompts.column("prompt_id"), pa.array(sorted({p for p, _ in failed}))))
-    fresh = synthesize(
-        wanted,
-        engine,
-        k=k,
-        temperatures=temperatures,
-        top_p=top_p,
-        max_new_tokens=max_new_tokens,
-        seed=seed,
-        progress=progress,
-        only=failed,
-    )
+    fresh = synthesize(wanted, engine, **sampling, only=failed)
     by_id = {
         cid: row for cid, row in zip(fresh.column("candidate_id").to_pylist(), fresh.to_pylist(), strict=True)
     }
