@@ -232,7 +232,7 @@ def _describe(error: dict[str, Any]) -> str:
         return "required field is missing"
     message = error["msg"].removeprefix("Value error, ")
     value = error.get("input")
-    if kind not in ("missing",) and isinstance(value, str | int | float | bool):
+    if isinstance(value, str | int | float | bool):
         message += f" (got {value!r})"
     return message
 
@@ -337,8 +337,6 @@ def reference_markdown() -> str:
                 default = repr(info.default_factory())  # type: ignore[call-arg]
             else:
                 default = repr(info.default)
-            if isinstance(default, str) and default.startswith(("PromptsConfig", "SynthesisConfig")):
-                default = "see below"
             if "Config(" in default:
                 default = "see below"
             ann = ann.replace("|", "\\|")
