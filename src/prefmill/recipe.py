@@ -92,15 +92,43 @@ class SynthesisConfig(_Section):
         return list(self.temperature) if isinstance(self.temperature, list) else [self.temperature]
 
 
+class ArithmeticJudge(_Section):
+    """Final-answer verifier for prompts with a numeric `reference` (score 1 or 0)."""
+
+    kind: Literal["arithmetic"] = Field(description="`arithmetic`.")
+
+
+class HeuristicJudge(_Section):
+    """Length-normalised quality heuristic for prompts without a reference (smoke tests, cold starts)."""
+
+    kind: Literal["heuristic"] = Field(description="`heuristic`.")
+
+
+# One class per adjudicator kind; `kind` picks it. A bare string in `judges` is short for {kind: ...}.
+JudgeConfig = Annotated[ArithmeticJudge | HeuristicJudge, Field(discriminator="kind")]
+JUDGE_MODELS: dict[str, type[BaseModel]] = {"arithmetic": ArithmeticJudge, "heuristic": HeuristicJudge}
+
+
 class EvaluationConfig(_Section):
     """Stage 2: preference evaluation (adjudicators write rows of `judgments`)."""
 
-    judges: list[str] = Field(
-        default_factory=lambda: ["arithmetic", "heuristic"],
+    judges: list[JudgeConfig] = Field(
+        default_factory=lambda: [ArithmeticJudge(kind="arithmetic"), HeuristicJudge(kind="heuristic")],
         min_length=1,
-        description="Adjudicators: `arithmetic` (final-answer verifier for prompts with a reference), "
-        "`heuristic` (length-normalised quality heuristic for prompts without one).",
+        description="Adjudicators, each a mapping with `kind` and its options (see the judge sections "
+        "below); a bare name such as `arithmetic` is short for `{kind: arithmetic}`.",
     )
+
+    @field_validator("judges", mode="before")
+    @classmethod
+    def _shorthand(cls, v: Any) -> Any:
+        if isinstance(v, list):
+            return [{"kind": j} if isinstance(j, str) else j for j in v]
+        return v
+
+    @property
+    def judge_kinds(self) -> list[str]:
+        return [j.kind for j in self.judges]
 
 
 class InstantiationConfig(_Section):
@@ -217,6 +245,7 @@ def _section_model(loc: Sequence[Any]) -> type[BaseModel] | None:
         ("synthesis",): SynthesisConfig,
         ("evaluation",): EvaluationConfig,
         ("instantiation",): InstantiationConfig,
+        **{("evaluation", "judges", kind): model for kind, model in JUDGE_MODELS.items()},
     }
     return sections.get(names)
 
@@ -237,12 +266,15 @@ def _describe(error: dict[str, Any]) -> str:
     return message
 
 
+_TAGS = frozenset({"file", "arithmetic", *JUDGE_MODELS})
+
+
 def _field_path(loc: Sequence[Any]) -> str:
     out = ""
     for part in loc:
         if isinstance(part, int):
             out += f"[{part}]"
-        elif part in ("file", "arithmetic") and out.endswith("]"):
+        elif part in _TAGS and out.endswith("]"):
             continue  # discriminator tag pydantic inserts into the location
         else:
             out += ("." if out else "") + str(part)
@@ -305,6 +337,7 @@ def reference_markdown() -> str:
         ("prompts.sources[] with kind: arithmetic", ArithmeticSource),
         ("synthesis", SynthesisConfig),
         ("evaluation", EvaluationConfig),
+        *((f"evaluation.judges[] with kind: {kind}", model) for kind, model in JUDGE_MODELS.items()),
         ("instantiation", InstantiationConfig),
     ]
     lines = [

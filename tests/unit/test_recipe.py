@@ -48,7 +48,7 @@ def test_good_recipe_loads_with_defaults(tmp_path: Path) -> None:
     assert isinstance(recipe.prompts.sources[1], FileSource)
     assert recipe.synthesis.temperatures == [0.5, 1.0]
     assert recipe.synthesis.engine == "transformers:smollm2"
-    assert recipe.evaluation.judges == ["arithmetic", "heuristic"]
+    assert recipe.evaluation.judge_kinds == ["arithmetic", "heuristic"]
     assert recipe.instantiation.outputs == ["pairs"]
     # relative paths resolve against the recipe's folder, not the working directory
     assert recipe.resolve_path("prompts.jsonl") == tmp_path / "prompts.jsonl"
@@ -119,3 +119,27 @@ def test_docs_recipe_md_is_up_to_date() -> None:
     assert docs.read_text().strip() == reference_markdown().strip(), (
         "docs/recipe.md is stale: run `python -m prefmill.recipe > docs/recipe.md`"
     )
+
+
+def test_judges_bare_names_are_short_for_kind_mappings() -> None:
+    text = _MINIMAL_JUDGES + "    - arithmetic\n    - kind: heuristic\n"
+    recipe = parse_recipe(text)
+    assert recipe.evaluation.judge_kinds == ["arithmetic", "heuristic"]
+    assert (
+        recipe.evaluation.judges[0]
+        == parse_recipe(_MINIMAL_JUDGES + "    - kind: arithmetic\n").evaluation.judges[0]
+    )
+
+
+def test_unknown_judge_kind_and_option_name_the_line() -> None:
+    with pytest.raises(
+        RecipeError, match=r"line 8: evaluation\.judges\[0\]: .*'nope'.*'arithmetic', 'heuristic'"
+    ):
+        parse_recipe(_MINIMAL_JUDGES + "    - nope\n")
+    with pytest.raises(RecipeError, match=r"line 9: evaluation\.judges\[0\]\.bogus: unknown field"):
+        parse_recipe(_MINIMAL_JUDGES + "    - kind: arithmetic\n      bogus: 1\n")
+
+
+_MINIMAL_JUDGES = (
+    "dataset: d\nprompts:\n  sources:\n    - kind: arithmetic\n      n: 3\nevaluation:\n  judges:\n"
+)

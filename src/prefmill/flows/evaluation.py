@@ -12,7 +12,7 @@ from prefect import flow, task
 
 from prefmill.flows.common import SHARD_TASK, STAGE_FLOW, TableResult, Target, cached_result
 from prefmill.progress import reporter
-from prefmill.recipe import Recipe
+from prefmill.recipe import JudgeConfig, Recipe
 from prefmill.storage import Manifest, Parent, Store
 from prefmill.tasks.evaluation.judge import EVALUATION_CODE_VERSION, judge_shard
 
@@ -20,7 +20,8 @@ STAGE = "evaluation"
 
 
 def evaluation_config(recipe: Recipe) -> dict[str, Any]:
-    return {"judges": list(recipe.evaluation.judges)}
+    """What decides the judgments version: every judge's full config, in order."""
+    return {"judges": [j.model_dump(mode="json") for j in recipe.evaluation.judges]}
 
 
 @task(name="judge-shard", **SHARD_TASK)
@@ -31,7 +32,7 @@ def judge_candidates_shard(
     index: int,
     prompts: Manifest,
     candidates: Manifest,
-    judges: list[str],
+    judges: list[JudgeConfig],
 ) -> dict[str, Any]:
     """Judge the candidates of one candidates part file and write judgments shard ``index``."""
     store = Store(root)
@@ -73,7 +74,9 @@ def evaluation_flow(recipe: Recipe, root: str, prompts: Manifest, candidates: Ma
         unit="candidates",
     )
     for i in todo:
-        judge_candidates_shard(root, recipe.dataset, target.version, i, prompts, candidates, config["judges"])
+        judge_candidates_shard(
+            root, recipe.dataset, target.version, i, prompts, candidates, list(recipe.evaluation.judges)
+        )
         reporter().shard_done(STAGE)
     result = target.publish(expected_shards=n_shards)
     reporter().stage_finished(STAGE, cached=False)

@@ -11,12 +11,14 @@ candidates table and downstream SQL excludes them.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from prefmill.errors import PrefmillError
+from prefmill.recipe import JUDGE_MODELS, JudgeConfig
 from prefmill.storage.schemas import conform, empty_table
 from prefmill.tasks.evaluation.heuristic import heuristic_judge
 from prefmill.tasks.evaluation.verifiers import arithmetic_verifier
@@ -33,43 +35,55 @@ def _without_reference(cands: pa.Table) -> pa.Table:
     return cands.filter(pc.is_null(cands.column("reference")))
 
 
-#: name -> (what it does, function on the candidates it applies to)
-JUDGES: dict[str, tuple[str, Callable[[pa.Table], pa.Table]]] = {
+Runner = Callable[[Any, pa.Table], pa.Table]
+"""A judge: (its recipe config, the candidates shard) -> judgments rows."""
+
+#: kind -> (what it does, runner). A new adjudicator adds a recipe model (recipe.JUDGE_MODELS) and a
+#: runner here; the runner picks the candidates it applies to.
+JUDGES: dict[str, tuple[str, Runner]] = {
     "arithmetic": (
         "checks the final number against the reference",
-        lambda c: arithmetic_verifier(_with_reference(c)),
+        lambda _config, c: arithmetic_verifier(_with_reference(c)),
     ),
     "heuristic": (
         "length-normalised quality heuristic, for prompts without a reference",
-        lambda c: heuristic_judge(_without_reference(c)),
+        lambda _config, c: heuristic_judge(_without_reference(c)),
     ),
 }
 KNOWN_JUDGES: tuple[str, ...] = tuple(JUDGES)
 
 
-def check_judges(judges: list[str]) -> None:
-    """Raise ``PrefmillError`` naming the unknown judges and the known ones."""
-    unknown = [j for j in judges if j not in JUDGES]
+def _configs(judges: Sequence[JudgeConfig | str]) -> list[Any]:
+    """Judge configs, with bare names validated into configs; unknown kinds are a ``PrefmillError``."""
+    kinds = [j if isinstance(j, str) else j.kind for j in judges]
+    unknown = [k for k in kinds if k not in JUDGES]
     if unknown:
         raise PrefmillError(
             f"unknown judge(s) {', '.join(repr(j) for j in unknown)}: known judges are "
             f"{', '.join(KNOWN_JUDGES)}; fix the evaluation judges in the recipe"
         )
+    return [JUDGE_MODELS[j](kind=j) if isinstance(j, str) else j for j in judges]
 
 
-def judge_shard(cands: pa.Table, judges: list[str]) -> pa.Table:
+def check_judges(judges: Sequence[JudgeConfig | str]) -> None:
+    """Raise ``PrefmillError`` naming the unknown judges and the known ones."""
+    _configs(judges)
+
+
+def judge_shard(cands: pa.Table, judges: Sequence[JudgeConfig | str]) -> pa.Table:
     """Judge one shard: ``cands`` is candidates joined with their prompt's reference.
 
     Columns: candidate_id, prompt_id, response, reference, finish_reason, n_tokens, error. Rows with
-    ``error`` set are skipped; each judge in ``judges`` (in order, each once) runs on the rows it applies
-    to; the result is one conforming ``judgments`` table.
+    ``error`` set are skipped; each judge in ``judges`` (recipe configs or bare kinds, in order, equal
+    configs once) runs on the rows it applies to; the result is one conforming ``judgments`` table.
     """
-    check_judges(judges)
+    configs = _configs(judges)
     if "reference" not in cands.column_names:
         cands = cands.append_column("reference", pa.nulls(cands.num_rows, pa.string()))
     if "error" in cands.column_names:
         cands = cands.filter(pc.is_null(cands.column("error")))
-    parts = [JUDGES[name][1](cands) for name in dict.fromkeys(judges)]
+    unique = list({config: None for config in configs})
+    parts = [JUDGES[config.kind][1](config, cands) for config in unique]
     parts = [p for p in parts if p.num_rows]
     if not parts:
         return empty_table("judgments")
