@@ -41,5 +41,6 @@ def write_report(
         tmp.write_text(page, encoding="utf-8")
         tmp.replace(out)
     except OSError as exc:
-        raise PrefmillError(f"cannot write the report to {out}: {exc.strerror or exc}; pass --out PATH") from exc
+        reason = exc.strerror or exc
+        raise PrefmillError(f"cannot write the report to {out}: {reason}; pass another --out PATH") from exc
     return out

@@ -90,12 +90,11 @@ def _missing(data: ReportData, name: str) -> str:
 
 def stage_sizes(data: ReportData) -> Section:
     v = data.versions
+    names = [r["table"] for r in v]
     fig = go.Figure(
         [
-            go.Bar(name="rows", x=[r["table"] for r in v], y=[r["rows"] for r in v], marker_color=COLORS[0]),
-            go.Bar(
-                name="error rows", x=[r["table"] for r in v], y=[r["errors"] for r in v], marker_color=COLORS[3]
-            ),
+            go.Bar(name="rows", x=names, y=[r["rows"] for r in v], marker_color=COLORS[0]),
+            go.Bar(name="error rows", x=names, y=[r["errors"] for r in v], marker_color=COLORS[3]),
         ]
     )
     _layout(fig, barmode="group", yaxis_title="rows")
@@ -143,7 +142,9 @@ def tokens(data: ReportData) -> Section:
                 y=[r["completion_tokens"] for r in rows],
                 marker_color=COLORS[0],
             ),
-            go.Bar(name="prompt tokens", x=gens, y=[r["prompt_tokens"] for r in rows], marker_color=COLORS[1]),
+            go.Bar(
+                name="prompt tokens", x=gens, y=[r["prompt_tokens"] for r in rows], marker_color=COLORS[1]
+            ),
         ]
     )
     _layout(fig, barmode="stack", yaxis_title="tokens")
