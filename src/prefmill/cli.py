@@ -152,10 +152,10 @@ def build(
         os.environ.setdefault("PREFECT_LOGGING_LEVEL", "CRITICAL")
     from prefmill.flows import run_build
     from prefmill.progress import use_reporter
-    from prefmill.ui import RichReporter, render_summary
+    from prefmill.ui import progress_reporter, render_summary
 
     console(stderr=True).print(f"[dim]building {parsed.dataset} (starting Prefect)...[/dim]")
-    with RichReporter() as reporter, use_reporter(reporter):
+    with progress_reporter() as reporter, use_reporter(reporter):
         summary = run_build(parsed, root, stop_after=stop_after, ref=ref, retry_errors=retry_errors or None)
     render_summary(summary)
 

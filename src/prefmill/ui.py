@@ -173,6 +173,69 @@ class RichReporter:
             self.progress.update(task_id, completed=total)
 
 
+class PlainReporter:
+    """Progress as plain lines, for output that is not a terminal (CI logs, a file, a pipe): one line
+    when a stage starts, one per finished shard (shards done / total, rows, rows/s, tokens/s), one when
+    it ends. No cursor movement, no colours, nothing redrawn."""
+
+    def __init__(self, file: Any = None) -> None:
+        self.file = file
+        self.state: dict[str, dict[str, Any]] = {}
+
+    def __enter__(self) -> PlainReporter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
+    def _print(self, text: str) -> None:
+        print(text, file=self.file or sys.stderr, flush=True)
+
+    def _rates(self, st: dict[str, Any]) -> str:
+        elapsed = max(time.perf_counter() - st["started"], 1e-9)
+        text = f"{st['units']:,}/{st['total']:,} {st['unit']} · {st['units'] / elapsed:.1f} {st['unit']}/s"
+        if st["tokens"]:
+            text += f" · {st['tokens'] / elapsed:.0f} tok/s"
+        return text + f" · {elapsed:.1f}s"
+
+    def stage_started(self, stage: str, *, shards: int, done: int, units: int, unit: str) -> None:
+        self.state[stage] = {
+            "started": time.perf_counter(),
+            "shards": shards,
+            "shards_done": done,
+            "total": units,
+            "units": 0,
+            "unit": unit,
+            "tokens": 0,
+        }
+        resumed = f" ({done} already done)" if done else ""
+        self._print(f"{stage}: {shards} shard(s){resumed}, {units:,} {unit} to do")
+
+    def advance(self, stage: str, *, units: int = 0, tokens: int = 0) -> None:
+        if stage in self.state:
+            self.state[stage]["units"] += units
+            self.state[stage]["tokens"] += tokens
+
+    def shard_done(self, stage: str) -> None:
+        if stage in self.state:
+            st = self.state[stage]
+            st["shards_done"] += 1
+            self._print(f"{stage}: shard {st['shards_done']}/{st['shards']} · {self._rates(st)}")
+
+    def stage_finished(self, stage: str, *, cached: bool) -> None:
+        st = self.state.get(stage)
+        if cached and st is None:
+            self._print(f"{stage}: cached (nothing to do)")
+        elif st is not None:
+            self._print(f"{stage}: done · {self._rates(st)}")
+
+
+def progress_reporter(con: Console | None = None) -> RichReporter | PlainReporter:
+    """Live progress bars on a terminal; plain lines otherwise (stderr)."""
+    con = con or console(stderr=True)
+    return RichReporter(con) if con.is_terminal else PlainReporter(con.file)
+
+
 def render_summary(summary: Any, con: Console | None = None) -> None:
     """The end-of-build summary: one row per table, totals, where the data is, what to run next."""
     con = con or console()
