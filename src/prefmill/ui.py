@@ -108,6 +108,11 @@ def human_bytes(n: float) -> str:
     return f"{n:.1f} TB"
 
 
+def _rate(per_second: float) -> str:
+    """A rate with enough digits to be non-zero when slow (0.023) and no noise when fast (1,204)."""
+    return f"{per_second:.2g}" if per_second < 10 else f"{per_second:,.0f}"
+
+
 class RichReporter:
     """Progress bars per stage: shards done / total, rows, rows/s and tokens/s."""
 
@@ -151,9 +156,9 @@ class RichReporter:
         self.progress.advance(task_id, units)
         elapsed = max(time.perf_counter() - self.started[stage], 1e-9)
         done = self.progress.tasks[task_id].completed
-        rate = f"{done / elapsed:.1f}/s"
+        rate = f"{_rate(done / elapsed)}/s"
         if self.tokens[stage]:
-            rate += f" {self.tokens[stage] / elapsed:.0f} tok/s"
+            rate += f" {_rate(self.tokens[stage] / elapsed)} tok/s"
         self.progress.update(task_id, rate=rate)
 
     def shard_done(self, stage: str) -> None:
@@ -193,9 +198,9 @@ class PlainReporter:
 
     def _rates(self, st: dict[str, Any]) -> str:
         elapsed = max(time.perf_counter() - st["started"], 1e-9)
-        text = f"{st['units']:,}/{st['total']:,} {st['unit']} · {st['units'] / elapsed:.1f} {st['unit']}/s"
+        text = f"{st['units']:,}/{st['total']:,} {st['unit']} · {_rate(st['units'] / elapsed)} {st['unit']}/s"
         if st["tokens"]:
-            text += f" · {st['tokens'] / elapsed:.0f} tok/s"
+            text += f" · {_rate(st['tokens'] / elapsed)} tok/s"
         return text + f" · {elapsed:.1f}s"
 
     def stage_started(self, stage: str, *, shards: int, done: int, units: int, unit: str) -> None:

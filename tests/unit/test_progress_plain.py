@@ -28,7 +28,7 @@ def test_plain_reporter_lines() -> None:
     assert lines[0] == "prompts: cached (nothing to do)"
     assert lines[1] == "synthesis: 3 shard(s) (1 already done), 8 samples to do"
     assert re.fullmatch(
-        r"synthesis: shard 2/3 · 4/8 samples · [\d.]+ samples/s · \d+ tok/s · [\d.]+s", lines[2]
+        r"synthesis: shard 2/3 · 4/8 samples · [\d.,]+ samples/s · [\d.,]+ tok/s · [\d.]+s", lines[2]
     )
     assert lines[3].startswith("synthesis: shard 3/3 · 8/8 samples · ")
     assert lines[4].startswith("synthesis: done · 8/8 samples · ")
