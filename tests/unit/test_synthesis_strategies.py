@@ -149,8 +149,11 @@ def test_offline_long_and_wide_formats(tmp_path: Path) -> None:
     got = [
         (r["response"], r["generator"], r["rating"], r["sample_index"], r["origin"]) for r in out.to_pylist()
     ]
-    assert got == [("2", "gpt-x", 9.0, 0, "offline"), ("3", "gpt-x", 1.5, 1, "offline"),
-                   ("hi", "offline:long.jsonl", None, 0, "offline")]  # fmt: skip
+    assert got == [
+        ("2", "gpt-x", 9.0, 0, "offline"),
+        ("3", "gpt-x", 1.5, 1, "offline"),
+        ("hi", "offline:long.jsonl", None, 0, "offline"),
+    ]
     assert set(out.column("strategy").to_pylist()) == {"offline"}
     assert import_offline(spec, rows, prompts.column("prompt_id").to_pylist()).equals(out)  # same ids
 
@@ -185,7 +188,7 @@ def test_offline_wide_list_of_objects_and_hf_folder(tmp_path: Path) -> None:
                 "responses": [{"response": "hello", "rating": 4.0}, {"response": "bye", "rating": 1.0}],
                 "model": ["m1", "m2"],
             }
-        ]  # fmt: skip
+        ]
     )
     data.save_to_disk(str(tmp_path / "ds"))
     spec = OfflineSpec(path=str(tmp_path / "ds"), response_field="responses")
@@ -238,8 +241,17 @@ def test_best_of_n_samples_until_accepted() -> None:
     prompts = _prompts("p", "q", "open", references=["7", "4", None])
     pid_p = prompts.column("prompt_id")[0].as_py()
     engine = Engine(reply=reply)
-    out, stats = best_of_n(prompts, engine, k=2, budget=6, min_accepted=1, temperatures=[1.0], top_p=1.0,
-                           max_new_tokens=8, seed=0)  # fmt: skip
+    out, stats = best_of_n(
+        prompts,
+        engine,
+        k=2,
+        budget=6,
+        min_accepted=1,
+        temperatures=[1.0],
+        top_p=1.0,
+        max_new_tokens=8,
+        seed=0,
+    )
     rows = out.to_pylist()
     by = {}
     for r in rows:
@@ -250,10 +262,23 @@ def test_best_of_n_samples_until_accepted() -> None:
     assert [r["accepted"] for r in q] == [True, True] and {r["attempts"] for r in q} == {2}
     assert [r["accepted"] for r in o] == [None, None]  # no reference: one round, not judged
     assert set(out.column("strategy").to_pylist()) == {"best_of_n"}
-    assert stats == {"best_of_n_samples": 8, "best_of_n_rounds": 2, "best_of_n_verifiable": 2,
-                     "best_of_n_accepted_prompts": 2}  # fmt: skip
-    capped, stats = best_of_n(prompts.slice(0, 1), Engine(reply=lambda r: "The answer is 0"), k=2, budget=3,
-                              min_accepted=1, temperatures=[1.0], top_p=1.0, max_new_tokens=8, seed=0)  # fmt: skip
+    assert stats == {
+        "best_of_n_samples": 8,
+        "best_of_n_rounds": 2,
+        "best_of_n_verifiable": 2,
+        "best_of_n_accepted_prompts": 2,
+    }
+    capped, stats = best_of_n(
+        prompts.slice(0, 1),
+        Engine(reply=lambda r: "The answer is 0"),
+        k=2,
+        budget=3,
+        min_accepted=1,
+        temperatures=[1.0],
+        top_p=1.0,
+        max_new_tokens=8,
+        seed=0,
+    )
     assert capped.num_rows == 3 and stats["best_of_n_accepted_prompts"] == 0  # budget caps the rounds
 
 
@@ -280,8 +305,16 @@ def test_verbalize_splits_calls_and_keeps_unparseable_output() -> None:
         assert "Give 3 different possible responses" in content
         return GOOD if content.startswith("pets") else None if content.startswith("down") else "no tags here"
 
-    out = verbalize(_prompts("pets", "chat", "down"), Engine(reply=reply), k=1, n=3, temperatures=[1.0],
-                    top_p=1.0, max_new_tokens=50, seed=0)  # fmt: skip
+    out = verbalize(
+        _prompts("pets", "chat", "down"),
+        Engine(reply=reply),
+        k=1,
+        n=3,
+        temperatures=[1.0],
+        top_p=1.0,
+        max_new_tokens=50,
+        seed=0,
+    )
     rows = out.to_pylist()
     assert [r["response"] for r in rows[:3]] == ["A cat.", "A dog.", "A fish."]
     assert [r["stated_probability"] for r in rows[:3]] == [0.5, 0.3, None]

@@ -49,9 +49,14 @@ def synthesis_config(recipe: Recipe) -> dict[str, Any]:
     policies = []
     for p in s.resolved_policies():
         entry: dict[str, Any] = {
-            "name": p.name, "engine": p.engine, "k": p.k, "temperatures": p.temperatures,
-            "top_p": p.top_ps, "max_new_tokens": p.max_new_tokens, "strategy": p.strategy,
-        }  # fmt: skip
+            "name": p.name,
+            "engine": p.engine,
+            "k": p.k,
+            "temperatures": p.temperatures,
+            "top_p": p.top_ps,
+            "max_new_tokens": p.max_new_tokens,
+            "strategy": p.strategy,
+        }
         if p.strategy == "best_of_n":
             entry["best_of_n"] = s.best_of_n.model_dump()
         elif p.strategy == "verbalized":

@@ -76,9 +76,15 @@ def best_of_n(
     )
     references = dict(zip(pids, refs, strict=True))
     args = {
-        "k": budget, "temperatures": temperatures, "top_p": top_p, "max_new_tokens": max_new_tokens,
-        "seed": seed, "policy": policy, "strategy": STRATEGY, "progress": progress,
-    }  # fmt: skip
+        "k": budget,
+        "temperatures": temperatures,
+        "top_p": top_p,
+        "max_new_tokens": max_new_tokens,
+        "seed": seed,
+        "policy": policy,
+        "strategy": STRATEGY,
+        "progress": progress,
+    }
     accepted = dict.fromkeys(pids, 0)
     drawn = dict.fromkeys(pids, 0)
     active = list(pids)

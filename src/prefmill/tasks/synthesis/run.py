@@ -54,15 +54,32 @@ class ShardPlan:
     score_batch_size: int = 64
 
 
-def _policy(plan: ShardPlan, prompts: pa.Table, p: ResolvedPolicy, engine: Engine, progress: Progress | None,
-            only: set[tuple[str, int]] | None = None) -> tuple[pa.Table, dict[str, Any]]:  # fmt: skip
+def _policy(
+    plan: ShardPlan,
+    prompts: pa.Table,
+    p: ResolvedPolicy,
+    engine: Engine,
+    progress: Progress | None,
+    only: set[tuple[str, int]] | None = None,
+) -> tuple[pa.Table, dict[str, Any]]:
     common = {
-        "temperatures": p.temperatures, "top_p": p.top_ps, "max_new_tokens": p.max_new_tokens,
-        "seed": plan.seed, "policy": p.name, "progress": progress,
-    }  # fmt: skip
+        "temperatures": p.temperatures,
+        "top_p": p.top_ps,
+        "max_new_tokens": p.max_new_tokens,
+        "seed": plan.seed,
+        "policy": p.name,
+        "progress": progress,
+    }
     if p.strategy == "verbalized":
-        out = verbalize(prompts, engine, k=p.k, n=plan.verbalized_n, template=plan.verbalized_template,
-                        only=only, **common)  # fmt: skip
+        out = verbalize(
+            prompts,
+            engine,
+            k=p.k,
+            n=plan.verbalized_n,
+            template=plan.verbalized_template,
+            only=only,
+            **common,
+        )
         return out, {"verbalized_calls": len({(a, b // plan.verbalized_n) for a, b in _keys(out)})}
     if p.strategy == "best_of_n":
         if only is not None:  # a retry: the failed samples again, judged again; no new rounds
@@ -70,8 +87,15 @@ def _policy(plan: ShardPlan, prompts: pa.Table, p: ResolvedPolicy, engine: Engin
                 prompts, engine, k=plan.best_of_n_budget, only=only, strategy="best_of_n", **common
             )
             return out, {}
-        return best_of_n(prompts, engine, k=p.k, budget=plan.best_of_n_budget, accept=plan.best_of_n_accept,
-                         min_accepted=plan.best_of_n_min_accepted, **common)  # fmt: skip
+        return best_of_n(
+            prompts,
+            engine,
+            k=p.k,
+            budget=plan.best_of_n_budget,
+            accept=plan.best_of_n_accept,
+            min_accepted=plan.best_of_n_min_accepted,
+            **common,
+        )
     return synthesize(prompts, engine, k=p.k, only=only, **common), {}
 
 
@@ -79,8 +103,9 @@ def _keys(t: pa.Table) -> list[tuple[str, int]]:
     return list(zip(t.column("prompt_id").to_pylist(), t.column("sample_index").to_pylist(), strict=True))
 
 
-def _finish(plan: ShardPlan, cands: pa.Table, prompts: pa.Table, engine_for: EngineFor,
-            rescore: bool) -> tuple[pa.Table, dict[str, Any]]:  # fmt: skip
+def _finish(
+    plan: ShardPlan, cands: pa.Table, prompts: pa.Table, engine_for: EngineFor, rescore: bool
+) -> tuple[pa.Table, dict[str, Any]]:
     """Data-policy and target-policy log-probs, then near-duplicate marking and diversity stats."""
     stats: dict[str, Any] = {}
     messages = dict(
@@ -166,8 +191,9 @@ def retry_shard(
                 unit //= plan.verbalized_n
             failed.setdefault(row["policy"], set()).add((row["prompt_id"], unit))
     fresh: dict[tuple[str | None, str, int], list[dict[str, Any]]] = {}
-    references = dict(zip(prompts.column("prompt_id").to_pylist(),
-                          prompts.column("reference").to_pylist(), strict=True))  # fmt: skip
+    references = dict(
+        zip(prompts.column("prompt_id").to_pylist(), prompts.column("reference").to_pylist(), strict=True)
+    )
     for name, only in failed.items():
         p = by_name[name]
         wanted = prompts.filter(pc.is_in(prompts.column("prompt_id"), pa.array(sorted({a for a, _ in only}))))

@@ -111,10 +111,14 @@ def verbalize(
             )
             sampling = canonical_json(
                 {
-                    "temperature": sp.temperature, "top_p": sp.top_p, "max_new_tokens": sp.max_new_tokens,
-                    "seed": s, "verbalized_n": n, "template": template_id,
+                    "temperature": sp.temperature,
+                    "top_p": sp.top_p,
+                    "max_new_tokens": sp.max_new_tokens,
+                    "seed": s,
+                    "verbalized_n": n,
+                    "template": template_id,
                 }
-            )  # fmt: skip
+            )
             requests.append(GenerationRequest(chat, sp, s))
             keys.append((pid, c, sampling))
     generations = engine.generate(requests, progress)
@@ -122,10 +126,23 @@ def verbalize(
         raise EngineError(
             f"engine {generator} returned {len(generations)} results for {len(requests)} requests"
         )
-    cols: dict[str, list] = {name: [] for name in (
-        "candidate_id", "prompt_id", "response", "sampling", "sample_index", "n_tokens", "prompt_tokens",
-        "finish_reason", "latency_ms", "error", "stated_probability", "raw",
-    )}  # fmt: skip
+    cols: dict[str, list] = {
+        name: []
+        for name in (
+            "candidate_id",
+            "prompt_id",
+            "response",
+            "sampling",
+            "sample_index",
+            "n_tokens",
+            "prompt_tokens",
+            "finish_reason",
+            "latency_ms",
+            "error",
+            "stated_probability",
+            "raw",
+        )
+    }
 
     def add(pid: str, index: int, sampling: str, response: str | None, g, first: bool, **kw) -> None:
         cols["candidate_id"].append(content_id([pid, generator, sampling, index]))
@@ -148,10 +165,16 @@ def verbalize(
         parsed = parse(g.text or "", n)
         if not parsed:
             add(
-                pid, c * n, sampling, None, g, True, raw=g.text,
+                pid,
+                c * n,
+                sampling,
+                None,
+                g,
+                True,
+                raw=g.text,
                 error=f"verbalized output holds no <text> block (asked for {n} <response> blocks); "
                 "the output is kept in `raw`",
-            )  # fmt: skip
+            )
             continue
         for j, (text, prob) in enumerate(parsed):
             add(pid, c * n + j, sampling, text, g, j == 0, probability=prob)
