@@ -394,3 +394,25 @@ def test_shard_runner_combines_strategies_and_retries_failed_rows(tmp_path: Path
     assert [r["stated_probability"] for r in again[4:7]] == [0.5, 0.3, None]
     assert again[:4] == [{**r, "duplicate_of": r["duplicate_of"]} for r in rows[:4]]
     assert all(r["policy_logprob"] is not None for r in again)
+
+
+def test_strategies_template_is_consistent(tmp_path: Path) -> None:
+    from prefmill.cli import run
+    from prefmill.flows.synthesis import synthesis_config
+    from prefmill.recipe import load_recipe
+    from prefmill.tasks.prompts.loaders import load_file
+
+    assert run(["init", "strategies", "--dir", str(tmp_path)]) == 0
+    recipe = load_recipe(tmp_path / "strategies.yaml")
+    assert [p.strategy for p in recipe.synthesis.resolved_policies()] == ["sample", "best_of_n", "verbalized"]
+    config = synthesis_config(recipe)
+    assert (
+        config["offline"][0]["path"] == "strategies-responses.jsonl"
+        and len(config["offline"][0]["sha256"]) == 64
+    )
+    prompts, _ = load_file(tmp_path / "strategies-prompts.jsonl")
+    source = recipe.synthesis.offline[0]
+    spec = OfflineSpec(path=str(tmp_path / source.path), response_field=source.response_field)
+    rows = read_offline(spec)
+    assert check_matched(spec, rows, set(prompts.column("prompt_id").to_pylist())) == 0
+    assert rows.num_rows == 5 and set(rows.column("model").to_pylist()) == {"human-writer"}
