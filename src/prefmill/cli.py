@@ -39,7 +39,7 @@ def _options(
 
 
 TABLE_ORDER = ("prompts", "prompts_rejected", "candidates", "judgments", "pairs", "points", "lists")
-TEMPLATES = ("quickstart",)
+TEMPLATES = ("quickstart", "strategies")
 
 RootOpt = Annotated[
     str | None,

@@ -266,4 +266,26 @@ def render_summary(summary: Any, con: Console | None = None) -> None:
         + (f" · stopped after {summary.stopped_after}" if summary.stopped_after else "")
     )
     con.print(f"data: {summary.root}/{summary.dataset}")
+    for line in _synthesis_lines(summary):
+        con.print(line)
     con.print('next: `prefmill tables`, `prefmill show pairs --limit 5`, `prefmill sql "SELECT ..."`')
+
+
+def _synthesis_lines(summary: Any) -> list[str]:
+    """Diversity means and best-of-n acceptance of the candidates version, when it has them."""
+    stats = next((r.stats for r in summary.tables if r.table == "candidates"), {})
+    lines = []
+    n = stats.get("diversity_prompts") or 0
+    if n:
+        lines.append(
+            f"diversity over {n} prompts: distinct-2 {stats.get('distinct_2_sum', 0) / n:.2f} · "
+            f"embedding spread {stats.get('spread_sum', 0) / n:.3f} · near-duplicates "
+            f"{stats.get('near_duplicates', 0)} · low-diversity prompts "
+            f"{stats.get('low_diversity_prompts', 0)}"
+        )
+    if stats.get("best_of_n_verifiable"):
+        lines.append(
+            f"best-of-n: {stats.get('best_of_n_accepted_prompts', 0)} of {stats['best_of_n_verifiable']} "
+            f"verifiable prompts accepted in {stats.get('best_of_n_samples', 0)} samples"
+        )
+    return lines

@@ -88,7 +88,8 @@ def preflight(recipe: Recipe, root: str) -> None:
     prompts_config(recipe)
     for output in recipe.instantiation.outputs:
         output_config(recipe, output)
-    parse_spec(recipe.synthesis.engine)
+    for spec in recipe.synthesis.engine_specs():
+        parse_spec(spec)
 
 
 def run_build(
