@@ -536,11 +536,14 @@ def test_outputs_conform_to_schema(output: str) -> None:
             assert table.schema.field(field.name).type == field.type
             assert table.schema.field(field.name).nullable == field.nullable
     extra = table.schema.names[len(expected) :]
-    assert extra == {
-        "lists": ["criterion", "advantages_mean", "zero_variance", "group_size"],
-        "pairs": ["implicit_margin", "judge_preference", "swap_inconsistent", "judge_entropy"],
-        "points": ["spread"],
-    }[output]
+    assert (
+        extra
+        == {
+            "lists": ["criterion", "advantages_mean", "zero_variance", "group_size"],
+            "pairs": ["implicit_margin", "judge_preference", "swap_inconsistent", "judge_entropy"],
+            "points": ["spread"],
+        }[output]
+    )
 
 
 # --- runner ------------------------------------------------------------------------------------------

@@ -11,7 +11,8 @@ counts them by reason, and returns an Arrow table checked against the output's s
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from dataclasses import field as dc_field
 from numbers import Real
 
 import duckdb
@@ -50,7 +51,9 @@ DEFAULT_PARAMS: dict[str, object] = {
 }
 
 #: Columns of the ``candidate_embeddings`` table the 'diverse' strategy reads.
-EMBEDDINGS_SCHEMA = pa.schema([pa.field("candidate_id", pa.string()), pa.field("embedding", pa.list_(pa.float32()))])
+EMBEDDINGS_SCHEMA = pa.schema(
+    [pa.field("candidate_id", pa.string()), pa.field("embedding", pa.list_(pa.float32()))]
+)
 
 #: Row-order column the runner adds to pairs before selection (and removes after).
 _ROW = "__prefmill_row"
@@ -232,7 +235,7 @@ class Instantiated:
     """An output table and what selection removed from it."""
 
     table: pa.Table
-    removed: dict[str, int] = field(default_factory=dict)
+    removed: dict[str, int] = dc_field(default_factory=dict)
 
     @property
     def rows_before_selection(self) -> int:
