@@ -124,7 +124,21 @@ def test_lineage_and_ref(quickstart: tuple[Recipe, Store, BuildSummary]) -> None
         ("judgments", summary.version("judgments")),
     }
     assert {a.table for a in store.ancestors(pairs)} == {"prompts", "candidates", "judgments"}
-    assert pairs.flow_run_id and pairs.config["params"] == {"min_margin": 0.05, "tau": 0.25}
+    assert pairs.flow_run_id and pairs.config["params"] == {
+        "min_margin": 0.05,
+        "tau": 0.25,
+        "strategies": ["best_vs_worst"],
+        "seed": 0,
+        "diversity_quantile": 0.5,
+        "weight_clip": 5.0,
+        "min_implicit_margin": None,
+        "min_spread": None,
+        "max_spread": None,
+        "drop_swap_inconsistent": True,
+        "min_entropy": None,
+        "max_entropy": None,
+    }
+    assert pairs.stats["rows_before_selection"] == pairs.rows + sum(pairs.stats["removed"].values())
 
 
 def test_rerun_is_cached_and_calls_no_model(quickstart: tuple[Recipe, Store, BuildSummary]) -> None:
