@@ -418,6 +418,13 @@ def gc(
     )
 
 
+# -- export -------------------------------------------------------------------------------------
+
+from prefmill.commands.export import export_command  # noqa: E402
+
+app.command(name="export")(export_command)
+
+
 # -- entry point --------------------------------------------------------------------------------
 
 
