@@ -63,21 +63,21 @@ best AS (
 ),
 best_vs_worst AS (
     SELECT b.candidate_id AS chosen_id, w.candidate_id AS rejected_id, b.criterion, 'best_vs_worst' AS strategy
-    FROM best AS b
+    FROM (SELECT * FROM best WHERE list_contains($strategies, 'best_vs_worst')) AS b
     JOIN ranked AS w ON w.prompt_id = b.prompt_id AND w.criterion = b.criterion AND w.worst_rank = 1
-    WHERE list_contains($strategies, 'best_vs_worst') AND b.score > w.score
+    WHERE b.score > w.score
 ),
 all_pairs AS (
     SELECT a.candidate_id AS chosen_id, b.candidate_id AS rejected_id, a.criterion, 'all_pairs' AS strategy
-    FROM candidate_scores AS a
+    FROM (SELECT * FROM candidate_scores WHERE list_contains($strategies, 'all_pairs')) AS a
     JOIN candidate_scores AS b ON b.prompt_id = a.prompt_id AND b.criterion = a.criterion
-    WHERE list_contains($strategies, 'all_pairs') AND a.score > b.score
+    WHERE a.score > b.score
 ),
 best_vs_random AS (
     SELECT b.candidate_id AS chosen_id, r.candidate_id AS rejected_id, b.criterion, 'best_vs_random' AS strategy
-    FROM best AS b
+    FROM (SELECT * FROM best WHERE list_contains($strategies, 'best_vs_random')) AS b
     JOIN candidate_scores AS r ON r.prompt_id = b.prompt_id AND r.criterion = b.criterion
-    WHERE list_contains($strategies, 'best_vs_random') AND r.score < b.score
+    WHERE r.score < b.score
     QUALIFY row_number() OVER (
         PARTITION BY b.prompt_id, b.criterion
         ORDER BY md5(concat_ws('|', $seed::VARCHAR, b.prompt_id, b.criterion, r.candidate_id))
@@ -86,16 +86,16 @@ best_vs_random AS (
 criteria_per_prompt AS (
     SELECT prompt_id, count(DISTINCT criterion) AS n_criteria
     FROM candidate_scores
-    WHERE criterion NOT IN ('weighted')
+    WHERE list_contains($strategies, 'pareto') AND criterion NOT IN ('weighted')
     GROUP BY prompt_id
 ),
 pareto AS (
     SELECT a.candidate_id AS chosen_id, b.candidate_id AS rejected_id, 'pareto' AS criterion, 'pareto' AS strategy
-    FROM candidate_scores AS a
+    FROM (SELECT * FROM candidate_scores WHERE list_contains($strategies, 'pareto')) AS a
     JOIN candidate_scores AS b
       ON b.prompt_id = a.prompt_id AND b.criterion = a.criterion AND b.candidate_id <> a.candidate_id
     JOIN criteria_per_prompt AS n ON n.prompt_id = a.prompt_id
-    WHERE list_contains($strategies, 'pareto') AND a.criterion NOT IN ('weighted') AND n.n_criteria >= 2
+    WHERE a.criterion NOT IN ('weighted') AND n.n_criteria >= 2
     GROUP BY a.prompt_id, a.candidate_id, b.candidate_id, n.n_criteria
     HAVING count(*) = n.n_criteria AND bool_and(a.score >= b.score) AND bool_or(a.score > b.score)
 ),
@@ -107,12 +107,14 @@ pareto_scores AS (
 ),
 distinctness AS (
     SELECT a.prompt_id, a.candidate_id, 1.0 - avg(list_cosine_similarity(ea.embedding, eb.embedding)) AS d
-    FROM (SELECT DISTINCT prompt_id, candidate_id FROM candidate_scores) AS a
+    FROM (
+        SELECT DISTINCT prompt_id, candidate_id FROM candidate_scores
+        WHERE list_contains($strategies, 'diverse')
+    ) AS a
     JOIN (SELECT DISTINCT prompt_id, candidate_id FROM candidate_scores) AS b
       ON b.prompt_id = a.prompt_id AND b.candidate_id <> a.candidate_id
     JOIN candidate_embeddings AS ea ON ea.candidate_id = a.candidate_id
     JOIN candidate_embeddings AS eb ON eb.candidate_id = b.candidate_id
-    WHERE list_contains($strategies, 'diverse')
     GROUP BY a.prompt_id, a.candidate_id
 ),
 diverse_split AS (
