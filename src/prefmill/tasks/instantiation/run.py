@@ -268,10 +268,10 @@ def _split_dropped(table: pa.Table) -> tuple[pa.Table, dict[str, int]]:
     if "drop_reason" not in table.column_names:
         return table, {}
     reasons = table.column("drop_reason")
-    removed: dict[str, int] = {}
-    if reasons.null_count < table.num_rows:
-        counts = pc.value_counts(reasons.drop_null()).to_pylist()
-        removed = {c["values"]: int(c["counts"]) for c in sorted(counts, key=lambda c: str(c["values"]))}
+    if reasons.null_count == table.num_rows:  # nothing dropped: no copy of the rows
+        return table.drop_columns(["drop_reason"]), {}
+    counts = pc.value_counts(reasons.drop_null()).to_pylist()
+    removed = {c["values"]: int(c["counts"]) for c in sorted(counts, key=lambda c: str(c["values"]))}
     kept = table.filter(pc.is_null(reasons))
     return kept.drop_columns(["drop_reason"]), removed
 
