@@ -36,3 +36,7 @@ class EngineError(PrefmillError):
 
 class QueryError(PrefmillError):
     """A SQL query failed."""
+
+
+class ExportError(PrefmillError):
+    """An export could not be written (bad format for the table, output folder in the way, ...)."""

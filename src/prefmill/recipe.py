@@ -374,6 +374,36 @@ class EvaluationConfig(_Section):
         return [j.kind for j in self.judges]
 
 
+class SelectionConfig(_Section):
+    """Selection filters over pairs (prefmill/sql/selection.sql; `min_margin` is the explicit margin).
+    Every filter that removes rows reports how many and why in the pairs version's manifest
+    (`stats.removed`). A field left null switches its filter off."""
+
+    min_implicit_margin: float | None = Field(
+        default=None,
+        description="Implicit margin: keep pairs whose policy log-prob gap (per token, chosen minus "
+        "rejected) is at least this; with `min_margin` both are required (BeeS). Pairs without "
+        "log-probs are dropped while it is set ($min_implicit_margin).",
+    )
+    min_spread: float | None = Field(
+        default=None, ge=0, description="Ensemble spread: keep items whose judge spread is >= this."
+    )
+    max_spread: float | None = Field(
+        default=None, ge=0, description="Ensemble spread: keep items whose judge spread is <= this."
+    )
+    drop_swap_inconsistent: bool = Field(
+        default=True,
+        description="Drop pairs a pair-wise judge preferred differently when the two responses swapped "
+        "places ($drop_swap_inconsistent).",
+    )
+    min_entropy: float | None = Field(
+        default=None, ge=0, le=1, description="Judge entropy band (bits, 0..1): lower bound."
+    )
+    max_entropy: float | None = Field(
+        default=None, ge=0, le=1, description="Judge entropy band (bits, 0..1): upper bound."
+    )
+
+
 class InstantiationConfig(_Section):
     """Stage 3: preference instantiation (DuckDB SQL turns judgments into training signal)."""
 
@@ -385,9 +415,79 @@ class InstantiationConfig(_Section):
     label_threshold: float = Field(
         default=0.5, description="Points: label = reward >= threshold, for KTO ($label_threshold)."
     )
-    sql: dict[Literal["pairs", "points", "lists"], str] = Field(
+    sql: dict[Literal["pairs", "points", "lists", "selection"], str] = Field(
         default_factory=dict,
-        description="Replace a built-in SQL file: output -> path of your .sql (relative to the recipe).",
+        description="Replace a built-in SQL file: output (or `selection`) -> path of your .sql "
+        "(relative to the recipe).",
+    )
+    pair_strategies: list[Literal["best_vs_worst", "all_pairs", "best_vs_random", "pareto", "diverse"]] = (
+        Field(
+            default_factory=lambda: ["best_vs_worst"],
+            min_length=1,
+            description="Pairs: how pairs are made ($strategies): `best_vs_worst`, `all_pairs` (every "
+            "ordered pair with a score gap), `best_vs_random` (seeded by the recipe seed), `pareto` "
+            "(no worse on every criterion, better on one), `diverse` (DivPO: the most distinct good "
+            "response chosen, by all-MiniLM-L6-v2 embeddings).",
+        )
+    )
+    weight_clip: float = Field(
+        default=5.0,
+        ge=1,
+        description="Pairs: WPO-style weights are clipped to [1/weight_clip, weight_clip] ($weight_clip).",
+    )
+    diversity_quantile: float = Field(
+        default=0.5,
+        ge=0,
+        le=1,
+        description="Pairs, `diverse`: candidates scoring >= this quantile of their group count as good "
+        "($diversity_quantile).",
+    )
+    label_rule: Literal["threshold", "quantile"] = Field(
+        default="threshold",
+        description="Points: KTO label by `threshold` (reward >= label_threshold) or `quantile` (top "
+        "label_quantile of each prompt desirable, bottom one undesirable, the middle left out).",
+    )
+    label_quantile: float = Field(
+        default=0.25, gt=0, le=0.5, description="Points: the quantile of `label_rule: quantile`."
+    )
+    criterion_weights: dict[str, float] = Field(
+        default_factory=dict,
+        description="Weighted scalarisation: {criterion: weight}; candidates scored on every listed "
+        "criterion get an extra criterion `weighted` with score = sum(weight * score).",
+    )
+    selection: SelectionConfig = Field(
+        default_factory=SelectionConfig, description="Selection filters over pairs (and spread on points)."
+    )
+
+
+class ExportConfig(_Section):
+    """One export written at the end of `prefmill build` (same as `prefmill export`): a folder with
+    the rows in a training library's format and a dataset card (README.md)."""
+
+    format: Literal["trl-preference", "trl-unpaired", "trl-prompt-only", "trl-reward", "rows"] = Field(
+        description="Columns: `trl-preference` (prompt/chosen/rejected, from pairs), `trl-unpaired` "
+        "(prompt/completion/label for KTO, from points), `trl-prompt-only` (prompt + reference for "
+        "GRPO/RLOO reward functions, from prompts), `trl-reward` (implicit-prompt chosen/rejected + "
+        "margin, from pairs), `rows` (the table as it is)."
+    )
+    out: str = Field(description="Output folder; relative paths are relative to the recipe's folder.")
+    table: str | None = Field(
+        default=None, description="Table to export; default: pairs, points or prompts by format."
+    )
+    to: list[Literal["parquet", "disk", "jsonl"]] = Field(
+        default_factory=lambda: ["parquet"],
+        min_length=1,
+        description="Containers: `parquet` (data/train-*.parquet, for load_dataset), `disk` "
+        "(datasets' save_to_disk under hf/), `jsonl` (train.jsonl).",
+    )
+    conversational: bool = Field(
+        default=False, description="TRL's conversational format (lists of {role, content}) instead of text."
+    )
+    where: str | None = Field(
+        default=None, description="SQL condition on the table's rows, e.g. \"criterion = 'overall'\"."
+    )
+    hub_repo: str | None = Field(
+        default=None, description="Also push_to_hub to this dataset repo id (token from $HF_TOKEN)."
     )
 
 
@@ -414,6 +514,9 @@ class Recipe(_Section):
     evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig, description="Evaluation.")
     instantiation: InstantiationConfig = Field(
         default_factory=InstantiationConfig, description="Instantiation."
+    )
+    export: list[ExportConfig] = Field(
+        default_factory=list, description="Exports written at the end of a full build (see below)."
     )
     base_dir: str = Field(default=".", exclude=True, description="Folder of the recipe file (set on load).")
 
@@ -494,6 +597,8 @@ def _section_model(loc: Sequence[Any]) -> type[BaseModel] | None:
         ("evaluation",): EvaluationConfig,
         ("instantiation",): InstantiationConfig,
         **{("evaluation", "judges", kind): model for kind, model in JUDGE_MODELS.items()},
+        ("instantiation", "selection"): SelectionConfig,
+        ("export",): ExportConfig,
     }
     return sections.get(names)
 
@@ -592,6 +697,8 @@ def reference_markdown() -> str:
         ("evaluation", EvaluationConfig),
         *((f"evaluation.judges[] with kind: {kind}", model) for kind, model in JUDGE_MODELS.items()),
         ("instantiation", InstantiationConfig),
+        ("instantiation.selection", SelectionConfig),
+        ("export[]", ExportConfig),
     ]
     lines = [
         "# Recipe reference",

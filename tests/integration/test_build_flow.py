@@ -124,7 +124,21 @@ def test_lineage_and_ref(quickstart: tuple[Recipe, Store, BuildSummary]) -> None
         ("judgments", summary.version("judgments")),
     }
     assert {a.table for a in store.ancestors(pairs)} == {"prompts", "candidates", "judgments"}
-    assert pairs.flow_run_id and pairs.config["params"] == {"min_margin": 0.05, "tau": 0.25}
+    assert pairs.flow_run_id and pairs.config["params"] == {
+        "min_margin": 0.05,
+        "tau": 0.25,
+        "strategies": ["best_vs_worst"],
+        "seed": 0,
+        "diversity_quantile": 0.5,
+        "weight_clip": 5.0,
+        "min_implicit_margin": None,
+        "min_spread": None,
+        "max_spread": None,
+        "drop_swap_inconsistent": True,
+        "min_entropy": None,
+        "max_entropy": None,
+    }
+    assert pairs.stats["rows_before_selection"] == pairs.rows + sum(pairs.stats["removed"].values())
 
 
 def test_rerun_is_cached_and_calls_no_model(quickstart: tuple[Recipe, Store, BuildSummary]) -> None:
@@ -192,3 +206,48 @@ def test_the_tables_read_as_arrow_polars_and_duckdb(quickstart: tuple[Recipe, St
 
     con = session(store, "quickstart")
     assert con.sql("SELECT count(*) FROM lists").fetchall() == [(arrow.num_rows,)]
+
+
+def test_diverse_pairs_and_recipe_exports(
+    quickstart: tuple[Recipe, Store, BuildSummary], tmp_path: pytest.TempPathFactory
+) -> None:
+    """DivPO pairs with the packaged embedding model, and the recipe's export section, in a real build:
+    only pairs rebuild, no generation model call."""
+    import datasets
+
+    from prefmill.recipe import ExportConfig
+
+    recipe, store, _ = quickstart
+    served = _served()
+    changed = recipe.model_copy(
+        update={
+            "instantiation": recipe.instantiation.model_copy(
+                update={"pair_strategies": ["best_vs_worst", "diverse"]}
+            ),
+            "export": [
+                ExportConfig(
+                    format="trl-preference", out=str(tmp_path / "dpo"), where="strategy = 'diverse'"
+                ),
+                ExportConfig(format="trl-unpaired", out=str(tmp_path / "kto"), to=["jsonl"]),
+            ],
+        }
+    )
+    summary = run_build(changed, store.root, ref="diverse")
+    assert {t.table: t.cached for t in summary.tables} == {t: t != "pairs" for t in ALL_TABLES}
+    assert _served() == served
+    pairs = store.manifest("quickstart", "pairs", summary.version("pairs"))
+    assert pairs.config["embedding_model"].startswith("all-MiniLM-L6-v2")
+    diverse = pairs.stats["strategies"].get("diverse", 0)
+    assert diverse > 0 and pairs.stats["strategies"]["best_vs_worst"] > 0
+    assert [e.rows for e in summary.exports] == [diverse, first_points_rows(store, summary)]
+    dpo = datasets.load_dataset(
+        "parquet", data_files=str(tmp_path / "dpo" / "data" / "*.parquet"), split="train"
+    )
+    assert dpo.column_names == ["prompt", "chosen", "rejected"] and len(dpo) == diverse
+    kto = datasets.load_dataset("json", data_files=str(tmp_path / "kto" / "train.jsonl"), split="train")
+    assert kto.column_names == ["prompt", "completion", "label"]
+    assert "## Judges" in (tmp_path / "kto" / "README.md").read_text()
+
+
+def first_points_rows(store: Store, summary: BuildSummary) -> int:
+    return store.manifest("quickstart", "points", summary.version("points")).rows

@@ -132,9 +132,9 @@ def sigmoid(x: float) -> float:
 
 
 def test_constants_and_builtin_files() -> None:
-    assert INSTANTIATION_CODE_VERSION == "1"
-    assert DEFAULT_PARAMS == {"min_margin": 0.0, "tau": 1.0, "label_threshold": 0.5}
-    assert {"lists", "pairs", "points", "scores"} <= set(sql_names())
+    assert INSTANTIATION_CODE_VERSION == "2"
+    assert {"min_margin": 0.0, "tau": 1.0, "label_threshold": 0.5}.items() <= DEFAULT_PARAMS.items()
+    assert {"lists", "pairs", "points", "scores", "selection"} <= set(sql_names())
     assert read_sql("pairs") == read_sql("pairs.sql")
     for name in sql_names():
         assert read_sql(name).startswith("-- ")  # every file opens with its comment block
@@ -143,8 +143,29 @@ def test_constants_and_builtin_files() -> None:
 
 
 def test_parameters_used_by_builtin_files() -> None:
-    assert sql_parameters(read_sql("pairs")) == {"min_margin", "tau"}
-    assert sql_parameters(read_sql("points")) == {"label_threshold"}
+    assert sql_parameters(read_sql("pairs")) == {
+        "strategies",
+        "seed",
+        "diversity_quantile",
+        "tau",
+        "weight_clip",
+    }
+    assert sql_parameters(read_sql("selection")) == {
+        "min_margin",
+        "min_implicit_margin",
+        "min_spread",
+        "max_spread",
+        "drop_swap_inconsistent",
+        "min_entropy",
+        "max_entropy",
+    }
+    assert sql_parameters(read_sql("points")) == {
+        "label_rule",
+        "label_threshold",
+        "label_quantile",
+        "min_spread",
+        "max_spread",
+    }
     assert sql_parameters(read_sql("lists")) == set()
     assert sql_parameters(read_sql("scores")) == set()
     # names in comments and string literals do not count
@@ -194,6 +215,7 @@ def test_candidate_scores_prompt_text_and_exclusions() -> None:
             "spread": 0.0,
             "n_judgments": 1,
             "n_judges": 1,
+            "logprob_per_token": -0.5,
         },
         {
             "prompt_id": "p1",
@@ -207,6 +229,7 @@ def test_candidate_scores_prompt_text_and_exclusions() -> None:
             "spread": 0.0,
             "n_judgments": 1,
             "n_judges": 1,
+            "logprob_per_token": None,
         },
         {
             "prompt_id": "p2",
@@ -220,6 +243,7 @@ def test_candidate_scores_prompt_text_and_exclusions() -> None:
             "spread": 0.0,
             "n_judgments": 1,
             "n_judges": 1,
+            "logprob_per_token": None,
         },
     ]
 
@@ -266,6 +290,10 @@ def test_pairs_best_vs_worst_four_candidates() -> None:
         "criterion": "overall",
         "weight": 1.0,
         "strategy": "best_vs_worst",
+        "implicit_margin": None,  # no log-probs
+        "judge_preference": soft,  # no pair-wise judge: the soft label stands in
+        "judge_entropy": pytest.approx(0.9052723567690952, rel=1e-12),
+        "swap_inconsistent": None,
     }
     assert soft == pytest.approx(sigmoid(0.75), rel=1e-15)
     assert soft == pytest.approx(0.679178699175393, rel=1e-12)
@@ -317,6 +345,7 @@ def test_single_candidate_gives_one_point_and_no_pair_or_list() -> None:
             "reward": 0.75,
             "label": True,
             "criterion": "overall",
+            "spread": 0.0,
         }
     ]
 
@@ -403,6 +432,9 @@ def test_lists_competition_ranks_and_advantages() -> None:
         "scores": [1.0, 0.5, 0.5, 0.25],
         "ranks": [1, 2, 2, 4],
         "criterion": "overall",
+        "advantages_mean": [0.4375, -0.0625, -0.0625, -0.3125],  # Dr. GRPO: score - mean
+        "zero_variance": False,
+        "group_size": 4,
     }
     scores = [1.0, 0.5, 0.5, 0.25]
     mean = sum(scores) / 4  # 0.5625
@@ -421,6 +453,8 @@ def test_lists_all_equal_scores() -> None:
     assert row["scores"] == [0.7, 0.7, 0.7]
     assert row["ranks"] == [1, 1, 1]
     assert row["advantages"] == [0.0, 0.0, 0.0]
+    assert row["advantages_mean"] == [0.0, 0.0, 0.0]
+    assert row["zero_variance"] is True
 
 
 def test_lists_two_candidates_and_multiple_groups() -> None:
@@ -502,7 +536,14 @@ def test_outputs_conform_to_schema(output: str) -> None:
             assert table.schema.field(field.name).type == field.type
             assert table.schema.field(field.name).nullable == field.nullable
     extra = table.schema.names[len(expected) :]
-    assert extra == (["criterion"] if output == "lists" else [])
+    assert (
+        extra
+        == {
+            "lists": ["criterion", "advantages_mean", "zero_variance", "group_size"],
+            "pairs": ["implicit_margin", "judge_preference", "swap_inconsistent", "judge_entropy"],
+            "points": ["spread"],
+        }[output]
+    )
 
 
 # --- runner ------------------------------------------------------------------------------------------

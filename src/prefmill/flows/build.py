@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 from prefect import flow
 
 from prefmill.engines.registry import parse_spec
+from prefmill.exports import default_table
+from prefmill.exports.formats import format_sql, get_format
 from prefmill.flows.common import STAGE_FLOW, TableResult, current_flow_run_id, log
 from prefmill.flows.evaluation import evaluation_flow
+from prefmill.flows.export import run_recipe_exports
 from prefmill.flows.instantiation import instantiation_flow, output_config
 from prefmill.flows.prompts import prompts_config, prompts_flow
 from prefmill.flows.synthesis import synthesis_flow
@@ -28,6 +32,7 @@ class BuildSummary:
     seconds: float = 0.0
     flow_run_id: str | None = None
     stopped_after: str | None = None
+    exports: list[Any] = field(default_factory=list)
 
     def version(self, table: str) -> str:
         return next(t.version for t in self.tables if t.table == table)
@@ -75,6 +80,8 @@ def build_flow(
         {t.table: t.version for t in summary.tables},
         info={"flow_run_id": summary.flow_run_id, "stopped_after": stop_after},
     )
+    if recipe.export and stop_after is None:
+        summary.exports = run_recipe_exports(recipe, store, {t.table: t.version for t in summary.tables})
     summary.seconds = time.perf_counter() - started
     summary.stopped_after = stop_after
     log().info("build: %s finished in %.1f s", recipe.dataset, summary.seconds)
@@ -90,6 +97,8 @@ def preflight(recipe: Recipe, root: str) -> None:
         output_config(recipe, output)
     for spec in recipe.synthesis.engine_specs():
         parse_spec(spec)
+    for spec in recipe.export:
+        format_sql(get_format(spec.format), spec.table or default_table(spec.format), spec.conversational)
 
 
 def run_build(

@@ -16,6 +16,10 @@
 --   advantages     DOUBLE[]   (score - mean) / (stddev_pop + 1e-6) within the group (GRPO-style);
 --                             all zeros when every score in the group is equal
 --   criterion      VARCHAR
+--   advantages_mean DOUBLE[]  score - mean within the group (Dr. GRPO: no division by the std)
+--   zero_variance  BOOLEAN    every score in the group is equal: the group carries no learning signal
+--                             for GRPO (its advantages are all zero)
+--   group_size     INTEGER    candidates in the group
 --
 -- Writing your own: select from candidate_scores (and prompts / candidates / judgments), return these
 -- columns, use named $parameters (set them in the recipe), write lambdas as `lambda x: ...`, and cast
@@ -47,7 +51,13 @@ ranked_lists AS (
                 ELSE (score - mean_score) / (sd_score + 1e-6)
             END
             ORDER BY score DESC, candidate_id
-        ) AS advantages
+        ) AS advantages,
+        list(
+            CASE WHEN min_score = max_score THEN 0.0 ELSE score - mean_score END
+            ORDER BY score DESC, candidate_id
+        ) AS advantages_mean,
+        bool_and(min_score = max_score) AS zero_variance,
+        count(*)::INTEGER AS group_size
     FROM grouped
     WHERE n >= 2
     GROUP BY prompt_id, criterion
@@ -61,6 +71,9 @@ SELECT
     scores,
     ranks,
     advantages,
-    criterion
+    criterion,
+    advantages_mean,
+    zero_variance,
+    group_size
 FROM ranked_lists
 ORDER BY prompt_id, criterion

@@ -3,9 +3,18 @@
 -- Inputs: view candidate_scores (scores.sql). Macro content_id(list) = first 16 hex chars of sha256
 --         of the list's canonical JSON, equal to prefmill.ids.content_id (the runner defines it).
 -- Parameters:
---   $label_threshold  DOUBLE  label = score >= $label_threshold
+--   $label_rule       VARCHAR  'threshold': label = score >= $label_threshold;
+--                              'quantile': per (prompt, criterion), label = true for scores in the top
+--                              $label_quantile (score >= the (1 - q) quantile and above the q quantile),
+--                              false for the bottom $label_quantile; the rows in between are dropped
+--                              (drop_reason 'quantile_middle'), and so is every row of a group whose
+--                              scores are all equal
+--   $label_threshold  DOUBLE   see 'threshold'
+--   $label_quantile   DOUBLE   see 'quantile', in (0, 0.5]
+--   $min_spread, $max_spread DOUBLE  ensemble spread band (NULL: off): drop points whose judges'
+--                              spread is outside it (drop_reason 'spread_below_min' / 'spread_above_max')
 --
--- Output (the `points` table):
+-- Output (the `points` table, plus spread and drop_reason):
 --   point_id      VARCHAR  content_id([candidate_id, criterion])
 --   prompt_id     VARCHAR
 --   prompt        VARCHAR  last user message
@@ -14,10 +23,31 @@
 --   reward        DOUBLE   the candidate's score
 --   label         BOOLEAN  desirable (true) / undesirable (false)
 --   criterion     VARCHAR
+--   spread        DOUBLE   the judges' spread on this candidate
+--   drop_reason   VARCHAR  why the row is left out (NULL: kept); the runner removes these rows and
+--                          counts them in the manifest's stats
 --
 -- Writing your own: select from candidate_scores (and prompts / candidates / judgments), return these
 -- columns, use named $parameters (set them in the recipe), write lambdas as `lambda x: ...`, and cast
 -- bare decimal literals (1.0 is DECIMAL in DuckDB) with ::DOUBLE where a column must be DOUBLE.
+WITH quantiles AS (
+    SELECT
+        *,
+        quantile_cont(score, $label_quantile::DOUBLE) OVER g AS low_cut,
+        quantile_cont(score, 1.0 - $label_quantile::DOUBLE) OVER g AS high_cut
+    FROM candidate_scores
+    WINDOW g AS (PARTITION BY prompt_id, criterion)
+),
+labelled AS (
+    SELECT
+        *,
+        CASE
+            WHEN $label_rule = 'threshold' THEN score >= $label_threshold
+            WHEN score >= high_cut AND score > low_cut THEN true
+            WHEN score <= low_cut AND score < high_cut THEN false
+        END AS label
+    FROM quantiles
+)
 SELECT
     content_id([candidate_id, criterion]) AS point_id,
     prompt_id,
@@ -25,7 +55,13 @@ SELECT
     response AS completion,
     candidate_id,
     score AS reward,
-    score >= $label_threshold AS label,
-    criterion
-FROM candidate_scores
+    label,
+    criterion,
+    spread,
+    CASE
+        WHEN label IS NULL THEN 'quantile_middle'
+        WHEN $max_spread IS NOT NULL AND spread > $max_spread THEN 'spread_above_max'
+        WHEN $min_spread IS NOT NULL AND spread < $min_spread THEN 'spread_below_min'
+    END AS drop_reason
+FROM labelled
 ORDER BY prompt_id, criterion, candidate_id

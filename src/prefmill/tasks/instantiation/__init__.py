@@ -5,19 +5,29 @@ from __future__ import annotations
 from prefmill.tasks.instantiation.run import (
     CONTENT_ID_MACRO,
     DEFAULT_PARAMS,
+    EMBEDDINGS_SCHEMA,
     INSTANTIATION_CODE_VERSION,
     OUTPUTS,
+    PAIR_STRATEGIES,
+    Instantiated,
     bind_candidate_scores,
+    bind_embeddings,
     instantiate,
+    instantiate_with_report,
     sql_parameters,
 )
 
 __all__ = [
     "CONTENT_ID_MACRO",
     "DEFAULT_PARAMS",
+    "EMBEDDINGS_SCHEMA",
     "INSTANTIATION_CODE_VERSION",
     "OUTPUTS",
+    "PAIR_STRATEGIES",
+    "Instantiated",
     "bind_candidate_scores",
+    "bind_embeddings",
     "instantiate",
+    "instantiate_with_report",
     "sql_parameters",
 ]

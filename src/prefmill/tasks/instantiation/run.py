@@ -1,18 +1,23 @@
 """Run instantiation SQL: scored candidates -> the ``pairs``, ``points`` or ``lists`` table.
 
-The caller binds the input views ``prompts``, ``candidates`` and ``judgments`` on a DuckDB connection.
+The caller binds the input views ``prompts``, ``candidates`` and ``judgments`` on a DuckDB connection
+(and, for the 'diverse' pair strategy, the table ``candidate_embeddings``; see ``embeddings.py``).
 ``instantiate`` then defines the ``content_id`` macro and the ``candidate_scores`` view (scores.sql),
 runs the output's SQL (a built-in file or a user's SQL text) with the named parameters that SQL uses,
-and returns an Arrow table checked against the output's schema.
+runs the selection SQL over pairs (selection.sql), removes the rows that carry a ``drop_reason`` and
+counts them by reason, and returns an Arrow table checked against the output's schema.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
+from dataclasses import field as dc_field
 from numbers import Real
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from prefmill.errors import QueryError
 from prefmill.sql import read_sql
@@ -20,10 +25,38 @@ from prefmill.storage.duck import to_arrow
 from prefmill.storage.schemas import conform, schema_for
 
 #: Bump when the built-in SQL or this runner changes what a given input produces.
-INSTANTIATION_CODE_VERSION = "1"
+INSTANTIATION_CODE_VERSION = "2"
 
-#: Parameter values used where the recipe sets none.
-DEFAULT_PARAMS: dict[str, object] = {"min_margin": 0.0, "tau": 1.0, "label_threshold": 0.5}
+#: Pair strategies the built-in pairs.sql knows.
+PAIR_STRATEGIES: tuple[str, ...] = ("best_vs_worst", "all_pairs", "best_vs_random", "pareto", "diverse")
+
+#: Parameter values used where the recipe sets none (None switches a selection filter off).
+DEFAULT_PARAMS: dict[str, object] = {
+    "min_margin": 0.0,
+    "tau": 1.0,
+    "label_threshold": 0.5,
+    "label_rule": "threshold",
+    "label_quantile": 0.25,
+    "strategies": ["best_vs_worst"],
+    "seed": 0,
+    "diversity_quantile": 0.5,
+    "weight_clip": 5.0,
+    "criterion_weights": {},
+    "min_implicit_margin": None,
+    "min_spread": None,
+    "max_spread": None,
+    "drop_swap_inconsistent": True,
+    "min_entropy": None,
+    "max_entropy": None,
+}
+
+#: Columns of the ``candidate_embeddings`` table the 'diverse' strategy reads.
+EMBEDDINGS_SCHEMA = pa.schema(
+    [pa.field("candidate_id", pa.string()), pa.field("embedding", pa.list_(pa.float32()))]
+)
+
+#: Row-order column the runner adds to pairs before selection (and removes after).
+_ROW = "__prefmill_row"
 
 #: The tables instantiation can produce; each has a built-in ``<name>.sql``.
 OUTPUTS: tuple[str, ...] = ("pairs", "points", "lists")
@@ -89,14 +122,32 @@ def sql_parameters(sql_text: str, *, where: str = "SQL") -> set[str]:
     return names
 
 
-def bind_candidate_scores(con: duckdb.DuckDBPyConnection) -> None:
-    """Define the ``content_id`` macro and the ``candidate_scores`` view (scores.sql) on ``con``.
+WEIGHTS_SCHEMA = pa.schema([pa.field("criterion", pa.string()), pa.field("weight", pa.float64())])
+
+
+def weights_table(weights: Mapping[str, float] | list[Mapping[str, object]] | None) -> pa.Table:
+    """The ``criterion_weights`` table from ``{criterion: weight}`` (or a list of such rows)."""
+    if not weights:
+        return WEIGHTS_SCHEMA.empty_table()
+    if isinstance(weights, Mapping):
+        rows = [{"criterion": c, "weight": float(w)} for c, w in sorted(weights.items())]
+    else:
+        rows = [dict(r) for r in weights]
+    return pa.Table.from_pylist(rows, schema=WEIGHTS_SCHEMA)
+
+
+def bind_candidate_scores(
+    con: duckdb.DuckDBPyConnection, criterion_weights: Mapping[str, float] | None = None
+) -> None:
+    """Define the ``content_id`` macro, the ``criterion_weights`` table and the ``candidate_scores``
+    view (scores.sql) on ``con``.
 
     ``prompts``, ``candidates`` and ``judgments`` must already be queryable on ``con``.
     """
     scores = read_sql("scores")
     try:
         con.execute(CONTENT_ID_MACRO)
+        con.register("criterion_weights", weights_table(criterion_weights))
         con.execute(f"CREATE OR REPLACE TEMP VIEW candidate_scores AS\n{scores}\n")
     except duckdb.Error as exc:
         raise QueryError(
@@ -105,10 +156,53 @@ def bind_candidate_scores(con: duckdb.DuckDBPyConnection) -> None:
         ) from exc
 
 
+def _is_number(v: object) -> bool:
+    return isinstance(v, Real) and not isinstance(v, bool)
+
+
 def _check_params(values: Mapping[str, object], where: str) -> None:
     tau = values.get("tau")
-    if tau is not None and (isinstance(tau, bool) or not isinstance(tau, Real) or not float(tau) > 0):
+    if tau is not None and (not _is_number(tau) or not float(tau) > 0):  # type: ignore[arg-type]
         raise QueryError(f"{where}: parameter $tau must be a number > 0, got {tau!r}")
+    clip = values.get("weight_clip")
+    if clip is not None and (not _is_number(clip) or not float(clip) >= 1):  # type: ignore[arg-type]
+        raise QueryError(f"{where}: parameter $weight_clip must be a number >= 1, got {clip!r}")
+    q = values.get("label_quantile")
+    if q is not None and (not _is_number(q) or not 0 < float(q) <= 0.5):  # type: ignore[arg-type]
+        raise QueryError(f"{where}: parameter $label_quantile must be in (0, 0.5], got {q!r}")
+    dq = values.get("diversity_quantile")
+    if dq is not None and (not _is_number(dq) or not 0 <= float(dq) <= 1):  # type: ignore[arg-type]
+        raise QueryError(f"{where}: parameter $diversity_quantile must be in [0, 1], got {dq!r}")
+    rule = values.get("label_rule")
+    if rule is not None and rule not in ("threshold", "quantile"):
+        raise QueryError(f"{where}: parameter $label_rule must be 'threshold' or 'quantile', got {rule!r}")
+    strategies = values.get("strategies")
+    if strategies is not None:
+        if isinstance(strategies, str) or not isinstance(strategies, list | tuple) or not strategies:
+            raise QueryError(f"{where}: parameter $strategies must be a non-empty list, got {strategies!r}")
+        unknown = [s for s in strategies if s not in PAIR_STRATEGIES]
+        if unknown:
+            raise QueryError(
+                f"{where}: unknown pair strategy {', '.join(map(repr, unknown))}; "
+                f"choose from {', '.join(PAIR_STRATEGIES)}"
+            )
+
+
+def _has_relation(con: duckdb.DuckDBPyConnection, name: str) -> bool:
+    found = con.sql(
+        "SELECT count(*) FROM information_schema.tables WHERE table_name = $name", params={"name": name}
+    ).fetchall()
+    return bool(found[0][0])
+
+
+def bind_embeddings(con: duckdb.DuckDBPyConnection, table: pa.Table | None = None) -> None:
+    """Register ``candidate_embeddings`` (candidate_id, embedding); an empty one when ``table`` is None
+    and the connection has none yet."""
+    if table is None:
+        if _has_relation(con, "candidate_embeddings"):
+            return
+        table = EMBEDDINGS_SCHEMA.empty_table()
+    con.register("candidate_embeddings", table)
 
 
 def _decimals_to_double(output: str, table: pa.Table) -> pa.Table:
@@ -136,29 +230,19 @@ def _decimals_to_double(output: str, table: pa.Table) -> pa.Table:
     return table
 
 
-def instantiate(
-    con: duckdb.DuckDBPyConnection,
-    output: str,
-    params: Mapping[str, object],
-    sql_text: str | None = None,
-    *,
-    sql_file: str | None = None,
-) -> pa.Table:
-    """Build the ``output`` table ('pairs', 'points' or 'lists') from the views bound on ``con``.
+@dataclass
+class Instantiated:
+    """An output table and what selection removed from it."""
 
-    Runs the built-in ``prefmill/sql/<output>.sql``, or ``sql_text`` (a user's SQL file, named
-    ``sql_file`` in error messages) when given. ``params`` override ``DEFAULT_PARAMS``; only the ones
-    the SQL uses are passed. The result is checked and cast with ``schemas.conform``.
-    """
-    if output not in OUTPUTS:
-        raise QueryError(f"unknown instantiation output '{output}': choose one of {', '.join(OUTPUTS)}")
-    if sql_text is None:
-        sql_text = read_sql(output)
-        source = f"prefmill/sql/{output}.sql"
-    else:
-        source = sql_file or "custom SQL"
-    where = f"instantiation of '{output}' ({source})"
+    table: pa.Table
+    removed: dict[str, int] = dc_field(default_factory=dict)
 
+    @property
+    def rows_before_selection(self) -> int:
+        return self.table.num_rows + sum(self.removed.values())
+
+
+def _params_for(sql_text: str, params: Mapping[str, object], where: str) -> dict[str, object]:
     used = sql_parameters(sql_text, where=where)
     available = {**DEFAULT_PARAMS, **params}
     missing = sorted(used - available.keys())
@@ -169,10 +253,94 @@ def instantiate(
         )
     values = {name: available[name] for name in sorted(used)}
     _check_params(values, where)
+    return values
 
-    bind_candidate_scores(con)
+
+def _run(con: duckdb.DuckDBPyConnection, sql_text: str, values: dict[str, object], where: str) -> pa.Table:
     try:
-        table = to_arrow(con.sql(sql_text, params=values or None))
+        return to_arrow(con.sql(sql_text, params=values or None))
     except duckdb.Error as exc:
         raise QueryError(f"{where}: {_duck_message(exc)}") from exc
-    return conform(output, _decimals_to_double(output, table), where=source)
+
+
+def _split_dropped(table: pa.Table) -> tuple[pa.Table, dict[str, int]]:
+    """Remove rows with a ``drop_reason`` (and the column); count them by reason."""
+    if "drop_reason" not in table.column_names:
+        return table, {}
+    reasons = table.column("drop_reason")
+    if reasons.null_count == table.num_rows:  # nothing dropped: no copy of the rows
+        return table.drop_columns(["drop_reason"]), {}
+    counts = pc.value_counts(reasons.drop_null()).to_pylist()
+    removed = {c["values"]: int(c["counts"]) for c in sorted(counts, key=lambda c: str(c["values"]))}
+    kept = table.filter(pc.is_null(reasons))
+    return kept.drop_columns(["drop_reason"]), removed
+
+
+def instantiate_with_report(
+    con: duckdb.DuckDBPyConnection,
+    output: str,
+    params: Mapping[str, object],
+    sql_text: str | None = None,
+    *,
+    sql_file: str | None = None,
+    selection_text: str | None = None,
+    selection_file: str | None = None,
+) -> Instantiated:
+    """Build the ``output`` table ('pairs', 'points' or 'lists') from the views bound on ``con``.
+
+    Runs the built-in ``prefmill/sql/<output>.sql``, or ``sql_text`` (a user's SQL file, named
+    ``sql_file`` in error messages) when given; for pairs, then the selection SQL (built-in
+    ``selection.sql`` or ``selection_text``) over the result. ``params`` override ``DEFAULT_PARAMS``;
+    only the ones each SQL uses are passed. Rows with a ``drop_reason`` are removed and counted. The
+    result is checked and cast with ``schemas.conform``.
+    """
+    if output not in OUTPUTS:
+        raise QueryError(f"unknown instantiation output '{output}': choose one of {', '.join(OUTPUTS)}")
+    if sql_text is None:
+        sql_text = read_sql(output)
+        source = f"prefmill/sql/{output}.sql"
+    else:
+        source = sql_file or "custom SQL"
+    where = f"instantiation of '{output}' ({source})"
+    values = _params_for(sql_text, params, where)
+
+    weights = {**DEFAULT_PARAMS, **params}.get("criterion_weights")
+    bind_candidate_scores(con, weights)  # type: ignore[arg-type]
+    bind_embeddings(con)
+    table = _decimals_to_double(output, _run(con, sql_text, values, where))
+    if output == "pairs":
+        if selection_text is None:
+            selection_text = read_sql("selection")
+            selection_source = "prefmill/sql/selection.sql"
+        else:
+            selection_source = selection_file or "custom selection SQL"
+        swhere = f"selection of 'pairs' ({selection_source})"
+        svalues = _params_for(selection_text, params, swhere)
+        if "implicit_margin" not in table.column_names:
+            table = table.append_column("implicit_margin", pa.nulls(table.num_rows, pa.float64()))
+        table = table.append_column(_ROW, pa.array(range(table.num_rows), pa.int64()))
+        con.register("pairs_unfiltered", table)
+        try:
+            selected = _run(con, selection_text, svalues, swhere)
+        finally:
+            con.unregister("pairs_unfiltered")
+        if _ROW in selected.column_names:
+            selected = selected.sort_by(_ROW).drop_columns([_ROW])
+        table = selected
+    kept, removed = _split_dropped(table)
+    return Instantiated(conform(output, kept, where=source), removed)
+
+
+def instantiate(
+    con: duckdb.DuckDBPyConnection,
+    output: str,
+    params: Mapping[str, object],
+    sql_text: str | None = None,
+    *,
+    sql_file: str | None = None,
+) -> pa.Table:
+    """``instantiate_with_report`` without the report: the output table after selection.
+
+    ``params['criterion_weights']`` ({criterion: weight}) fills the ``criterion_weights`` table that
+    scores.sql reads for weighted scalarisation."""
+    return instantiate_with_report(con, output, params, sql_text, sql_file=sql_file).table
