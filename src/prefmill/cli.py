@@ -436,6 +436,8 @@ def report(
     ds = _dataset(store, dataset)
     path = write_report(store, ds, ref, out, sample_pairs=sample_pairs, bins=bins)
     console().print(f"wrote {path} ({human_bytes(path.stat().st_size)}): open it in a browser")
+
+
 # -- export -------------------------------------------------------------------------------------
 
 from prefmill.commands.export import export_command  # noqa: E402

@@ -144,7 +144,11 @@ def lp_prompt(logprobs: dict[str, float | None], scores: dict[str, float], polic
     cands = [cand(c, "p1", logprob=None if policy else lp) for c, lp in logprobs.items()]
     table = pa.Table.from_pylist(cands, schema=SCHEMAS["candidates"])
     if policy:  # offline candidates scored by the target policy in a column of their own
-        table = table.append_column("policy_logprob", pa.array(list(logprobs.values()), pa.float64()))
+        column = pa.array(list(logprobs.values()), pa.float64())
+        if "policy_logprob" in table.column_names:  # an optional column of the candidates schema
+            table = table.set_column(table.column_names.index("policy_logprob"), "policy_logprob", column)
+        else:
+            table = table.append_column("policy_logprob", column)
     js = [judg("p1", c, s) for c, s in scores.items()]
     con = connect([prompt("p1")], [], js)
     con.register("candidates", table)
@@ -180,9 +184,9 @@ def test_wpo_weight_is_one_without_logprobs() -> None:
 
 def test_policy_logprob_takes_precedence() -> None:
     con = lp_prompt({"a": -3.0, "b": -6.0}, {"a": 1.0, "b": 0.0})
-    cands = pa.Table.from_pylist(
-        [cand("a", "p1", logprob=-3.0), cand("b", "p1", logprob=-6.0)], schema=SCHEMAS["candidates"]
-    ).append_column("policy_logprob", pa.array([-6.0, None], pa.float64()))
+    rows = [cand("a", "p1", logprob=-3.0), cand("b", "p1", logprob=-6.0)]
+    rows[0]["policy_logprob"], rows[1]["policy_logprob"] = -6.0, None
+    cands = pa.Table.from_pylist(rows, schema=SCHEMAS["candidates"])
     con.register("candidates", cands)
     (row,) = instantiate(con, "pairs", {}).to_pylist()
     assert row["implicit_margin"] == pytest.approx(-2.0 - (-2.0))  # a: policy -6/3, b: falls back to -6/3
