@@ -35,6 +35,7 @@ def output_config(recipe: Recipe, output: str) -> tuple[dict[str, Any], str | No
     where = recipe.instantiation.sql.get(output, f"{output}.sql")  # type: ignore[call-overload]
     used = sql_parameters(text, where=where) | sql_parameters(scores, where="scores.sql")
     params = {k: v for k, v in recipe_params(recipe).items() if k in used}
+    params["aggregation"] = recipe.evaluation.aggregation  # read by scores.sql as a DuckDB variable
     digest = hashlib.sha256((scores + "\n-- output --\n" + text).encode()).hexdigest()
     return {
         "output": output,

@@ -3,7 +3,9 @@
 --     CREATE OR REPLACE TEMP VIEW candidate_scores AS <this file>
 --
 -- Inputs (views): prompts, candidates, judgments (columns as in prefmill.storage.schemas).
--- Parameters: none.
+-- Parameters: none ($parameters cannot live in a view). The DuckDB variable `aggregation` picks how
+--   judges are combined into `score`: 'mean' (default, also when unset), 'median' or 'vote'; the
+--   runner sets it from the recipe's evaluation.aggregation (SET VARIABLE aggregation = 'median').
 --
 -- Output: one row per (prompt_id, candidate_id, criterion) that has at least one usable judgment.
 --   prompt_id     VARCHAR
@@ -13,15 +15,30 @@
 --   response      VARCHAR  the candidate's response
 --   logprob       DOUBLE   policy log-prob of the response (nullable)
 --   n_tokens      BIGINT   response length in tokens (nullable)
---   score         DOUBLE   mean over judges of each judge's mean score (one score per judge is the
---                          usual case, where this is the plain mean of the judgment scores)
---   spread        DOUBLE   stddev_pop of the per-judge scores; 0 when one judge
+--   score         DOUBLE   score_mean, score_median or score_vote, as `aggregation` says
+--   spread        DOUBLE   ensemble spread: stddev_pop of the per-judge scores; 0 when one judge
 --   n_judgments   BIGINT   usable judgments behind the score
 --   n_judges      BIGINT   distinct judges behind the score
+--   score_mean    DOUBLE   mean over judges of each judge's mean score (one score per judge is the
+--                          usual case, where this is the plain mean of the judgment scores)
+--   score_median  DOUBLE   median of the per-judge scores (the mean of the middle two when even)
+--   score_vote    DOUBLE   majority vote of the judges, for binary verdicts: a judge votes yes when
+--                          its score >= 0.5; 1.0 when more judges vote yes than no, 0.0 when fewer,
+--                          0.5 on a tie
+--   swap_inconsistency DOUBLE  share of this candidate's position-swapped comparisons (a judge's pair
+--                          verdicts on the same two candidates in both orders 'ab' and 'ba') whose two
+--                          orders disagree; NULL when it has none
+--   n_swapped     BIGINT   position-swapped comparisons behind swap_inconsistency (0 when none)
 --
 -- Usable judgments: mode = 'point', granularity = 'outcome', parse_error IS NULL, score IS NOT NULL.
 -- Usable candidates: error IS NULL and response IS NOT NULL. Errors stay in their tables as data;
 -- they are only left out here.
+--
+-- Pair rows (mode = 'pair'): candidate_id is the response shown first in that row's order,
+-- other_candidate_id the one shown second, prefers_first = P(candidate_id is better). For each
+-- (judge, criterion, two candidates) with rows in both orders, P(x better) is read from each order;
+-- the orders disagree when they put it on different sides of 0.5 (a tie, exactly 0.5, is a side of its
+-- own). Several rows of one order are averaged first.
 WITH usable_candidates AS (
     SELECT candidate_id, prompt_id, response, logprob, n_tokens
     FROM candidates
@@ -47,11 +64,61 @@ per_candidate AS (
         prompt_id,
         candidate_id,
         criterion,
-        avg(judge_score) AS score,
+        avg(judge_score) AS score_mean,
+        median(judge_score)::DOUBLE AS score_median,
+        CASE
+            WHEN 2 * count(*) FILTER (WHERE judge_score >= 0.5) > count(*) THEN 1.0
+            WHEN 2 * count(*) FILTER (WHERE judge_score >= 0.5) < count(*) THEN 0.0
+            ELSE 0.5
+        END::DOUBLE AS score_vote,
         coalesce(stddev_pop(judge_score), 0.0) AS spread,
         sum(n_judgments)::BIGINT AS n_judgments,
         count(*)::BIGINT AS n_judges
     FROM per_judge
+    GROUP BY prompt_id, candidate_id, criterion
+),
+pair_rows AS (
+    SELECT
+        judge,
+        criterion,
+        prompt_id,
+        least(candidate_id, other_candidate_id) AS lo,
+        greatest(candidate_id, other_candidate_id) AS hi,
+        "order",
+        -- P(lo is better), whichever of the two was shown first in this row
+        CASE WHEN candidate_id < other_candidate_id THEN prefers_first ELSE 1.0 - prefers_first END AS p_lo
+    FROM judgments
+    WHERE mode = 'pair'
+      AND "order" IN ('ab', 'ba')
+      AND parse_error IS NULL
+      AND prefers_first IS NOT NULL
+      AND other_candidate_id IS NOT NULL
+      AND other_candidate_id <> candidate_id
+),
+swapped AS (
+    SELECT
+        prompt_id,
+        criterion,
+        lo,
+        hi,
+        sign(avg(p_lo) FILTER (WHERE "order" = 'ab') - 0.5)
+            <> sign(avg(p_lo) FILTER (WHERE "order" = 'ba') - 0.5) AS inconsistent
+    FROM pair_rows
+    GROUP BY judge, criterion, prompt_id, lo, hi
+    HAVING count(*) FILTER (WHERE "order" = 'ab') > 0 AND count(*) FILTER (WHERE "order" = 'ba') > 0
+),
+per_candidate_swap AS (
+    SELECT
+        prompt_id,
+        candidate_id,
+        criterion,
+        avg(inconsistent::INTEGER)::DOUBLE AS swap_inconsistency,
+        count(*)::BIGINT AS n_swapped
+    FROM (
+        SELECT prompt_id, lo AS candidate_id, criterion, inconsistent FROM swapped
+        UNION ALL
+        SELECT prompt_id, hi AS candidate_id, criterion, inconsistent FROM swapped
+    )
     GROUP BY prompt_id, candidate_id, criterion
 ),
 last_user AS (
@@ -68,12 +135,25 @@ SELECT
     c.response,
     c.logprob,
     c.n_tokens,
-    s.score,
+    CASE coalesce(getvariable('aggregation'), 'mean')
+        WHEN 'mean' THEN s.score_mean
+        WHEN 'median' THEN s.score_median
+        WHEN 'vote' THEN s.score_vote
+        ELSE error('candidate_scores: aggregation must be mean, median or vote, not '
+                   || getvariable('aggregation')::VARCHAR)
+    END AS score,
     s.spread,
     s.n_judgments,
-    s.n_judges
+    s.n_judges,
+    s.score_mean,
+    s.score_median,
+    s.score_vote,
+    w.swap_inconsistency,
+    coalesce(w.n_swapped, 0)::BIGINT AS n_swapped
 FROM usable_candidates AS c
 JOIN per_candidate AS s
   ON s.candidate_id = c.candidate_id AND s.prompt_id = c.prompt_id
+LEFT JOIN per_candidate_swap AS w
+  ON w.candidate_id = s.candidate_id AND w.prompt_id = s.prompt_id AND w.criterion = s.criterion
 LEFT JOIN last_user AS p
   ON p.prompt_id = c.prompt_id

@@ -25,6 +25,9 @@ INSTANTIATION_CODE_VERSION = "1"
 #: Parameter values used where the recipe sets none.
 DEFAULT_PARAMS: dict[str, object] = {"min_margin": 0.0, "tau": 1.0, "label_threshold": 0.5}
 
+#: How scores.sql combines the judges of a candidate into ``score`` (the ``aggregation`` variable).
+AGGREGATIONS: tuple[str, ...] = ("mean", "median", "vote")
+
 #: The tables instantiation can produce; each has a built-in ``<name>.sql``.
 OUTPUTS: tuple[str, ...] = ("pairs", "points", "lists")
 
@@ -89,13 +92,22 @@ def sql_parameters(sql_text: str, *, where: str = "SQL") -> set[str]:
     return names
 
 
-def bind_candidate_scores(con: duckdb.DuckDBPyConnection) -> None:
+def bind_candidate_scores(con: duckdb.DuckDBPyConnection, aggregation: str | None = None) -> None:
     """Define the ``content_id`` macro and the ``candidate_scores`` view (scores.sql) on ``con``.
 
-    ``prompts``, ``candidates`` and ``judgments`` must already be queryable on ``con``.
+    ``prompts``, ``candidates`` and ``judgments`` must already be queryable on ``con``. ``aggregation``
+    (one of ``AGGREGATIONS``) sets the DuckDB variable scores.sql reads to combine judges; None keeps
+    the connection's setting (``mean`` when unset).
     """
     scores = read_sql("scores")
+    if aggregation is not None and aggregation not in AGGREGATIONS:
+        raise QueryError(
+            f"instantiation: aggregation {aggregation!r} is not one of {', '.join(AGGREGATIONS)}; "
+            "fix evaluation.aggregation in the recipe"
+        )
     try:
+        if aggregation is not None:
+            con.execute(f"SET VARIABLE aggregation = '{aggregation}'")
         con.execute(CONTENT_ID_MACRO)
         con.execute(f"CREATE OR REPLACE TEMP VIEW candidate_scores AS\n{scores}\n")
     except duckdb.Error as exc:
@@ -170,7 +182,8 @@ def instantiate(
     values = {name: available[name] for name in sorted(used)}
     _check_params(values, where)
 
-    bind_candidate_scores(con)
+    aggregation = params.get("aggregation")
+    bind_candidate_scores(con, None if aggregation is None else str(aggregation))
     try:
         table = to_arrow(con.sql(sql_text, params=values or None))
     except duckdb.Error as exc:
