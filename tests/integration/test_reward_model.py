@@ -125,7 +125,7 @@ def test_chat_template_and_truncation(rm_dir: Path) -> None:
     rows = judge_shard(cands(2), [short]).to_pylist()
     assert all(r["rationale"].endswith("over 8 tokens (truncated)") for r in rows)
     assert {r["judge"] for r in rows} == {"rm-short"}
-    values, lengths, cut = reward_scores(short, ["a b c d e f g h i j k l m n o p"])
+    _, lengths, cut = reward_scores(short, ["a b c d e f g h i j k l m n o p"])
     assert lengths == [8] and cut == [True]
 
 
