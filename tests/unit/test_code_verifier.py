@@ -65,6 +65,10 @@ HOSTILE: dict[str, tuple[str, tuple[str, ...]]] = {
     "exit early": ("```python\nimport os\nos._exit(0)\n```", ("before the tests finished",)),
     "sys.exit": ("```python\nimport sys\nsys.exit(0)\n```", ("before the tests finished",)),
     "kill parent": ("```python\nimport os\nos.kill(os.getppid(), 9)\n```", ("processes is blocked",)),
+    "raise limits": (
+        "```python\nimport resource\nresource.setrlimit(resource.RLIMIT_CPU, (-1, -1))\n```",
+        ("changing resource limits is blocked",),
+    ),
     "syntax error": ("```python\ndef add(:\n```", ("SyntaxError",)),
 }
 

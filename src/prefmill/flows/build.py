@@ -9,7 +9,7 @@ from prefect import flow
 
 from prefmill.engines.registry import parse_spec
 from prefmill.flows.common import STAGE_FLOW, TableResult, current_flow_run_id, log
-from prefmill.flows.evaluation import evaluation_flow
+from prefmill.flows.evaluation import evaluation_config, evaluation_flow
 from prefmill.flows.instantiation import instantiation_flow, output_config
 from prefmill.flows.prompts import prompts_config, prompts_flow
 from prefmill.flows.synthesis import synthesis_flow
@@ -88,6 +88,7 @@ def preflight(recipe: Recipe, root: str) -> None:
     prompts_config(recipe)
     for output in recipe.instantiation.outputs:
         output_config(recipe, output)
+    evaluation_config(recipe)  # human verdict files are readable
     parse_spec(recipe.synthesis.engine)
 
 

@@ -40,7 +40,6 @@ import contextlib
 import json
 import os
 import re
-import resource
 import secrets
 import shutil
 import signal
@@ -167,21 +166,21 @@ def _fresh_uid() -> int:
     return secrets.SystemRandom().randrange(1_000_000, 2_000_000_000)
 
 
-def _limits(config: CodeVerifier, isolated: bool) -> None:
-    """``preexec_fn``: the resource limits (inherited through unshare/setpriv by the candidate)."""
-    mb = 1024 * 1024
+def _limits(config: CodeVerifier, isolated: bool) -> str:
+    """The resource limits as the harness's argument (``name=value,...``): the harness sets them on
+    itself before the candidate's code runs (no ``preexec_fn``, which is unsafe in a threaded parent)."""
     nproc = config.max_processes
     if not isolated:  # the limit counts every process of this user: leave room for the ones running
         nproc += _user_processes()
-    for limit, value in (
-        (resource.RLIMIT_CPU, config.cpu_s),
-        (resource.RLIMIT_AS, config.memory_mb * mb),
-        (resource.RLIMIT_FSIZE, config.max_output_kb * 1024),
-        (resource.RLIMIT_NOFILE, 256),
-        (resource.RLIMIT_CORE, 0),
-        (resource.RLIMIT_NPROC, nproc),
-    ):
-        resource.setrlimit(limit, (value, value))
+    values = {
+        "CPU": config.cpu_s,
+        "AS": config.memory_mb * 1024 * 1024,
+        "FSIZE": config.max_output_kb * 1024,
+        "NOFILE": 256,
+        "CORE": 0,
+        "NPROC": nproc,
+    }
+    return ",".join(f"{k}={v}" for k, v in values.items())
 
 
 def _user_processes() -> int:
@@ -256,7 +255,7 @@ def run_case(code: str, case: Case, config: CodeVerifier) -> CaseResult:
             shutil.which("unshare") or "unshare", shutil.which("setpriv") or "setpriv", uid
         )
         argv = [*(prefix if isolated else []), sys.executable, "-I", "sandbox_harness.py"]
-        argv += ["tests" if case.tests is not None else "io", str(read_end)]
+        argv += ["tests" if case.tests is not None else "io", str(read_end), _limits(config, isolated)]
         env = {"HOME": str(folder), "TMPDIR": str(folder), "PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"}
         timed_out = False
         with (
@@ -277,7 +276,6 @@ def run_case(code: str, case: Case, config: CodeVerifier) -> CaseResult:
                     stderr=stderr,
                     pass_fds=(read_end,),
                     start_new_session=True,
-                    preexec_fn=lambda: _limits(config, isolated),
                 )
             finally:
                 os.close(read_end)

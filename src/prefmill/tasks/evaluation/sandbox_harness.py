@@ -1,8 +1,11 @@
-"""The program the code sandbox runs as ``python -I sandbox_harness.py MODE NONCE_FD`` in the test folder.
+"""The program the code sandbox runs as ``python -I sandbox_harness.py MODE TOKEN_FD LIMITS`` in the
+test folder.
 
 It is copied into each test folder and run there; it imports nothing from prefmill. It reads a one-time
-token from an inherited pipe, opens its result file, installs an audit hook (no network, no new
-processes, no ctypes, no writes outside the folder), runs ``solution.py`` (then ``tests.py`` in mode
+token from an inherited pipe, opens its result file, sets the resource limits (``LIMITS`` is
+``CPU=5,AS=...``: soft = hard, so they cannot be raised again without privileges, and the audit hook
+refuses ``resource.setrlimit``), installs an audit hook (no network, no new processes, no ctypes, no
+writes outside the folder), runs ``solution.py`` (then ``tests.py`` in mode
 ``tests``) and writes ``<token>\\n<status>`` to ``_result``: ``ok`` or the exception that stopped it. A
 candidate that exits early (``os._exit(0)``) never writes the token, so it cannot pass by exiting.
 """
@@ -70,6 +73,8 @@ def _install_hook(root: str) -> None:
             raise PermissionError(f"starting or signalling processes is blocked in the sandbox ({event})")
         elif event.startswith("ctypes."):
             raise PermissionError("ctypes is blocked in the sandbox")
+        elif event in ("resource.setrlimit", "resource.prlimit"):
+            raise PermissionError("changing resource limits is blocked in the sandbox")
 
     sys.addaudithook(hook)
 
@@ -92,7 +97,7 @@ solution_text = tests_text = ""
 
 def _main() -> None:
     global solution_text, tests_text
-    mode, token_fd = sys.argv[1], int(sys.argv[2])
+    mode, token_fd, limits = sys.argv[1], int(sys.argv[2]), sys.argv[3]
     token = os.read(token_fd, 256).decode()
     os.close(token_fd)
     result = os.open("_result", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -104,6 +109,11 @@ def _main() -> None:
         with open("tests.py", encoding="utf-8") as f:
             tests = f.read()
     solution_text, tests_text = solution, tests
+    import resource
+
+    for item in limits.split(","):
+        name, value = item.split("=")
+        resource.setrlimit(getattr(resource, "RLIMIT_" + name), (int(value), int(value)))
     _install_hook(os.getcwd())
     status = "ok"
     namespace = {"__name__": "__main__" if mode == "io" else "solution", "__builtins__": __builtins__}
