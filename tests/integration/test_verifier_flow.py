@@ -71,7 +71,7 @@ def test_verifiers_and_human_verdicts_in_a_build(tmp_path: Path) -> None:
     assert next(t for t in summary.tables if t.table == "candidates").cached
 
     manifest = store.manifest("verify", "judgments", summary.version("judgments"))
-    assert len(manifest.files) == 3 + 1  # two-prompt shards of candidates, then the human shard
+    assert len(manifest.files) == 2 + 1  # two shards of candidates (2 + 1 prompts), then the human shard
     judgments = store.read_arrow(manifest).to_pylist()
     by_judge: dict[str, list[dict]] = {}
     for j in judgments:
