@@ -34,11 +34,11 @@
 -- Usable candidates: error IS NULL and response IS NOT NULL. Errors stay in their tables as data;
 -- they are only left out here.
 --
--- Pair rows (mode = 'pair'): candidate_id is the response shown first in that row's order,
--- other_candidate_id the one shown second, prefers_first = P(candidate_id is better). For each
--- (judge, criterion, two candidates) with rows in both orders, P(x better) is read from each order;
--- the orders disagree when they put it on different sides of 0.5 (a tie, exactly 0.5, is a side of its
--- own). Several rows of one order are averaged first.
+-- Pair rows (mode = 'pair'): prefers_first = P(the response shown first is better), so a 'ba' row's
+-- preference for the response shown first in 'ab' is 1 - prefers_first (as in
+-- sql/report/swap_consistency.sql). For each (judge, criterion, granularity, unit, two candidates)
+-- with rows in both orders, the orders disagree when they put that preference on different sides of
+-- 0.5 (a tie, exactly 0.5, is a side of its own). Several rows of one order are averaged first.
 WITH usable_candidates AS (
     SELECT candidate_id, prompt_id, response, logprob, n_tokens
     FROM candidates
@@ -81,12 +81,13 @@ pair_rows AS (
     SELECT
         judge,
         criterion,
+        granularity,
+        unit_index,
         prompt_id,
         least(candidate_id, other_candidate_id) AS lo,
         greatest(candidate_id, other_candidate_id) AS hi,
         "order",
-        -- P(lo is better), whichever of the two was shown first in this row
-        CASE WHEN candidate_id < other_candidate_id THEN prefers_first ELSE 1.0 - prefers_first END AS p_lo
+        prefers_first
     FROM judgments
     WHERE mode = 'pair'
       AND "order" IN ('ab', 'ba')
@@ -96,15 +97,17 @@ pair_rows AS (
       AND other_candidate_id <> candidate_id
 ),
 swapped AS (
+    -- P(the response shown first in order 'ab' is better): prefers_first of the 'ab' rows, and
+    -- 1 - prefers_first of the 'ba' rows (there it is shown second)
     SELECT
         prompt_id,
         criterion,
         lo,
         hi,
-        sign(avg(p_lo) FILTER (WHERE "order" = 'ab') - 0.5)
-            <> sign(avg(p_lo) FILTER (WHERE "order" = 'ba') - 0.5) AS inconsistent
+        sign(avg(prefers_first) FILTER (WHERE "order" = 'ab') - 0.5)
+            <> sign(0.5 - avg(prefers_first) FILTER (WHERE "order" = 'ba')) AS inconsistent
     FROM pair_rows
-    GROUP BY judge, criterion, prompt_id, lo, hi
+    GROUP BY judge, criterion, granularity, unit_index, prompt_id, lo, hi
     HAVING count(*) FILTER (WHERE "order" = 'ab') > 0 AND count(*) FILTER (WHERE "order" = 'ba') > 0
 ),
 per_candidate_swap AS (
