@@ -39,7 +39,7 @@ def _options(
 
 
 TABLE_ORDER = ("prompts", "prompts_rejected", "candidates", "judgments", "pairs", "points", "lists")
-TEMPLATES = ("quickstart",)
+TEMPLATES = ("quickstart", "strategies")
 
 RootOpt = Annotated[
     str | None,
@@ -152,10 +152,10 @@ def build(
         os.environ.setdefault("PREFECT_LOGGING_LEVEL", "CRITICAL")
     from prefmill.flows import run_build
     from prefmill.progress import use_reporter
-    from prefmill.ui import RichReporter, render_summary
+    from prefmill.ui import progress_reporter, render_summary
 
     console(stderr=True).print(f"[dim]building {parsed.dataset} (starting Prefect)...[/dim]")
-    with RichReporter() as reporter, use_reporter(reporter):
+    with progress_reporter() as reporter, use_reporter(reporter):
         summary = run_build(parsed, root, stop_after=stop_after, ref=ref, retry_errors=retry_errors or None)
     render_summary(summary)
 
@@ -416,6 +416,26 @@ def gc(
         f"{len(report.incomplete)} incomplete, {report.kept} kept"
         + ("" if apply else "; run with --apply to delete")
     )
+
+
+@app.command()
+def report(
+    ref: Annotated[str, typer.Argument(metavar="[REF]", help="Ref to report on.")] = DEFAULT_REF,
+    out: Annotated[Path, typer.Option("--out", "-o", help="HTML file to write.")] = Path("report.html"),
+    sample_pairs: Annotated[int, typer.Option("--sample-pairs", help="Pairs shown side by side.")] = 8,
+    bins: Annotated[int, typer.Option("--bins", help="Bins of the score and margin histograms.")] = 20,
+    root: RootOpt = None,
+    dataset: DatasetOpt = None,
+) -> None:
+    """Write one self-contained HTML page about a build: charts of its tables (opens offline)."""
+    # `prefmill report fidelity [REF]` (judge fidelity in the terminal) dispatches here when merged:
+    # if ref == "fidelity": from prefmill.commands.fidelity import ...; return
+    from prefmill.commands.report import write_report
+
+    store = _store(root)
+    ds = _dataset(store, dataset)
+    path = write_report(store, ds, ref, out, sample_pairs=sample_pairs, bins=bins)
+    console().print(f"wrote {path} ({human_bytes(path.stat().st_size)}): open it in a browser")
 
 
 # -- entry point --------------------------------------------------------------------------------

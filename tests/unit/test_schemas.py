@@ -33,7 +33,8 @@ def test_inferred_types_are_cast_to_declared(table: str) -> None:
     data = inferred(table)
     out = conform(table, data)
     assert out.schema.equals(SCHEMAS[table])
-    assert out.to_pylist() == rows(table)
+    # optional columns the rows leave out come back as nulls
+    assert out.to_pylist() == [{**dict.fromkeys(SCHEMAS[table].names), **r} for r in rows(table)]
 
 
 def test_every_table_has_declared_id_column() -> None:
@@ -187,3 +188,13 @@ def test_store_validates_on_write(tmp_path: Path) -> None:
     with pytest.raises(SchemaError, match=r"table 'candidates' \(shard 3\): missing column 'prompt_id'"):
         writer.write_shard(3, _drop(build("candidates"), "prompt_id"))
     assert writer.finished_shards() == []
+
+
+def test_optional_columns_are_null_filled_and_required_ones_are_not() -> None:
+    data = build("candidates").drop_columns(["policy_logprob", "duplicate_of"])
+    out = conform("candidates", data)
+    assert out.schema.equals(SCHEMAS["candidates"])
+    assert out.column("policy_logprob").null_count == out.num_rows
+    assert out.column("duplicate_of").type == pa.string()
+    with pytest.raises(SchemaError, match="missing column 'logprob'"):
+        conform("candidates", build("candidates").drop_columns(["logprob"]))

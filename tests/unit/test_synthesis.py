@@ -163,7 +163,7 @@ def test_engine_returning_too_few_results() -> None:
 
 
 def test_code_version_is_a_string() -> None:
-    assert SYNTHESIS_CODE_VERSION == "1"
+    assert SYNTHESIS_CODE_VERSION == "2"
 
 
 class FlakyEngine(ScriptedEngine):

@@ -89,7 +89,8 @@ def preflight(recipe: Recipe, root: str) -> None:
     for output in recipe.instantiation.outputs:
         output_config(recipe, output)
     evaluation_config(recipe)  # human verdict files are readable
-    parse_spec(recipe.synthesis.engine)
+    for spec in recipe.synthesis.engine_specs():
+        parse_spec(spec)
 
 
 def run_build(

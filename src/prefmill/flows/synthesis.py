@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from prefect import flow, task
 
 from prefmill.engines.registry import get_engine
+from prefmill.errors import InputError
 from prefmill.flows.common import (
     SHARD_TASK,
     STAGE_FLOW,
@@ -18,33 +22,123 @@ from prefmill.flows.common import (
     latest_retry,
     log,
 )
+from prefmill.ids import content_id
 from prefmill.progress import reporter
-from prefmill.recipe import Recipe
+from prefmill.recipe import Recipe, file_digest
 from prefmill.storage import Manifest, Parent, Store
-from prefmill.tasks.synthesis.online import SYNTHESIS_CODE_VERSION, retry_failed, synthesize
+from prefmill.tasks.synthesis.offline import OfflineSpec, check_matched, read_offline
+from prefmill.tasks.synthesis.online import SYNTHESIS_CODE_VERSION
+from prefmill.tasks.synthesis.run import OfflineImport, ShardPlan, synthesize_shard
+from prefmill.tasks.synthesis.run import retry_shard as retry_shard_rows
 
 STAGE = "synthesis"
 
 
+def _source_digest(path: Path) -> str:
+    """sha256 of a file, or of a folder's files (relative names and contents)."""
+    if path.is_file():
+        return file_digest(path)
+    parts = [[str(f.relative_to(path)), file_digest(f)] for f in sorted(path.rglob("*")) if f.is_file()]
+    return content_id(parts)
+
+
 def synthesis_config(recipe: Recipe) -> dict[str, Any]:
-    """What decides the candidates version. ``batch_size`` is left out: it changes speed, not rows."""
+    """What decides the candidates version: every policy's engine, sampling and strategy settings,
+    each offline source's options and content hash, the reweighting and diversity settings, the seed
+    and the shard size. Batch sizes are left out: they change speed, not rows."""
     s = recipe.synthesis
+    policies = []
+    for p in s.resolved_policies():
+        entry: dict[str, Any] = {
+            "name": p.name,
+            "engine": p.engine,
+            "k": p.k,
+            "temperatures": p.temperatures,
+            "top_p": p.top_ps,
+            "max_new_tokens": p.max_new_tokens,
+            "strategy": p.strategy,
+        }
+        if p.strategy == "best_of_n":
+            entry["best_of_n"] = s.best_of_n.model_dump()
+        elif p.strategy == "verbalized":
+            entry["verbalized"] = s.verbalized.model_dump()
+        policies.append(entry)
+    offline = []
+    for i, o in enumerate(s.offline):
+        path = recipe.resolve_path(o.path)
+        if not path.exists():
+            raise InputError(
+                f"offline responses not found: {path} (recipe field synthesis.offline[{i}].path); "
+                "fix the path"
+            )
+        offline.append({**o.model_dump(), "path": path.name, "sha256": _source_digest(path)})
     return {
-        "engine": s.engine,
-        "k": s.k,
-        "temperatures": s.temperatures,
-        "top_p": s.top_p,
-        "max_new_tokens": s.max_new_tokens,
+        "policies": policies,
+        "offline": offline,
+        "policy_engine": s.policy_engine,
+        "diversity": s.diversity.model_dump() if s.diversity else None,
         "seed": recipe.seed,
         "shard_size": recipe.shard_size,
     }
 
 
-def _sampling(recipe: Recipe) -> dict[str, Any]:
-    """The keyword arguments of ``synthesize``: the versioned config's sampling part, and progress."""
-    config = synthesis_config(recipe)
-    args = {key: config[key] for key in ("k", "temperatures", "top_p", "max_new_tokens", "seed")}
-    return {**args, "progress": lambda n: reporter().advance(STAGE, units=n)}
+def _offline_specs(recipe: Recipe) -> list[OfflineImport]:
+    return [
+        OfflineImport(
+            OfflineSpec(
+                path=str(recipe.resolve_path(o.path)),
+                format=o.format,
+                prompt_field=o.prompt_field,
+                messages_field=o.messages_field,
+                response_field=o.response_field,
+                model_field=o.model_field,
+                rating_field=o.rating_field,
+                generator=o.generator,
+                on_unmatched=o.on_unmatched,
+            ),
+            o.data_policy,
+        )
+        for o in recipe.synthesis.offline
+    ]
+
+
+def shard_plan(recipe: Recipe) -> ShardPlan:
+    """The recipe's synthesis section as the plain settings a shard task runs with."""
+    s = recipe.synthesis
+    return ShardPlan(
+        seed=recipe.seed,
+        policies=s.resolved_policies(),
+        offline=_offline_specs(recipe),
+        best_of_n_budget=s.best_of_n.budget,
+        best_of_n_min_accepted=s.best_of_n.min_accepted,
+        best_of_n_accept=s.best_of_n.accept,
+        verbalized_n=s.verbalized.n,
+        verbalized_template=s.verbalized.template,
+        policy_engine=s.policy_engine,
+        duplicate_threshold=s.diversity.near_duplicate_threshold if s.diversity else None,
+        low_spread=s.diversity.low_spread if s.diversity else 0.05,
+        score_batch_size=s.batch_size,
+    )
+
+
+def _engine_for(spec: str, batch_size: int) -> Any:
+    return get_engine(spec, batch_size=batch_size)
+
+
+def _progress() -> Any:
+    return lambda n: reporter().advance(STAGE, units=n)
+
+
+def check_offline(recipe: Recipe, prompts: pa.Table) -> int:
+    """Read every offline source once and check its prompts against the prompts table, before any
+    generation; returns how many rows ``on_unmatched: skip`` drops."""
+    known = set(prompts.column("prompt_id").to_pylist())
+    return sum(check_matched(imp.spec, read_offline(imp.spec), known) for imp in _offline_specs(recipe))
+
+
+def _tokens(candidates: pa.Table) -> int:
+    """Tokens generated in a candidates shard (for the progress display's tokens/s)."""
+    return int(pc.sum(candidates.column("n_tokens")).as_py() or 0)
 
 
 @task(name="generate-shard", **SHARD_TASK)
@@ -55,11 +149,10 @@ def generate_shard(
     store = Store(root)
     prompts = store.read_arrow(store.manifest(dataset, "prompts", prompts_version))
     shard = prompts.slice(index * recipe.shard_size, recipe.shard_size)
-    engine = get_engine(recipe.synthesis.engine, batch_size=recipe.synthesis.batch_size)
     started = time.perf_counter()
-    candidates = synthesize(shard, engine, **_sampling(recipe))
-    seconds = time.perf_counter() - started
-    stats = {"generate_seconds": round(seconds, 3), "requests": candidates.num_rows}
+    candidates, stats = synthesize_shard(shard, shard_plan(recipe), _engine_for, progress=_progress())
+    stats = {"generate_seconds": round(time.perf_counter() - started, 3), **stats}
+    reporter().advance(STAGE, tokens=_tokens(candidates))
     store.open_version(dataset, "candidates", version).write_shard(index, candidates, stats=stats)
     return stats
 
@@ -78,9 +171,10 @@ def retry_shard(
     store = Store(root)
     old = pq.read_table(store.file_paths(previous)[index], filesystem=store.fs)
     prompts = store.read_arrow(store.manifest(dataset, "prompts", prompts_version))
-    engine = get_engine(recipe.synthesis.engine, batch_size=recipe.synthesis.batch_size)
     started = time.perf_counter()
-    candidates, retried = retry_failed(old, prompts, engine, **_sampling(recipe))
+    candidates, retried = retry_shard_rows(
+        old, prompts, shard_plan(recipe), _engine_for, progress=_progress()
+    )
     stats = {
         "generate_seconds": round(time.perf_counter() - started, 3),
         "requests": retried,
@@ -150,19 +244,28 @@ def synthesis_flow(recipe: Recipe, root: str, prompts: Manifest, retry_errors: b
 
     vid = target.version
     writer = target.writer
+    unmatched = (
+        check_offline(recipe, store.read_arrow(prompts, columns=["prompt_id"]))
+        if recipe.synthesis.offline
+        else 0
+    )
     n_shards = max(1, -(-prompts.rows // recipe.shard_size))
     finished = set(writer.finished_shards())
     todo = [i for i in range(n_shards) if i not in finished]
     if finished:
         log().info("synthesis: resuming candidates@%s, %d of %d shards done", vid, len(finished), n_shards)
     remaining = sum(min(recipe.shard_size, prompts.rows - i * recipe.shard_size) for i in todo)
+    per_prompt = sum(p.k for p in recipe.synthesis.resolved_policies())
     reporter().stage_started(
-        STAGE, shards=n_shards, done=len(finished), units=remaining * recipe.synthesis.k, unit="samples"
+        STAGE, shards=n_shards, done=len(finished), units=remaining * per_prompt, unit="samples"
     )
     for i in todo:
         stats = generate_shard(root, recipe.dataset, vid, i, prompts.version, recipe)
         log().info("synthesis: shard %d/%d written (%s)", i + 1, n_shards, stats)
         reporter().shard_done(STAGE)
-    result = target.publish(expected_shards=n_shards, extra_stats={"resumed_shards": len(finished)})
+    extra: dict[str, Any] = {"resumed_shards": len(finished)}
+    if recipe.synthesis.offline:
+        extra["offline_unmatched"] = unmatched
+    result = target.publish(expected_shards=n_shards, extra_stats=extra)
     reporter().stage_finished(STAGE, cached=False)
     return result

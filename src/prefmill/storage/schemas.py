@@ -3,7 +3,8 @@
 Column names are fixed here; a stage may add columns after the declared ones. ``conform`` checks a
 table against its schema, casts the safe differences (large_string -> string, int32 -> int64,
 decimal -> double, an all-null column -> the declared type) and raises ``SchemaError`` naming every
-missing or mistyped column.
+missing or mistyped column. Columns declared *optional* (added to a table after its first release) are
+filled with nulls when a producer leaves them out, so older producers keep conforming.
 """
 
 from __future__ import annotations
@@ -16,8 +17,17 @@ from prefmill.errors import SchemaError
 MESSAGE = pa.struct([pa.field("role", pa.string()), pa.field("content", pa.string())])
 
 
-def _f(name: str, typ: pa.DataType, nullable: bool = True) -> pa.Field:
-    return pa.field(name, typ, nullable=nullable)
+_OPTIONAL = {b"optional": b"1"}
+
+
+def _f(name: str, typ: pa.DataType, nullable: bool = True, *, optional: bool = False) -> pa.Field:
+    """A column; ``optional`` ones (always nullable) are null-filled by ``conform`` when absent."""
+    return pa.field(name, typ, nullable=nullable or optional, metadata=_OPTIONAL if optional else None)
+
+
+def is_optional(field: pa.Field) -> bool:
+    """Whether ``conform`` fills this declared column with nulls when a table lacks it."""
+    return bool(field.metadata) and field.metadata.get(b"optional") == b"1"
 
 
 SCHEMAS: dict[str, pa.Schema] = {
@@ -54,6 +64,16 @@ SCHEMAS: dict[str, pa.Schema] = {
             _f("logprob", pa.float64()),
             _f("latency_ms", pa.float64()),
             _f("error", pa.string()),
+            # Synthesis strategies (issue 3); optional: producers that predate them get nulls.
+            _f("policy", pa.string(), optional=True),
+            _f("strategy", pa.string(), optional=True),
+            _f("policy_logprob", pa.float64(), optional=True),
+            _f("rating", pa.float64(), optional=True),
+            _f("stated_probability", pa.float64(), optional=True),
+            _f("accepted", pa.bool_(), optional=True),
+            _f("attempts", pa.int32(), optional=True),
+            _f("duplicate_of", pa.string(), optional=True),
+            _f("raw", pa.string(), optional=True),
         ]
     ),
     "judgments": pa.schema(
@@ -179,6 +199,10 @@ def conform(table_name: str, data: pa.Table, *, where: str | None = None) -> pa.
     fields: list[pa.Field] = []
     for field in schema:
         if field.name not in data.column_names:
+            if is_optional(field):
+                columns.append(pa.chunked_array([pa.nulls(data.num_rows, field.type)]))
+                fields.append(field)
+                continue
             problems.append(f"missing column '{field.name}' ({field.type})")
             continue
         col = data.column(field.name)

@@ -13,12 +13,21 @@ from prefmill.errors import EngineError, RecipeError, SchemaError
 from prefmill.ids import canonical_json, content_id, seed_for
 from prefmill.storage.schemas import conform, empty_table
 
-#: Bump when the rows ``synthesize`` writes for the same inputs change meaning.
-SYNTHESIS_CODE_VERSION = "1"
+#: Bump when the rows the synthesis stage writes for the same inputs change meaning.
+#: 2: strategy columns (policy, strategy, policy_logprob, rating, stated_probability, accepted, attempts,
+#: duplicate_of, raw); top_p ladders; several policies; offline import.
+SYNTHESIS_CODE_VERSION = "2"
 ORIGIN = "online"
 
 
-def _check_config(k: int, temperatures: Sequence[float], top_p: float, max_new_tokens: int) -> None:
+def ladder(values: float | Sequence[float]) -> list[float]:
+    """A ladder from one value or a list of values."""
+    return [float(values)] if isinstance(values, int | float) else [float(v) for v in values]
+
+
+def _check_config(
+    k: int, temperatures: Sequence[float], top_ps: Sequence[float], max_new_tokens: int
+) -> None:
     problems = []
     if k < 1:
         problems.append(f"k must be >= 1, got {k}")
@@ -26,8 +35,9 @@ def _check_config(k: int, temperatures: Sequence[float], top_p: float, max_new_t
         problems.append("temperatures must list at least one value")
     elif any(not t >= 0 for t in temperatures):
         problems.append(f"temperatures must be >= 0, got {list(temperatures)}")
-    if not 0 < top_p <= 1:
-        problems.append(f"top_p must be in (0, 1], got {top_p}")
+    if not top_ps or any(not 0 < p <= 1 for p in top_ps):
+        shown = top_ps[0] if len(top_ps) == 1 else list(top_ps)
+        problems.append(f"top_p must be in (0, 1], got {shown}")
     if max_new_tokens < 1:
         problems.append(f"max_new_tokens must be >= 1, got {max_new_tokens}")
     if problems:
@@ -40,20 +50,26 @@ def synthesize(
     *,
     k: int,
     temperatures: Sequence[float],
-    top_p: float,
+    top_p: float | Sequence[float],
     max_new_tokens: int,
     seed: int,
     progress: Progress | None = None,
     only: set[tuple[str, int]] | None = None,
+    policy: str | None = None,
+    strategy: str = "sample",
 ) -> pa.Table:
     """``candidates`` rows: for each prompt and ``sample_index`` in ``range(k)``, one engine sample.
 
-    The temperature of sample i is ``temperatures[i % len(temperatures)]`` (a ladder); its seed is
-    ``seed_for(seed, prompt_id, i)``. Failed generations are rows with ``response`` null and ``error``
-    set. Rows come in prompt order, then sample order. ``only`` restricts the work to those
+    The temperature of sample i is ``temperatures[i % len(temperatures)]`` and its top_p
+    ``top_p[i % len(top_p)]`` (ladders; one number is a ladder of one); its seed is
+    ``seed_for(seed, prompt_id, i)``, or ``seed_for(seed, policy, prompt_id, i)`` for a named policy, so
+    two policies of one build never share seeds. Failed generations are rows with ``response`` null and
+    ``error`` set. Rows come in prompt order, then sample order. ``only`` restricts the work to those
     ``(prompt_id, sample_index)`` pairs (a retry of failed rows gets the same seeds, hence the same ids).
+    ``policy`` and ``strategy`` fill the columns of the same names.
     """
-    _check_config(k, temperatures, top_p, max_new_tokens)
+    top_ps = ladder(top_p)
+    _check_config(k, temperatures, top_ps, max_new_tokens)
     missing = [c for c in ("prompt_id", "messages") if c not in prompts.column_names]
     if missing:
         raise SchemaError(f"synthesis: the prompts shard lacks column(s) {', '.join(missing)}")
@@ -63,9 +79,8 @@ def synthesize(
     prompt_ids: list[str] = prompts.column("prompt_id").to_pylist()
     messages: list[list[dict[str, str]]] = prompts.column("messages").to_pylist()
     generator = engine.name
-    ladder = [float(t) for t in temperatures]
-    top_p, max_new_tokens = float(top_p), int(max_new_tokens)
-    params = [SamplingParams(t, top_p, max_new_tokens) for t in ladder]
+    temps = [float(t) for t in temperatures]
+    max_new_tokens = int(max_new_tokens)
 
     requests: list[GenerationRequest] = []
     row_prompt: list[str] = []
@@ -76,10 +91,15 @@ def synthesize(
         for i in range(k):
             if only is not None and (pid, i) not in only:
                 continue
-            sp = params[i % len(params)]
-            s = seed_for(seed, pid, i)
+            sp = SamplingParams(temps[i % len(temps)], top_ps[i % len(top_ps)], max_new_tokens)
+            s = seed_for(seed, pid, i) if policy is None else seed_for(seed, policy, pid, i)
             sampling = canonical_json(
-                {"temperature": sp.temperature, "top_p": top_p, "max_new_tokens": max_new_tokens, "seed": s}
+                {
+                    "temperature": sp.temperature,
+                    "top_p": sp.top_p,
+                    "max_new_tokens": max_new_tokens,
+                    "seed": s,
+                }
             )
             requests.append(GenerationRequest(msgs, sp, s))
             row_prompt.append(pid)
@@ -107,6 +127,8 @@ def synthesize(
             "logprob": pa.array([g.logprob for g in generations], pa.float64()),
             "latency_ms": pa.array([g.latency_ms for g in generations], pa.float64()),
             "error": pa.array([g.error for g in generations], pa.string()),
+            "policy": pa.array([policy] * len(requests), pa.string()),
+            "strategy": pa.array([strategy] * len(requests), pa.string()),
         }
     )
     return conform("candidates", table, where="synthesis")
