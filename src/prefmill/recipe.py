@@ -8,7 +8,9 @@ field and what is wrong, in one line.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -347,9 +349,147 @@ class HeuristicJudge(_Section):
     kind: Literal["heuristic"] = Field(description="`heuristic`.")
 
 
+class MathVerifier(_Section):
+    """Final-answer verifier for math prompts: extracts the final answer of a response (`\\boxed{}`,
+    `#### n`, "the answer is n", the last `= n`, else the last number; integers, decimals, fractions,
+    thousands commas, units and `%` are understood) and compares it with the prompt's `reference` as exact
+    rationals, or within the tolerances below. Score 1 or 0; prompts without a reference and prompts
+    whose reference is a code test spec are skipped."""
+
+    kind: Literal["math"] = Field(description="`math`.")
+    name: str = Field(default="math-verifier", min_length=1, description="Judge name in `judgments`.")
+    rel_tol: float = Field(
+        default=0.0, ge=0, le=1, description="Relative tolerance (`1e-6` accepts 3.1415927 for 3.14159265)."
+    )
+    abs_tol: float = Field(default=0.0, ge=0, description="Absolute tolerance.")
+    percent_as_fraction: bool = Field(
+        default=False, description="Also accept `50%` for a reference of 0.5 (and 0.5 for `50%`)."
+    )
+
+
+class CodeVerifier(_Section):
+    """Runs the code in a response against the tests in the prompt's `reference` in a sandboxed
+    subprocess (see the user guide: time, memory, process and file-size limits, no network, a private
+    temporary folder). `reference` is a JSON object: `{"tests": "<python asserts>"}` (run after the
+    candidate's code) or `{"cases": [{"input": "...", "output": "..."}]}` (stdin/stdout). Score = share of
+    test cases passed; prompts whose reference is not such an object are skipped."""
+
+    kind: Literal["code"] = Field(description="`code`.")
+    name: str = Field(default="code-verifier", min_length=1, description="Judge name in `judgments`.")
+    timeout_s: float = Field(default=5.0, gt=0, le=600, description="Wall-clock limit per test case.")
+    cpu_s: int = Field(default=5, ge=1, le=600, description="CPU-time limit per test case (RLIMIT_CPU).")
+    memory_mb: int = Field(
+        default=512, ge=64, le=65536, description="Address-space limit per test case (RLIMIT_AS)."
+    )
+    max_processes: int = Field(
+        default=16, ge=1, le=4096, description="Processes / threads the candidate may run (RLIMIT_NPROC)."
+    )
+    max_output_kb: int = Field(
+        default=1024, ge=1, le=1_048_576, description="Largest file or output the candidate may write."
+    )
+    parallel: int = Field(default=2, ge=1, le=64, description="Test cases run at the same time.")
+
+
+class FormatVerifier(_Section):
+    """Checks the form of every response (with or without a reference): a JSON schema, a regular
+    expression, length limits. Score 1 when every configured check passes, else 0, with the failed
+    checks in `rationale`."""
+
+    kind: Literal["format"] = Field(description="`format`.")
+    name: str = Field(
+        default="format-verifier",
+        min_length=1,
+        description="Judge name in `judgments`; give each format verifier its own name.",
+    )
+    json_schema: dict[str, Any] | None = Field(
+        default=None,
+        description="The response (or its first ```json block) must be JSON valid against this JSON "
+        "Schema (a mapping; `{}` only asks for valid JSON).",
+    )
+    regex: str | None = Field(default=None, description="The response must match (Python `re.search`).")
+    fullmatch: bool = Field(default=False, description="`regex` must match the whole (stripped) response.")
+    min_chars: int | None = Field(default=None, ge=0, description="Fewest characters.")
+    max_chars: int | None = Field(default=None, ge=0, description="Most characters.")
+    min_words: int | None = Field(default=None, ge=0, description="Fewest words (whitespace-separated).")
+    max_words: int | None = Field(default=None, ge=0, description="Most words.")
+
+    @field_validator("regex")
+    @classmethod
+    def _regex(cls, v: str | None) -> str | None:
+        if v is not None:
+            try:
+                re.compile(v)
+            except re.error as exc:
+                raise ValueError(f"not a valid regular expression: {exc}") from None
+        return v
+
+    @model_validator(mode="after")
+    def _some_check(self) -> FormatVerifier:
+        limits = (self.min_chars, self.max_chars, self.min_words, self.max_words)
+        if self.json_schema is None and self.regex is None and all(v is None for v in limits):
+            raise ValueError("a format verifier needs a check: json_schema, regex, or min/max_chars/words")
+        if self.json_schema is not None:
+            import jsonschema
+
+            try:
+                jsonschema.validators.validator_for(self.json_schema).check_schema(self.json_schema)
+            except jsonschema.SchemaError as exc:
+                raise ValueError(f"json_schema is not a valid JSON Schema: {exc.message}") from None
+        return self
+
+    def __hash__(self) -> int:  # json_schema is a dict: hash the canonical JSON of the whole config
+        return hash(json.dumps(self.model_dump(mode="json"), sort_keys=True))
+
+
+class RewardModelJudge(_Section):
+    """A transformers sequence-classification model scores (prompt, response); kind `reward_model`.
+    A one-label head gives its logit (or its sigmoid), a two-label head the probability of label 1.
+    The model is loaded once per process."""
+
+    kind: Literal["reward_model"] = Field(description="`reward_model`.")
+    model: str = Field(description="Folder of a transformers sequence-classification model.")
+    name: str | None = Field(default=None, description="Judge name (default `reward-model:<folder name>`).")
+    batch_size: int = Field(default=16, ge=1, le=4096, description="Sequences per forward pass.")
+    max_length: int = Field(default=1024, ge=8, le=131072, description="Longest input in tokens (truncated).")
+    sigmoid: bool = Field(default=False, description="Map a one-label head's logit into [0, 1].")
+    chat_template: bool = Field(
+        default=True,
+        description="Format (prompt, response) with the tokenizer's chat template when it has one.",
+    )
+
+
+class HumanJudge(_Section):
+    """Human verdicts imported from a CSV or JSONL file as kind `human` rows (judge `human:<annotator>`).
+    A row holds `annotator` and either `candidate_id` + `score` (point) or `candidate_id` +
+    `other_candidate_id` + `prefers_first` (pair); optional `criterion`, `rationale`."""
+
+    kind: Literal["human"] = Field(description="`human`.")
+    path: str = Field(description="The verdicts file; relative paths are relative to the recipe's folder.")
+    format: Literal["jsonl", "csv"] | None = Field(
+        default=None, description="File format; by default taken from the suffix."
+    )
+
+
 # One class per adjudicator kind; `kind` picks it. A bare string in `judges` is short for {kind: ...}.
-JudgeConfig = Annotated[ArithmeticJudge | HeuristicJudge, Field(discriminator="kind")]
-JUDGE_MODELS: dict[str, type[BaseModel]] = {"arithmetic": ArithmeticJudge, "heuristic": HeuristicJudge}
+JudgeConfig = Annotated[
+    ArithmeticJudge
+    | HeuristicJudge
+    | MathVerifier
+    | CodeVerifier
+    | FormatVerifier
+    | RewardModelJudge
+    | HumanJudge,
+    Field(discriminator="kind"),
+]
+JUDGE_MODELS: dict[str, type[BaseModel]] = {
+    "arithmetic": ArithmeticJudge,
+    "heuristic": HeuristicJudge,
+    "math": MathVerifier,
+    "code": CodeVerifier,
+    "format": FormatVerifier,
+    "reward_model": RewardModelJudge,
+    "human": HumanJudge,
+}
 
 
 class EvaluationConfig(_Section):
@@ -360,6 +500,13 @@ class EvaluationConfig(_Section):
         min_length=1,
         description="Adjudicators, each a mapping with `kind` and its options (see the judge sections "
         "below); a bare name such as `arithmetic` is short for `{kind: arithmetic}`.",
+    )
+
+    aggregation: Literal["mean", "median", "vote"] = Field(
+        default="mean",
+        description="How instantiation combines a candidate's judges into one score (candidate_scores in "
+        "scores.sql): `mean` of the per-judge scores, their `median`, or a majority `vote` of binary "
+        "verdicts (a judge votes yes at score >= 0.5; a tie gives 0.5).",
     )
 
     @field_validator("judges", mode="before")

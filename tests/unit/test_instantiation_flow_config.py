@@ -30,6 +30,7 @@ def test_each_output_keeps_only_the_parameters_its_sql_uses() -> None:
         "drop_swap_inconsistent",
         "min_entropy",
         "max_entropy",
+        "aggregation",  # how scores.sql combines judges (evaluation.aggregation): every output
     }
     assert set(base["points"]["params"]) == {
         "label_rule",
@@ -37,8 +38,9 @@ def test_each_output_keeps_only_the_parameters_its_sql_uses() -> None:
         "label_quantile",
         "min_spread",
         "max_spread",
+        "aggregation",
     }
-    assert base["lists"]["params"] == {}
+    assert base["lists"]["params"] == {"aggregation": "mean"}
     # a selection filter changes pairs only; the spread band changes pairs and points
     entropy = configs("instantiation: {selection: {max_entropy: 0.9}}\n")
     assert entropy["pairs"] != base["pairs"] and entropy["points"] == base["points"]
@@ -48,7 +50,7 @@ def test_each_output_keeps_only_the_parameters_its_sql_uses() -> None:
     # criterion weights change every output (a new criterion appears in each)
     weighted = configs("instantiation: {criterion_weights: {a: 1.0, b: 2.0}}\n")
     assert all(weighted[o] != base[o] for o in base)
-    assert weighted["lists"]["params"] == {"criterion_weights": {"a": 1.0, "b": 2.0}}
+    assert weighted["lists"]["params"] == {"criterion_weights": {"a": 1.0, "b": 2.0}, "aggregation": "mean"}
     # the embedding model is part of diverse pairs' version
     diverse = configs("instantiation: {pair_strategies: [diverse]}\n")
     assert diverse["pairs"]["embedding_model"].startswith("all-MiniLM-L6-v2")

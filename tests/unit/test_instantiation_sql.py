@@ -120,7 +120,9 @@ def run(con: duckdb.DuckDBPyConnection, output: str, **params: object) -> list[R
 
 def scores_view(con: duckdb.DuckDBPyConnection) -> list[Row]:
     bind_candidate_scores(con)
-    sql = "SELECT * FROM candidate_scores ORDER BY prompt_id, criterion, candidate_id"
+    # the aggregation and swap columns are tested in test_aggregation_sql.py
+    extra = "score_mean, score_median, score_vote, swap_inconsistency, n_swapped"
+    sql = f"SELECT * EXCLUDE ({extra}) FROM candidate_scores ORDER BY prompt_id, criterion, candidate_id"
     return con.sql(sql).to_arrow_table().to_pylist()
 
 

@@ -12,7 +12,7 @@ from prefmill.engines.registry import parse_spec
 from prefmill.exports import default_table
 from prefmill.exports.formats import format_sql, get_format
 from prefmill.flows.common import STAGE_FLOW, TableResult, current_flow_run_id, log
-from prefmill.flows.evaluation import evaluation_flow
+from prefmill.flows.evaluation import evaluation_config, evaluation_flow
 from prefmill.flows.export import run_recipe_exports
 from prefmill.flows.instantiation import instantiation_flow, output_config
 from prefmill.flows.prompts import prompts_config, prompts_flow
@@ -95,6 +95,7 @@ def preflight(recipe: Recipe, root: str) -> None:
     prompts_config(recipe)
     for output in recipe.instantiation.outputs:
         output_config(recipe, output)
+    evaluation_config(recipe)  # human verdict files are readable
     for spec in recipe.synthesis.engine_specs():
         parse_spec(spec)
     for spec in recipe.export:

@@ -63,6 +63,7 @@ def output_config(recipe: Recipe, output: str) -> tuple[dict[str, Any], str | No
     params = {k: v for k, v in recipe_params(recipe).items() if k in used}
     if recipe.instantiation.criterion_weights:
         params["criterion_weights"] = dict(sorted(recipe.instantiation.criterion_weights.items()))
+    params["aggregation"] = recipe.evaluation.aggregation  # read by scores.sql as a DuckDB variable
     digest = hashlib.sha256("\n-- next --\n".join(parts).encode()).hexdigest()
     config: dict[str, Any] = {
         "output": output,

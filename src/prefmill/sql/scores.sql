@@ -8,28 +8,47 @@
 --         filled by the runner from the recipe's criterion_weights: weighted scalarisation. When it
 --         has rows, each candidate scored on every listed criterion also gets a row with criterion
 --         'weighted' and score = sum(weight * score); empty, there are no such rows.
--- Parameters: none (a view cannot hold parameters).
+-- Parameters: none ($parameters cannot live in a view). The DuckDB variable `aggregation` picks how
+--   judges are combined into `score`: 'mean' (default, also when unset), 'median' or 'vote'; the
+--   runner sets it from the recipe's evaluation.aggregation (SET VARIABLE aggregation = 'median').
+--   A 'weighted' row combines the chosen per-criterion scores.
 --
 -- Output: one row per (prompt_id, candidate_id, criterion) that has at least one usable judgment.
 --   prompt_id     VARCHAR
 --   candidate_id  VARCHAR
---   criterion     VARCHAR  'overall' or a rubric dimension
+--   criterion     VARCHAR  'overall' or a rubric dimension (or 'weighted')
 --   prompt        VARCHAR  content of the last 'user' message of the prompt (NULL if none)
 --   response      VARCHAR  the candidate's response
 --   logprob       DOUBLE   log-prob of the response under its generator (nullable)
 --   n_tokens      BIGINT   response length in tokens (nullable)
---   score         DOUBLE   mean over judges of each judge's mean score (one score per judge is the
---                          usual case, where this is the plain mean of the judgment scores)
---   spread        DOUBLE   stddev_pop of the per-judge scores; 0 when one judge
+--   score         DOUBLE   score_mean, score_median or score_vote, as `aggregation` says, rounded to
+--                          12 decimals so that float noise never separates equal scores
+--   spread        DOUBLE   ensemble spread: stddev_pop of the per-judge scores; 0 when one judge
 --   n_judgments   BIGINT   usable judgments behind the score
 --   n_judges      BIGINT   distinct judges behind the score
 --   logprob_per_token DOUBLE  coalesce(policy_logprob, logprob) / n_tokens: the policy's mean token
 --                          log-prob (NULL without log-probs or tokens); pairs use it for WPO weights and
 --                          implicit margins
+--   score_mean    DOUBLE   mean over judges of each judge's mean score (one score per judge is the
+--                          usual case, where this is the plain mean of the judgment scores)
+--   score_median  DOUBLE   median of the per-judge scores (the mean of the middle two when even)
+--   score_vote    DOUBLE   majority vote of the judges, for binary verdicts: a judge votes yes when
+--                          its score >= 0.5; 1.0 when more judges vote yes than no, 0.0 when fewer,
+--                          0.5 on a tie
+--   swap_inconsistency DOUBLE  share of this candidate's position-swapped comparisons (a judge's pair
+--                          verdicts on the same two candidates in both orders 'ab' and 'ba') whose two
+--                          orders disagree; NULL when it has none
+--   n_swapped     BIGINT   position-swapped comparisons behind swap_inconsistency (0 when none)
 --
 -- Usable judgments: mode = 'point', granularity = 'outcome', parse_error IS NULL, score IS NOT NULL.
 -- Usable candidates: error IS NULL and response IS NOT NULL. Errors stay in their tables as data;
 -- they are only left out here.
+--
+-- Pair rows (mode = 'pair'): prefers_first = P(the response shown first is better), so a 'ba' row's
+-- preference for the response shown first in 'ab' is 1 - prefers_first (as in
+-- sql/report/swap_consistency.sql). For each (judge, criterion, granularity, unit, two candidates)
+-- with rows in both orders, the orders disagree when they put that preference on different sides of
+-- 0.5 (a tie, exactly 0.5, is a side of its own). Several rows of one order are averaged first.
 WITH with_policy AS (
     -- adds a NULL policy_logprob column when the candidates table has none
     SELECT * FROM candidates
@@ -67,12 +86,30 @@ per_candidate AS (
         prompt_id,
         candidate_id,
         criterion,
-        avg(judge_score) AS score,
+        avg(judge_score) AS score_mean,
+        median(judge_score)::DOUBLE AS score_median,
+        CASE
+            WHEN 2 * count(*) FILTER (WHERE judge_score >= 0.5) > count(*) THEN 1.0
+            WHEN 2 * count(*) FILTER (WHERE judge_score >= 0.5) < count(*) THEN 0.0
+            ELSE 0.5
+        END::DOUBLE AS score_vote,
         coalesce(stddev_pop(judge_score), 0.0) AS spread,
         sum(n_judgments)::BIGINT AS n_judgments,
         count(*)::BIGINT AS n_judges
     FROM per_judge
     GROUP BY prompt_id, candidate_id, criterion
+),
+aggregated AS (
+    SELECT
+        *,
+        CASE coalesce(getvariable('aggregation'), 'mean')
+            WHEN 'mean' THEN score_mean
+            WHEN 'median' THEN score_median
+            WHEN 'vote' THEN score_vote
+            ELSE error('candidate_scores: aggregation must be mean, median or vote, not '
+                       || getvariable('aggregation')::VARCHAR)
+        END AS score
+    FROM per_candidate
 ),
 weighted AS (
     -- one 'weighted' row per candidate scored on every weighted criterion
@@ -80,19 +117,69 @@ weighted AS (
         s.prompt_id,
         s.candidate_id,
         'weighted' AS criterion,
-        sum(w.weight * s.score) AS score,
+        sum(w.weight * s.score) AS score_mean,
+        sum(w.weight * s.score) AS score_median,
+        sum(w.weight * s.score) AS score_vote,
         max(s.spread) AS spread,
         sum(s.n_judgments)::BIGINT AS n_judgments,
-        max(s.n_judges)::BIGINT AS n_judges
-    FROM per_candidate AS s
+        max(s.n_judges)::BIGINT AS n_judges,
+        sum(w.weight * s.score) AS score
+    FROM aggregated AS s
     JOIN criterion_weights AS w ON w.criterion = s.criterion
     GROUP BY s.prompt_id, s.candidate_id
     HAVING count(*) = (SELECT count(*) FROM criterion_weights)
 ),
 all_scores AS (
-    SELECT * FROM per_candidate
-    UNION ALL
+    SELECT * FROM aggregated
+    UNION ALL BY NAME
     SELECT * FROM weighted
+),
+pair_rows AS (
+    SELECT
+        judge,
+        criterion,
+        granularity,
+        unit_index,
+        prompt_id,
+        least(candidate_id, other_candidate_id) AS lo,
+        greatest(candidate_id, other_candidate_id) AS hi,
+        "order",
+        prefers_first
+    FROM judgments
+    WHERE mode = 'pair'
+      AND "order" IN ('ab', 'ba')
+      AND parse_error IS NULL
+      AND prefers_first IS NOT NULL
+      AND other_candidate_id IS NOT NULL
+      AND other_candidate_id <> candidate_id
+),
+swapped AS (
+    -- P(the response shown first in order 'ab' is better): prefers_first of the 'ab' rows, and
+    -- 1 - prefers_first of the 'ba' rows (there it is shown second)
+    SELECT
+        prompt_id,
+        criterion,
+        lo,
+        hi,
+        sign(avg(prefers_first) FILTER (WHERE "order" = 'ab') - 0.5)
+            <> sign(0.5 - avg(prefers_first) FILTER (WHERE "order" = 'ba')) AS inconsistent
+    FROM pair_rows
+    GROUP BY judge, criterion, granularity, unit_index, prompt_id, lo, hi
+    HAVING count(*) FILTER (WHERE "order" = 'ab') > 0 AND count(*) FILTER (WHERE "order" = 'ba') > 0
+),
+per_candidate_swap AS (
+    SELECT
+        prompt_id,
+        candidate_id,
+        criterion,
+        avg(inconsistent::INTEGER)::DOUBLE AS swap_inconsistency,
+        count(*)::BIGINT AS n_swapped
+    FROM (
+        SELECT prompt_id, lo AS candidate_id, criterion, inconsistent FROM swapped
+        UNION ALL
+        SELECT prompt_id, hi AS candidate_id, criterion, inconsistent FROM swapped
+    )
+    GROUP BY prompt_id, candidate_id, criterion
 ),
 last_user AS (
     SELECT
@@ -108,13 +195,20 @@ SELECT
     c.response,
     c.logprob,
     c.n_tokens,
-    s.score,
+    round(s.score, 12) AS score,
     s.spread,
     s.n_judgments,
     s.n_judges,
-    c.logprob_per_token
+    c.logprob_per_token,
+    s.score_mean,
+    s.score_median,
+    s.score_vote,
+    w.swap_inconsistency,
+    coalesce(w.n_swapped, 0)::BIGINT AS n_swapped
 FROM usable_candidates AS c
 JOIN all_scores AS s
   ON s.candidate_id = c.candidate_id AND s.prompt_id = c.prompt_id
+LEFT JOIN per_candidate_swap AS w
+  ON w.candidate_id = s.candidate_id AND w.prompt_id = s.prompt_id AND w.criterion = s.criterion
 LEFT JOIN last_user AS p
   ON p.prompt_id = c.prompt_id

@@ -4,6 +4,11 @@ Judges known here (the LLM judges live with the engines and are added by the eva
 
 * ``arithmetic`` -- ``verifiers.arithmetic_verifier`` on candidates whose prompt has a reference;
 * ``heuristic`` -- ``heuristic.heuristic_judge`` on candidates whose prompt has no reference.
+* ``math`` -- ``math_answer.math_verifier`` on candidates whose prompt has a (non-code) reference;
+* ``code`` -- ``code.code_verifier`` on candidates whose reference is a code test spec;
+* ``format`` -- ``format_check.format_verifier`` on every candidate;
+* ``reward_model`` -- ``reward_model.reward_model_judge`` on every candidate (needs ``messages``);
+* ``human`` -- nothing per shard: ``human.human_judgments`` is one extra shard the evaluation flow writes.
 
 Candidates whose ``error`` is set (failed generations) are never judged: they stay visible in the
 candidates table and downstream SQL excludes them.
@@ -20,7 +25,11 @@ import pyarrow.compute as pc
 from prefmill.errors import PrefmillError
 from prefmill.recipe import JUDGE_MODELS, JudgeConfig
 from prefmill.storage.schemas import conform, empty_table
+from prefmill.tasks.evaluation.code import code_verifier
+from prefmill.tasks.evaluation.format_check import format_verifier
 from prefmill.tasks.evaluation.heuristic import heuristic_judge
+from prefmill.tasks.evaluation.math_answer import math_verifier
+from prefmill.tasks.evaluation.reward_model import reward_model_judge
 from prefmill.tasks.evaluation.verifiers import arithmetic_verifier
 
 #: Bump when a judge here gives different judgments for the same candidates (DESIGN §3).
@@ -48,6 +57,26 @@ JUDGES: dict[str, tuple[str, Runner]] = {
     "heuristic": (
         "length-normalised quality heuristic, for prompts without a reference",
         lambda _config, c: heuristic_judge(_without_reference(c)),
+    ),
+    "math": (
+        "math final-answer verifier (numbers, fractions, \\boxed{}, #### n) against the reference",
+        lambda config, c: math_verifier(config, _with_reference(c)),
+    ),
+    "code": (
+        "runs the response's Python code against the reference's tests in a sandbox",
+        lambda config, c: code_verifier(config, _with_reference(c)),
+    ),
+    "format": (
+        "JSON schema, regex and length checks on every response",
+        lambda config, c: format_verifier(config, c),
+    ),
+    "reward_model": (
+        "a transformers sequence-classification model scores (prompt, response)",
+        lambda config, c: reward_model_judge(config, c),
+    ),
+    "human": (
+        "verdicts imported from a CSV/JSONL file (one extra shard, written by the evaluation flow)",
+        lambda _config, _c: empty_table("judgments"),
     ),
 }
 KNOWN_JUDGES: tuple[str, ...] = tuple(JUDGES)

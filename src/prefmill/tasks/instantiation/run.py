@@ -58,6 +58,9 @@ EMBEDDINGS_SCHEMA = pa.schema(
 #: Row-order column the runner adds to pairs before selection (and removes after).
 _ROW = "__prefmill_row"
 
+#: How scores.sql combines the judges of a candidate into ``score`` (the ``aggregation`` variable).
+AGGREGATIONS: tuple[str, ...] = ("mean", "median", "vote")
+
 #: The tables instantiation can produce; each has a built-in ``<name>.sql``.
 OUTPUTS: tuple[str, ...] = ("pairs", "points", "lists")
 
@@ -137,15 +140,26 @@ def weights_table(weights: Mapping[str, float] | list[Mapping[str, object]] | No
 
 
 def bind_candidate_scores(
-    con: duckdb.DuckDBPyConnection, criterion_weights: Mapping[str, float] | None = None
+    con: duckdb.DuckDBPyConnection,
+    criterion_weights: Mapping[str, float] | None = None,
+    aggregation: str | None = None,
 ) -> None:
     """Define the ``content_id`` macro, the ``criterion_weights`` table and the ``candidate_scores``
     view (scores.sql) on ``con``.
 
-    ``prompts``, ``candidates`` and ``judgments`` must already be queryable on ``con``.
+    ``prompts``, ``candidates`` and ``judgments`` must already be queryable on ``con``. ``aggregation``
+    (one of ``AGGREGATIONS``) sets the DuckDB variable scores.sql reads to combine judges; None keeps
+    the connection's setting (``mean`` when unset).
     """
     scores = read_sql("scores")
+    if aggregation is not None and aggregation not in AGGREGATIONS:
+        raise QueryError(
+            f"instantiation: aggregation {aggregation!r} is not one of {', '.join(AGGREGATIONS)}; "
+            "fix evaluation.aggregation in the recipe"
+        )
     try:
+        if aggregation is not None:
+            con.execute(f"SET VARIABLE aggregation = '{aggregation}'")
         con.execute(CONTENT_ID_MACRO)
         con.register("criterion_weights", weights_table(criterion_weights))
         con.execute(f"CREATE OR REPLACE TEMP VIEW candidate_scores AS\n{scores}\n")
@@ -305,7 +319,8 @@ def instantiate_with_report(
     values = _params_for(sql_text, params, where)
 
     weights = {**DEFAULT_PARAMS, **params}.get("criterion_weights")
-    bind_candidate_scores(con, weights)  # type: ignore[arg-type]
+    aggregation = params.get("aggregation")
+    bind_candidate_scores(con, weights, None if aggregation is None else str(aggregation))  # type: ignore[arg-type]
     bind_embeddings(con)
     table = _decimals_to_double(output, _run(con, sql_text, values, where))
     if output == "pairs":
