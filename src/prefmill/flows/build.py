@@ -9,9 +9,10 @@ from prefect import flow
 
 from prefmill.engines.registry import parse_spec
 from prefmill.flows.common import STAGE_FLOW, TableResult, current_flow_run_id, log
-from prefmill.flows.evaluation import evaluation_flow
+from prefmill.flows.evaluation import check_judges_config, evaluation_flow
 from prefmill.flows.instantiation import instantiation_flow, output_config
 from prefmill.flows.prompts import prompts_config, prompts_flow
+from prefmill.flows.revision import revision_flow
 from prefmill.flows.synthesis import synthesis_flow
 from prefmill.recipe import STAGES, Recipe
 from prefmill.storage import DEFAULT_REF, Store
@@ -62,6 +63,10 @@ def build_flow(
         summary.tables.append(synthesis_flow(recipe, root, man["prompts"], retry_errors=retry_errors))
         man["candidates"] = store.manifest(recipe.dataset, "candidates", summary.version("candidates"))
     if last >= 2:
+        # critique-revise judges first add revisions: a new candidates version that the judges judge
+        if (revised := revision_flow(recipe, root, man["prompts"], man["candidates"])) is not None:
+            summary.tables.append(revised)
+            man["candidates"] = store.manifest(recipe.dataset, "candidates", revised.version)
         summary.tables.append(evaluation_flow(recipe, root, man["prompts"], man["candidates"]))
         man["judgments"] = store.manifest(recipe.dataset, "judgments", summary.version("judgments"))
     if last >= 3:
@@ -89,6 +94,7 @@ def preflight(recipe: Recipe, root: str) -> None:
     for output in recipe.instantiation.outputs:
         output_config(recipe, output)
     parse_spec(recipe.synthesis.engine)
+    check_judges_config(recipe)
 
 
 def run_build(

@@ -54,6 +54,7 @@ SCHEMAS: dict[str, pa.Schema] = {
             _f("logprob", pa.float64()),
             _f("latency_ms", pa.float64()),
             _f("error", pa.string()),
+            _f("parent_id", pa.string()),
         ]
     ),
     "judgments": pa.schema(
@@ -121,6 +122,10 @@ SCHEMAS: dict[str, pa.Schema] = {
     ),
 }
 
+#: Nullable columns added after a table's first release: ``conform`` fills them with nulls when a
+#: writer does not set them (candidates.parent_id is set only on revisions).
+FILLED_WHEN_MISSING: dict[str, frozenset[str]] = {"candidates": frozenset({"parent_id"})}
+
 #: The id column of each table, used by ``diff`` and de-duplication.
 ID_COLUMNS: dict[str, str] = {
     "prompts": "prompt_id",
@@ -178,6 +183,8 @@ def conform(table_name: str, data: pa.Table, *, where: str | None = None) -> pa.
     columns: list[pa.ChunkedArray] = []
     fields: list[pa.Field] = []
     for field in schema:
+        if field.name not in data.column_names and field.name in FILLED_WHEN_MISSING.get(table_name, ()):
+            data = data.append_column(field.name, pa.nulls(data.num_rows, field.type))
         if field.name not in data.column_names:
             problems.append(f"missing column '{field.name}' ({field.type})")
             continue
