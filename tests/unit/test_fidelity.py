@@ -253,12 +253,12 @@ def test_report_self_preference_agreement_and_thresholds() -> None:
         )
     msg = str(err.value)
     assert (
-        "judge 'P' too inconsistent: position consistency 0.667 < evaluation.fidelity.min_position_consistency 0.8"
-        in msg
+        "judge 'P' too inconsistent: position consistency 0.667 < "
+        "evaluation.fidelity.min_position_consistency 0.8" in msg
     )
     assert (
-        "judge 'K' fails a fidelity check: parse failure rate 0.250 > evaluation.fidelity.max_parse_failure_rate 0.2"
-        in msg
+        "judge 'K' fails a fidelity check: parse failure rate 0.250 > "
+        "evaluation.fidelity.max_parse_failure_rate 0.2" in msg
     )
 
 
