@@ -418,6 +418,13 @@ def gc(
     )
 
 
+# -- reports ------------------------------------------------------------------------------------
+
+from prefmill.commands.fidelity import report_app  # noqa: E402  (command bodies live in commands/)
+
+app.add_typer(report_app, name="report")
+
+
 # -- entry point --------------------------------------------------------------------------------
 
 

@@ -1,0 +1,1 @@
+"""Bodies of CLI commands, one module each; cli.py registers them."""
