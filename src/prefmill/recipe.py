@@ -8,6 +8,7 @@ field and what is wrong, in one line.
 from __future__ import annotations
 
 import hashlib
+import inspect
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -246,7 +247,10 @@ class FidelityConfig(_Section):
         default=None, ge=0, le=1, description="Smallest agreement with gold (verifier, human, calibration)."
     )
     max_length_correlation: float | None = Field(
-        default=None, ge=0, le=1, description="Largest |Spearman| between a judge's raw scores and length."
+        default=None,
+        ge=0,
+        le=1,
+        description="Largest absolute Spearman correlation of a judge's raw scores with length.",
     )
     gold_judges: list[str] | None = Field(
         default=None,
@@ -512,7 +516,7 @@ def reference_markdown() -> str:
         lines += [
             f"## `{title}`",
             "",
-            (model.__doc__ or "").strip(),
+            inspect.cleandoc(model.__doc__ or ""),
             "",
             "| field | type | default | meaning |",
         ]
