@@ -187,3 +187,13 @@ def test_store_validates_on_write(tmp_path: Path) -> None:
     with pytest.raises(SchemaError, match=r"table 'candidates' \(shard 3\): missing column 'prompt_id'"):
         writer.write_shard(3, _drop(build("candidates"), "prompt_id"))
     assert writer.finished_shards() == []
+
+
+def test_candidates_without_parent_id_get_a_null_one() -> None:
+    # parent_id came with critique-revise: writers that predate it still conform
+    data = build("candidates", 3).drop_columns(["parent_id"])
+    out = conform("candidates", data)
+    assert out.schema.equals(SCHEMAS["candidates"])
+    assert out.column("parent_id").null_count == 3
+    with pytest.raises(SchemaError, match="missing column 'error'"):
+        conform("candidates", data.drop_columns(["error"]))
