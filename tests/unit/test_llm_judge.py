@@ -282,3 +282,33 @@ def test_critique_revise_makes_revision_candidates() -> None:
     assert [(r["parent_id"], r["error"], r["response"]) for r in errors] == [
         ("c2", "critique failed: boom", None)
     ]
+
+
+def test_calibration_accuracy_and_file_errors(tmp_path: Path) -> None:
+    from prefmill.errors import InputError
+    from prefmill.tasks.evaluation.calibration import calibrate
+
+    path = tmp_path / "cal.jsonl"
+    lines = [
+        {"prompt": "Q1", "chosen": "a good one", "rejected": "bad"},
+        {"messages": [{"role": "user", "content": "Q2"}], "chosen": "meh", "rejected": "good stuff"},
+    ]
+    path.write_text("\n".join(json.dumps(x) for x in lines) + "\n\n", encoding="utf-8")
+    # the scripted judge prefers "good": right on pair 1, wrong on pair 2
+    assert calibrate(LLMJudge(kind="llm"), path, ScriptedJudge()) == {
+        "pairs": 2,
+        "judged": 2,
+        "accuracy": 0.5,
+        "parse_failures": 0,
+    }
+    pair = calibrate(LLMJudge(kind="llm", mode="pair"), path, ScriptedJudge())
+    assert pair["accuracy"] == 0.5 and pair["judged"] == 2
+    garbage = calibrate(LLMJudge(kind="llm", repair=False), path, ScriptedJudge("garbage"))
+    assert garbage == {"pairs": 2, "judged": 0, "accuracy": None, "parse_failures": 4}
+
+    path.write_text('{"prompt": "Q", "chosen": "x"}\n', encoding="utf-8")
+    with pytest.raises(InputError, match=r"cal.jsonl line 1: a calibration pair needs"):
+        calibrate(LLMJudge(kind="llm"), path, ScriptedJudge())
+    path.write_text('{"prompt": "Q", "chosen": "x", "rejected": "y"}\nnot json\n', encoding="utf-8")
+    with pytest.raises(InputError, match=r"cal.jsonl line 2: not JSON"):
+        calibrate(LLMJudge(kind="llm"), path, ScriptedJudge())
