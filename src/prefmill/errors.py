@@ -36,3 +36,7 @@ class EngineError(PrefmillError):
 
 class QueryError(PrefmillError):
     """A SQL query failed."""
+
+
+class FidelityError(PrefmillError):
+    """A judge failed a fidelity threshold of the recipe (evaluation.fidelity)."""

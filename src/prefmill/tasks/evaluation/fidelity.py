@@ -31,16 +31,12 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
-from prefmill.errors import PrefmillError
+from prefmill.errors import FidelityError
 
 #: Judges never used as gold: the length heuristic is a weak signal, not ground truth.
 NOT_GOLD = frozenset({"heuristic"})
 GOLD_KINDS = frozenset({"verifier", "human"})
 _EPS = 1e-9
-
-
-class FidelityError(PrefmillError):
-    """A judge failed a fidelity threshold of the recipe (evaluation.fidelity)."""
 
 
 # -- statistics -----------------------------------------------------------------------------------
