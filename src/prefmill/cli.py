@@ -152,10 +152,10 @@ def build(
         os.environ.setdefault("PREFECT_LOGGING_LEVEL", "CRITICAL")
     from prefmill.flows import run_build
     from prefmill.progress import use_reporter
-    from prefmill.ui import RichReporter, render_summary
+    from prefmill.ui import progress_reporter, render_summary
 
     console(stderr=True).print(f"[dim]building {parsed.dataset} (starting Prefect)...[/dim]")
-    with RichReporter() as reporter, use_reporter(reporter):
+    with progress_reporter() as reporter, use_reporter(reporter):
         summary = run_build(parsed, root, stop_after=stop_after, ref=ref, retry_errors=retry_errors or None)
     render_summary(summary)
 
@@ -418,11 +418,40 @@ def gc(
     )
 
 
-# -- reports ------------------------------------------------------------------------------------
+@app.command()
+def report(
+    ref: Annotated[str, typer.Argument(metavar="[REF]", help="Ref to report on.")] = DEFAULT_REF,
+    target: Annotated[
+        str | None,
+        typer.Argument(metavar="[FIDELITY_REF]", help="After `fidelity`: a ref or judgments@VERSION."),
+    ] = None,
+    out: Annotated[Path, typer.Option("--out", "-o", help="HTML file to write.")] = Path("report.html"),
+    sample_pairs: Annotated[int, typer.Option("--sample-pairs", help="Pairs shown side by side.")] = 8,
+    bins: Annotated[int, typer.Option("--bins", help="Bins of the score and margin histograms.")] = 20,
+    root: RootOpt = None,
+    dataset: DatasetOpt = None,
+    fmt: Annotated[str, typer.Option("--format", "-f", help="report fidelity: table or json.")] = "table",
+) -> None:
+    """Write one self-contained HTML page about a build: charts of its tables (opens offline).
 
-from prefmill.commands.fidelity import report_app  # noqa: E402  (command bodies live in commands/)
+    `prefmill report fidelity [REF]` prints the judges' fidelity report instead."""
+    if ref == "fidelity":
+        from prefmill.commands.fidelity import show_fidelity
 
-app.add_typer(report_app, name="report")
+        show_fidelity(
+            target or DEFAULT_REF, root=root, dataset=dataset, fmt=_check_format(fmt, ("table", "json"))
+        )
+        return
+    if target is not None:
+        raise typer.BadParameter(
+            f"unexpected argument '{target}' (only `report fidelity` takes a second one)"
+        )
+    from prefmill.commands.report import write_report
+
+    store = _store(root)
+    ds = _dataset(store, dataset)
+    path = write_report(store, ds, ref, out, sample_pairs=sample_pairs, bins=bins)
+    console().print(f"wrote {path} ({human_bytes(path.stat().st_size)}): open it in a browser")
 
 
 # -- entry point --------------------------------------------------------------------------------

@@ -108,6 +108,11 @@ def human_bytes(n: float) -> str:
     return f"{n:.1f} TB"
 
 
+def _rate(per_second: float) -> str:
+    """A rate with enough digits to be non-zero when slow (0.023) and no noise when fast (1,204)."""
+    return f"{per_second:.2g}" if per_second < 10 else f"{per_second:,.0f}"
+
+
 class RichReporter:
     """Progress bars per stage: shards done / total, rows, rows/s and tokens/s."""
 
@@ -151,9 +156,9 @@ class RichReporter:
         self.progress.advance(task_id, units)
         elapsed = max(time.perf_counter() - self.started[stage], 1e-9)
         done = self.progress.tasks[task_id].completed
-        rate = f"{done / elapsed:.1f}/s"
+        rate = f"{_rate(done / elapsed)}/s"
         if self.tokens[stage]:
-            rate += f" {self.tokens[stage] / elapsed:.0f} tok/s"
+            rate += f" {_rate(self.tokens[stage] / elapsed)} tok/s"
         self.progress.update(task_id, rate=rate)
 
     def shard_done(self, stage: str) -> None:
@@ -171,6 +176,69 @@ class RichReporter:
             task_id = self.tasks[stage]
             total = self.progress.tasks[task_id].total
             self.progress.update(task_id, completed=total)
+
+
+class PlainReporter:
+    """Progress as plain lines, for output that is not a terminal (CI logs, a file, a pipe): one line
+    when a stage starts, one per finished shard (shards done / total, rows, rows/s, tokens/s), one when
+    it ends. No cursor movement, no colours, nothing redrawn."""
+
+    def __init__(self, file: Any = None) -> None:
+        self.file = file
+        self.state: dict[str, dict[str, Any]] = {}
+
+    def __enter__(self) -> PlainReporter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
+    def _print(self, text: str) -> None:
+        print(text, file=self.file or sys.stderr, flush=True)
+
+    def _rates(self, st: dict[str, Any]) -> str:
+        elapsed = max(time.perf_counter() - st["started"], 1e-9)
+        text = f"{st['units']:,}/{st['total']:,} {st['unit']} · {_rate(st['units'] / elapsed)} {st['unit']}/s"
+        if st["tokens"]:
+            text += f" · {_rate(st['tokens'] / elapsed)} tok/s"
+        return text + f" · {elapsed:.1f}s"
+
+    def stage_started(self, stage: str, *, shards: int, done: int, units: int, unit: str) -> None:
+        self.state[stage] = {
+            "started": time.perf_counter(),
+            "shards": shards,
+            "shards_done": done,
+            "total": units,
+            "units": 0,
+            "unit": unit,
+            "tokens": 0,
+        }
+        resumed = f" ({done} already done)" if done else ""
+        self._print(f"{stage}: {shards} shard(s){resumed}, {units:,} {unit} to do")
+
+    def advance(self, stage: str, *, units: int = 0, tokens: int = 0) -> None:
+        if stage in self.state:
+            self.state[stage]["units"] += units
+            self.state[stage]["tokens"] += tokens
+
+    def shard_done(self, stage: str) -> None:
+        if stage in self.state:
+            st = self.state[stage]
+            st["shards_done"] += 1
+            self._print(f"{stage}: shard {st['shards_done']}/{st['shards']} · {self._rates(st)}")
+
+    def stage_finished(self, stage: str, *, cached: bool) -> None:
+        st = self.state.get(stage)
+        if cached and st is None:
+            self._print(f"{stage}: cached (nothing to do)")
+        elif st is not None:
+            self._print(f"{stage}: done · {self._rates(st)}")
+
+
+def progress_reporter(con: Console | None = None) -> RichReporter | PlainReporter:
+    """Live progress bars on a terminal; plain lines otherwise (stderr)."""
+    con = con or console(stderr=True)
+    return RichReporter(con) if con.is_terminal else PlainReporter(con.file)
 
 
 def render_summary(summary: Any, con: Console | None = None) -> None:

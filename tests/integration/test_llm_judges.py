@@ -76,9 +76,9 @@ def test_point_pair_and_rubric_judges_on_the_embedded_model() -> None:
     assert len(by["pt"]) == 4 and len(by["rb"]) == 8
     assert sorted((r["candidate_id"], r["other_candidate_id"], r["order"]) for r in by["pr"]) == [
         ("c00", "c01", "ab"),
-        ("c00", "c01", "ba"),
+        ("c01", "c00", "ba"),
         ("c10", "c11", "ab"),
-        ("c10", "c11", "ba"),
+        ("c11", "c10", "ba"),
     ]
     assert {r["criterion"] for r in by["rb"]} == {"helpfulness", "honesty"}
     for r in rows:

@@ -58,16 +58,19 @@ def point(
 def pair(
     judge: str, a: str, b: str, order: str, p: float | None, *, prompt: str = "p", error: str | None = None
 ) -> dict[str, Any]:
+    """A pair row in prefmill's convention, from P(a better than b): in order 'ab' a is shown first
+    (candidate_id = a), in order 'ba' b is (candidate_id = b, prefers_first = 1 - p)."""
+    first, second, pf = (a, b, p) if order == "ab" else (b, a, None if p is None else 1.0 - p)
     return {
         "judge": judge,
         "kind": "llm",
         "mode": "pair",
         "prompt_id": prompt,
-        "candidate_id": a,
-        "other_candidate_id": b,
+        "candidate_id": first,
+        "other_candidate_id": second,
         "criterion": "overall",
         "order": order,
-        "prefers_first": p,
+        "prefers_first": pf,
         "parse_error": error,
     }
 

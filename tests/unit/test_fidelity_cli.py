@@ -41,13 +41,14 @@ def _store(tmp_path: Path, *, with_report: bool) -> tuple[str, str]:
             "kind": "llm",
             "mode": "pair",
             "prompt_id": "p",
-            "candidate_id": "a",
-            "other_candidate_id": "b",
+            "candidate_id": first,
+            "other_candidate_id": second,
             "criterion": "overall",
             "order": o,
             "prefers_first": p,
         }
-        for o, p in (("ab", 0.9), ("ba", 0.2))
+        # a shown first: a preferred; b shown first: b preferred -- the verdict follows the position
+        for first, second, o, p in (("a", "b", "ab", 0.9), ("b", "a", "ba", 0.8))
     ] + [
         {
             "judge": "pt",

@@ -107,22 +107,27 @@ def shard(*rows: tuple[str, str, str], rubric: dict[str, str | None] | None = No
 CANDS = shard(("c1", "p", "a good answer"), ("c2", "p", "meh"), ("c3", "p", "no"), ("d1", "q", "good"))
 
 
-def test_pair_mode_judges_both_orders_with_prefers_first_about_candidate_id() -> None:
+def test_pair_mode_judges_both_orders_with_candidate_id_shown_first() -> None:
     engine = ScriptedJudge("fair")
     out = llm_judge(LLMJudge(kind="llm", mode="pair"), CANDS, engine).to_pylist()
     # p has 3 candidates -> 3 pairs x 2 orders; q has 1 candidate -> none
     assert len(out) == 6 and len(engine.requests) == 6
     rows = {(r["candidate_id"], r["other_candidate_id"], r["order"]): r for r in out}
+    # order ab shows the lower id first, ba the higher; candidate_id is the one shown first
     assert set(rows) == {
-        (a, b, o) for a, b in [("c1", "c2"), ("c1", "c3"), ("c2", "c3")] for o in ("ab", "ba")
+        p for a, b in [("c1", "c2"), ("c1", "c3"), ("c2", "c3")] for p in ((a, b, "ab"), (b, a, "ba"))
     }
-    # c1 is good: shown first (ab) the judge says "A, strength 3"; shown second (ba) it says "B is
-    # better, strength 1" -- both rows prefer c1, by 1.0 and 2/3
+    texts = {"c1": "a good answer", "c2": "meh", "c3": "no"}
+    for row, request in zip(out, engine.requests, strict=True):  # one request per row, in order
+        shown_a = request.messages[0]["content"].split("[Response A]")[1].split("[End of response A]")[0]
+        assert shown_a.strip() == texts[row["candidate_id"]]
+    # c1 is good: shown first the judge says "A, strength 3" (prefers_first 1.0); c2 shown first, it
+    # says "B is better, strength 1" (prefers_first 1/3): both rows put c1 ahead -- consistent
     assert rows["c1", "c2", "ab"]["prefers_first"] == 1.0
-    assert rows["c1", "c2", "ba"]["prefers_first"] == pytest.approx(2 / 3)
-    # neither c2 nor c3 is good: the fair judge says "B is better, strength 1" in both orders
+    assert rows["c2", "c1", "ba"]["prefers_first"] == pytest.approx(1 / 3)
+    # neither c2 nor c3 is good: "B is better, strength 1" whichever is shown first -- inconsistent
     assert rows["c2", "c3", "ab"]["prefers_first"] == pytest.approx(1 / 3)
-    assert rows["c2", "c3", "ba"]["prefers_first"] == pytest.approx(2 / 3)
+    assert rows["c3", "c2", "ba"]["prefers_first"] == pytest.approx(1 / 3)
     assert all(r["mode"] == "pair" and r["kind"] == "llm" and r["score"] is None for r in out)
     assert {r["judge"] for r in out} == {"llm-pair:transformers:smollm2"}
     assert len({r["judgment_id"] for r in out}) == 6
@@ -132,10 +137,8 @@ def test_pair_mode_judges_both_orders_with_prefers_first_about_candidate_id() ->
 
 def test_a_position_biased_judge_is_inconsistent_on_every_pair() -> None:
     out = llm_judge(LLMJudge(kind="llm", mode="pair", name="biased"), CANDS, ScriptedJudge("first"))
-    rows = out.to_pylist()
-    assert {r["prefers_first"] for r in rows if r["order"] == "ab"} == {1.0}
-    assert {r["prefers_first"] for r in rows if r["order"] == "ba"} == {0.0}
-    assert position_consistency(out)["biased"]["rate"] == 0.0
+    assert {r["prefers_first"] for r in out.to_pylist()} == {1.0}  # always Response A
+    assert position_consistency(out)["biased"] == {"pairs": 3, "consistent": 0, "rate": 0.0}
 
 
 def test_pair_mode_without_swap_and_with_a_pair_limit() -> None:

@@ -1,1 +1,1 @@
-"""Bodies of CLI commands, one module each; cli.py registers them."""
+"""Bodies of CLI commands that are more than a few lines; cli.py registers them."""

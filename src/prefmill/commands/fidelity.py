@@ -8,15 +8,11 @@ calibration, which needs the judge models).
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any
-
-import typer
+from typing import Any
 
 from prefmill.errors import NotFoundError
 from prefmill.storage import DEFAULT_REF, Manifest, Store
 from prefmill.ui import console, render_records
-
-report_app = typer.Typer(help="Reports on a built dataset.", no_args_is_help=True)
 
 
 def _dataset(store: Store, dataset: str | None) -> str:
@@ -118,21 +114,12 @@ def judge_records(report: dict[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
-@report_app.command("fidelity")
-def fidelity(
-    ref: Annotated[
-        str, typer.Argument(help="A ref name, judgments@VERSION or a judgments version.")
-    ] = DEFAULT_REF,
-    root: Annotated[str | None, typer.Option("--root", envvar="PREFMILL_HOME", help="Storage root.")] = None,
-    dataset: Annotated[
-        str | None, typer.Option("--dataset", "-d", envvar="PREFMILL_DATASET", help="Dataset.")
-    ] = None,
-    fmt: Annotated[str, typer.Option("--format", "-f", help="table or json.")] = "table",
+def show_fidelity(
+    ref: str = DEFAULT_REF, *, root: str | None, dataset: str | None, fmt: str = "table"
 ) -> None:
-    """How far the judges can be trusted: parse failures, position consistency, length bias (raw vs
-    length-controlled), agreement between judges and with gold, self-preference."""
-    if fmt not in ("table", "json"):
-        raise typer.BadParameter(f"'{fmt}' is not one of table, json", param_hint="--format")
+    """`prefmill report fidelity [REF]`: how far the judges can be trusted -- parse failures, position
+    consistency, length bias (raw vs length-controlled), agreement between judges and with gold,
+    self-preference. ``ref`` is a ref name, ``judgments@VERSION`` or a judgments version."""
     store = Store(root)
     ds = _dataset(store, dataset)
     m = judgments_manifest(store, ds, ref)

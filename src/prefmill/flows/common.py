@@ -13,6 +13,7 @@ from prefect.logging import get_run_logger
 from prefect.runtime import flow_run
 
 from prefmill.errors import PrefmillError
+from prefmill.flows.artifacts import publish_artifacts
 from prefmill.progress import reporter
 from prefmill.storage import Manifest, Parent, Store, VersionWriter, version_id
 
@@ -29,6 +30,7 @@ class TableResult:
     path: str
     totals: dict[str, Any] = field(default_factory=dict)
     stats: dict[str, Any] = field(default_factory=dict)
+    dataset: str = ""
 
     @classmethod
     def of(cls, store: Store, m: Manifest, *, cached: bool, started: float) -> TableResult:
@@ -41,6 +43,7 @@ class TableResult:
             path=store.version_path(m.dataset, m.table, m.version),
             totals=dict(m.totals),
             stats=dict(m.stats),
+            dataset=m.dataset,
         )
 
 
@@ -72,7 +75,9 @@ SHARD_TASK = {
     "retry_condition_fn": _retry_unless_prefmill_error,
 }
 
-STAGE_FLOW = {"persist_result": False, "validate_parameters": False}
+#: Options of every stage flow (and ``build``): results travel as files; on completion the flow publishes
+#: Prefect artifacts of its row counts and a summary (``artifacts.publish_artifacts``).
+STAGE_FLOW = {"persist_result": False, "validate_parameters": False, "on_completion": [publish_artifacts]}
 
 
 def cached_result(store: Store, m: Manifest, stage: str) -> TableResult:

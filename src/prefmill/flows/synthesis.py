@@ -5,6 +5,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from prefect import flow, task
 
@@ -47,6 +49,11 @@ def _sampling(recipe: Recipe) -> dict[str, Any]:
     return {**args, "progress": lambda n: reporter().advance(STAGE, units=n)}
 
 
+def _tokens(candidates: pa.Table) -> int:
+    """Tokens generated in a candidates shard (for the progress display's tokens/s)."""
+    return int(pc.sum(candidates.column("n_tokens")).as_py() or 0)
+
+
 @task(name="generate-shard", **SHARD_TASK)
 def generate_shard(
     root: str, dataset: str, version: str, index: int, prompts_version: str, recipe: Recipe
@@ -59,6 +66,7 @@ def generate_shard(
     started = time.perf_counter()
     candidates = synthesize(shard, engine, **_sampling(recipe))
     seconds = time.perf_counter() - started
+    reporter().advance(STAGE, tokens=_tokens(candidates))
     stats = {"generate_seconds": round(seconds, 3), "requests": candidates.num_rows}
     store.open_version(dataset, "candidates", version).write_shard(index, candidates, stats=stats)
     return stats

@@ -142,12 +142,22 @@ def _side(p: pl.Expr) -> pl.Expr:
 
 
 def swap_pairs(judgments: pa.Table | pl.DataFrame) -> pl.DataFrame:
-    """Pair verdicts judged in both orders: judge, prompt_id, candidate_id, other_candidate_id,
-    criterion, ab, ba (prefers_first of each order) and consistent (same side)."""
+    """Pair verdicts judged in both orders: judge, prompt_id, candidate_id < other_candidate_id,
+    criterion, ab and ba (P(candidate_id is better) read from each order's rows) and consistent
+    (both on the same side of 0.5)."""
     df = usable(judgments).filter(pl.col("mode") == "pair")
+    # the pair as (lower id, higher id) and the preference for the lower one, whichever was shown first
+    df = df.with_columns(
+        lo=pl.min_horizontal("candidate_id", "other_candidate_id"),
+        hi=pl.max_horizontal("candidate_id", "other_candidate_id"),
+        p=pl.when(pl.col("candidate_id") <= pl.col("other_candidate_id"))
+        .then(pl.col("prefers_first"))
+        .otherwise(1.0 - pl.col("prefers_first")),
+    ).drop("candidate_id", "other_candidate_id")
+    df = df.rename({"lo": "candidate_id", "hi": "other_candidate_id"})
     keys = ["judge", "prompt_id", "candidate_id", "other_candidate_id", "criterion"]
-    ab = df.filter(pl.col("order") == "ab").group_by(keys).agg(ab=pl.col("prefers_first").mean())
-    ba = df.filter(pl.col("order") == "ba").group_by(keys).agg(ba=pl.col("prefers_first").mean())
+    ab = df.filter(pl.col("order") == "ab").group_by(keys).agg(ab=pl.col("p").mean())
+    ba = df.filter(pl.col("order") == "ba").group_by(keys).agg(ba=pl.col("p").mean())
     both = ab.join(ba, on=keys, how="inner")
     return both.with_columns(consistent=_side(pl.col("ab")) == _side(pl.col("ba"))).sort(keys)
 

@@ -10,10 +10,11 @@ Conventions of the rows (see docs/tables.md):
 
 * ``score`` is scaled to [0, 1]: ``(s - min_score) / (max_score - min_score)`` for a stated score
   ``s``; the rationale starts with the stated score (``7/10: ...``).
-* pair mode: ``candidate_id`` < ``other_candidate_id`` (the pair in a fixed order) on both rows of a
-  pair; ``order`` is ``ab`` when ``candidate_id`` was shown as Response A, ``ba`` when it was shown as
-  Response B; ``prefers_first`` is always P(``candidate_id`` is better than ``other_candidate_id``),
-  whatever the order, so the two rows of a consistent judge agree.
+* pair mode: each pair (x, y), x < y by candidate_id, is judged in two orders, one row each. In a
+  row, ``candidate_id`` is the response shown first (Response A) and ``other_candidate_id`` the one
+  shown second: order ``ab`` shows x first (candidate_id = x), order ``ba`` shows y first
+  (candidate_id = y). ``prefers_first`` is P(``candidate_id`` is better than ``other_candidate_id``)
+  = P(Response A is better), so a consistent judge's ``ba`` row is about 1 - its ``ab`` row.
 * seeds: ``seed_for(config.seed, judge, candidate_id, other_candidate_id, order)`` (and ``"repair"``
   for the repair request), so a re-run reproduces the verdicts where the engine allows.
 """
@@ -351,7 +352,12 @@ def llm_judge(config: LLMJudge, cands: pa.Table, engine: Engine | None = None) -
                     seed = seed_for(config.seed, judge, a["candidate_id"], b["candidate_id"], order)
                     asks.append(Ask(text, seed, parse_pair, PAIR_FORMAT))
                     units.append(
-                        {"prompt_id": pid, "a": a["candidate_id"], "b": b["candidate_id"], "order": order}
+                        {
+                            "prompt_id": pid,
+                            "a": first["candidate_id"],
+                            "b": second["candidate_id"],
+                            "order": order,
+                        }
                     )
         schema = json_schema("pair")
     else:
@@ -392,8 +398,7 @@ def llm_judge(config: LLMJudge, cands: pa.Table, engine: Engine | None = None) -
         if config.mode == "pair":
             v = ans.verdict
             error = f"engine error: {ans.engine_error}" if ans.engine_error else v.error
-            pa_ = None if error or v is None else v.prefers_a
-            prefers = None if pa_ is None else (pa_ if unit["order"] == "ab" else 1.0 - pa_)
+            prefers = None if error or v is None else v.prefers_a
             out.append(
                 {
                     **base,
