@@ -12,7 +12,7 @@ from prefmill.flows.common import STAGE_FLOW, TableResult, current_flow_run_id, 
 from prefmill.flows.evaluation import check_judges_config, evaluation_flow
 from prefmill.flows.instantiation import instantiation_flow, output_config
 from prefmill.flows.prompts import prompts_config, prompts_flow
-from prefmill.flows.revision import revision_flow
+from prefmill.flows.revision import revision_flow, revisers
 from prefmill.flows.synthesis import synthesis_flow
 from prefmill.recipe import STAGES, Recipe
 from prefmill.storage import DEFAULT_REF, Store
@@ -64,7 +64,7 @@ def build_flow(
         man["candidates"] = store.manifest(recipe.dataset, "candidates", summary.version("candidates"))
     if last >= 2:
         # critique-revise judges first add revisions: a new candidates version that the judges judge
-        if (revised := revision_flow(recipe, root, man["prompts"], man["candidates"])) is not None:
+        if revisers(recipe) and (revised := revision_flow(recipe, root, man["prompts"], man["candidates"])):
             summary.tables.append(revised)
             man["candidates"] = store.manifest(recipe.dataset, "candidates", revised.version)
         summary.tables.append(evaluation_flow(recipe, root, man["prompts"], man["candidates"]))
