@@ -12,7 +12,7 @@ from prefmill.flows.common import STAGE_FLOW, TableResult, current_flow_run_id, 
 from prefmill.flows.evaluation import check_judges_config, evaluation_flow
 from prefmill.flows.instantiation import instantiation_flow, output_config
 from prefmill.flows.prompts import prompts_config, prompts_flow
-from prefmill.flows.revision import revision_flow, revisers
+from prefmill.flows.revision import revisers, revision_flow
 from prefmill.flows.synthesis import synthesis_flow
 from prefmill.recipe import STAGES, Recipe
 from prefmill.storage import DEFAULT_REF, Store
