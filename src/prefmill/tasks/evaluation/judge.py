@@ -92,9 +92,10 @@ def check_judges(judges: Sequence[JudgeConfig | str]) -> None:
 
 
 def judge_shard(cands: pa.Table, judges: Sequence[JudgeConfig | str]) -> pa.Table:
-    """Judge one shard: ``cands`` is candidates joined with their prompt's reference.
+    """Judge one shard: ``cands`` is candidates joined with their prompt's messages, reference and rubric.
 
-    Columns: candidate_id, prompt_id, response, reference, finish_reason, n_tokens, error. Rows with
+    Columns: candidate_id, prompt_id, response, reference, finish_reason, n_tokens, error (and
+    messages, rubric for the LLM judges). Meta judges run after the others, on their rows. Rows with
     ``error`` set are skipped; each judge in ``judges`` (recipe configs or bare kinds, in order, equal
     configs once) runs on the rows it applies to; the result is one conforming ``judgments`` table.
     """
