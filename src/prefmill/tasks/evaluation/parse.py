@@ -65,12 +65,19 @@ def _loads(text: str) -> Any:
 def json_objects(text: str) -> list[dict[str, Any]]:
     """JSON objects found in ``text``: the whole text, fenced blocks, then every ``{...}`` span."""
     found: list[dict[str, Any]] = []
+    try:  # the common case: the reply is exactly one JSON object
+        whole = json.loads(text)
+        if isinstance(whole, dict):
+            return [whole]
+    except ValueError:
+        pass
     candidates = [text.strip(), *(m.group(1).strip() for m in _FENCE.finditer(text))]
     decoder = json.JSONDecoder()
     for start in (m.start() for m in re.finditer(r"\{", text)):
         try:
             obj, _ = decoder.raw_decode(text, start)
-            candidates.append(json.dumps(obj))
+            if isinstance(obj, dict):
+                found.append(obj)
             continue
         except json.JSONDecodeError:
             pass
