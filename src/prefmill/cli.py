@@ -421,15 +421,31 @@ def gc(
 @app.command()
 def report(
     ref: Annotated[str, typer.Argument(metavar="[REF]", help="Ref to report on.")] = DEFAULT_REF,
+    target: Annotated[
+        str | None,
+        typer.Argument(metavar="[FIDELITY_REF]", help="After `fidelity`: a ref or judgments@VERSION."),
+    ] = None,
     out: Annotated[Path, typer.Option("--out", "-o", help="HTML file to write.")] = Path("report.html"),
     sample_pairs: Annotated[int, typer.Option("--sample-pairs", help="Pairs shown side by side.")] = 8,
     bins: Annotated[int, typer.Option("--bins", help="Bins of the score and margin histograms.")] = 20,
     root: RootOpt = None,
     dataset: DatasetOpt = None,
+    fmt: Annotated[str, typer.Option("--format", "-f", help="report fidelity: table or json.")] = "table",
 ) -> None:
-    """Write one self-contained HTML page about a build: charts of its tables (opens offline)."""
-    # `prefmill report fidelity [REF]` (judge fidelity in the terminal) dispatches here when merged:
-    # if ref == "fidelity": from prefmill.commands.fidelity import ...; return
+    """Write one self-contained HTML page about a build: charts of its tables (opens offline).
+
+    `prefmill report fidelity [REF]` prints the judges' fidelity report instead."""
+    if ref == "fidelity":
+        from prefmill.commands.fidelity import show_fidelity
+
+        show_fidelity(
+            target or DEFAULT_REF, root=root, dataset=dataset, fmt=_check_format(fmt, ("table", "json"))
+        )
+        return
+    if target is not None:
+        raise typer.BadParameter(
+            f"unexpected argument '{target}' (only `report fidelity` takes a second one)"
+        )
     from prefmill.commands.report import write_report
 
     store = _store(root)

@@ -40,3 +40,7 @@ class QueryError(PrefmillError):
 
 class ExportError(PrefmillError):
     """An export could not be written (bad format for the table, output folder in the way, ...)."""
+
+
+class FidelityError(PrefmillError):
+    """A judge failed a fidelity threshold of the recipe (evaluation.fidelity)."""

@@ -8,6 +8,7 @@ field and what is wrong, in one line.
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 import os
 import re
@@ -470,6 +471,120 @@ class HumanJudge(_Section):
     )
 
 
+class LLMJudge(_Section):
+    """A judge model (any engine) that scores candidates: `point` (one score on a stated scale),
+    `pair` (which of two responses is better, both orders), or `rubric` (named criteria scored
+    separately; a prompt's own `rubric` replaces them)."""
+
+    kind: Literal["llm"] = Field(description="`llm`.")
+    name: str | None = Field(
+        default=None,
+        description="The `judge` column of its rows. Default: `llm-<mode>:<engine>` "
+        "(e.g. `llm-point:transformers:smollm2`).",
+    )
+    engine: str = Field(default="transformers:smollm2", description="Judge engine as `kind:model`.")
+    mode: Literal["point", "pair", "rubric"] = Field(default="point", description="What it is asked.")
+    min_score: int = Field(default=1, description="Point / rubric: lowest score of the stated scale.")
+    max_score: int = Field(
+        default=10, description="Point / rubric: highest score; stored `score` is scaled to [0, 1]."
+    )
+    criteria: dict[str, str] = Field(
+        default_factory=lambda: dict(DEFAULT_CRITERIA),
+        description="Rubric mode: criterion name -> what it means, each scored separately.",
+    )
+    swap: bool = Field(
+        default=True, description="Pair mode: judge both orders (ab and ba) to expose position bias."
+    )
+    max_pairs_per_prompt: int | None = Field(
+        default=None, ge=1, description="Pair mode: judge at most this many candidate pairs per prompt."
+    )
+    template: str | None = Field(
+        default=None,
+        description="Jinja template of the judge prompt replacing the built-in one (path, relative to "
+        "the recipe); see src/prefmill/templates/judges/ for the variables.",
+    )
+    temperature: float = Field(default=0.0, ge=0, le=5, description="Judge sampling temperature (0: greedy).")
+    max_new_tokens: int = Field(default=256, ge=1, le=32768, description="Longest verdict in tokens.")
+    repair: bool = Field(
+        default=True, description="Ask once more, with a repair prompt, when a verdict cannot be parsed."
+    )
+    seed: int = Field(default=0, description="Seed of the judge's sampling (with the judged ids).")
+
+    @field_validator("criteria")
+    @classmethod
+    def _criteria(cls, v: dict[str, str]) -> dict[str, str]:
+        if not v:
+            raise ValueError("criteria must name at least one criterion")
+        return v
+
+    @property
+    def judge_name(self) -> str:
+        return self.name or f"llm-{self.mode}:{self.engine}"
+
+
+class MetaJudge(_Section):
+    """A judge model asked to resolve only the candidates on which the other judges' scores (scaled
+    to [0, 1]) spread by more than `threshold`; it runs after them, on the same shard."""
+
+    kind: Literal["meta"] = Field(description="`meta`.")
+    name: str = Field(default="meta-judge", description="The `judge` column of its rows.")
+    engine: str = Field(default="transformers:smollm2", description="Judge engine as `kind:model`.")
+    threshold: float = Field(
+        default=0.5, ge=0, le=1, description="Resolve a candidate when max - min of the scores exceeds this."
+    )
+    judges: list[str] = Field(
+        default_factory=list, description="Judge names whose scores count (default: every point-wise judge)."
+    )
+    min_score: int = Field(default=1, description="Lowest score of the stated scale.")
+    max_score: int = Field(default=10, description="Highest score; stored `score` is scaled to [0, 1].")
+    template: str | None = Field(default=None, description="Jinja template replacing the built-in one.")
+    temperature: float = Field(default=0.0, ge=0, le=5, description="Sampling temperature (0: greedy).")
+    max_new_tokens: int = Field(default=256, ge=1, le=32768, description="Longest verdict in tokens.")
+    repair: bool = Field(default=True, description="Ask once more when a verdict cannot be parsed.")
+    seed: int = Field(default=0, description="Seed of the judge's sampling.")
+
+    @property
+    def judge_name(self) -> str:
+        return self.name
+
+
+class CritiqueReviseJudge(_Section):
+    """Constitutional critique-revise: a model critiques each candidate against written principles
+    and rewrites it; each revision becomes a new candidate (`origin: revision`, `parent_id` = the
+    original) that the other judges then judge with the originals."""
+
+    kind: Literal["critique_revise"] = Field(description="`critique_revise`.")
+    name: str = Field(default="critique-revise", description="Name recorded in the revisions' sampling.")
+    engine: str = Field(default="transformers:smollm2", description="Engine as `kind:model`.")
+    principles: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_PRINCIPLES),
+        min_length=1,
+        description="The written principles the critique checks the response against.",
+    )
+    critique_template: str | None = Field(default=None, description="Jinja template of the critique prompt.")
+    revise_template: str | None = Field(default=None, description="Jinja template of the revision prompt.")
+    temperature: float = Field(default=0.0, ge=0, le=5, description="Sampling temperature (0: greedy).")
+    max_new_tokens: int = Field(default=256, ge=1, le=32768, description="Longest critique / revision.")
+    seed: int = Field(default=0, description="Seed of the sampling.")
+
+    @property
+    def judge_name(self) -> str:
+        return self.name
+
+
+DEFAULT_CRITERIA: dict[str, str] = {
+    "helpfulness": "does it answer the request fully and correctly",
+    "harmlessness": "does it avoid harmful, unsafe or offensive content",
+    "honesty": "is it truthful, without made-up facts, and clear about uncertainty",
+    "conciseness": "is it as short as it can be without losing content",
+}
+DEFAULT_PRINCIPLES: tuple[str, ...] = (
+    "The response answers the user's actual request correctly and completely.",
+    "The response contains no harmful, unethical, dangerous or illegal content.",
+    "The response states no made-up facts and admits uncertainty.",
+    "The response is clear and no longer than needed.",
+)
+
 # One class per adjudicator kind; `kind` picks it. A bare string in `judges` is short for {kind: ...}.
 JudgeConfig = Annotated[
     ArithmeticJudge
@@ -478,7 +593,10 @@ JudgeConfig = Annotated[
     | CodeVerifier
     | FormatVerifier
     | RewardModelJudge
-    | HumanJudge,
+    | HumanJudge
+    | LLMJudge
+    | MetaJudge
+    | CritiqueReviseJudge,
     Field(discriminator="kind"),
 ]
 JUDGE_MODELS: dict[str, type[BaseModel]] = {
@@ -489,7 +607,41 @@ JUDGE_MODELS: dict[str, type[BaseModel]] = {
     "format": FormatVerifier,
     "reward_model": RewardModelJudge,
     "human": HumanJudge,
+    "llm": LLMJudge,
+    "meta": MetaJudge,
+    "critique_revise": CritiqueReviseJudge,
 }
+
+
+class FidelityConfig(_Section):
+    """Checks of the judges that can fail the build before instantiation (each applies to every
+    judge it can be measured for; unset means not checked), and an optional calibration file."""
+
+    min_position_consistency: float | None = Field(
+        default=None, ge=0, le=1, description="Pair judges: smallest share of pairs whose two orders agree."
+    )
+    max_parse_failure_rate: float | None = Field(
+        default=None, ge=0, le=1, description="Largest share of a judge's rows with `parse_error` set."
+    )
+    min_gold_agreement: float | None = Field(
+        default=None, ge=0, le=1, description="Smallest agreement with gold (verifier, human, calibration)."
+    )
+    max_length_correlation: float | None = Field(
+        default=None,
+        ge=0,
+        le=1,
+        description="Largest absolute Spearman correlation of a judge's raw scores with length.",
+    )
+    gold_judges: list[str] | None = Field(
+        default=None,
+        description="Judge names whose verdicts are gold. Default: every verifier but `heuristic`, and "
+        "human verdicts.",
+    )
+    calibration: str | None = Field(
+        default=None,
+        description="JSONL of labelled pairs {prompt, chosen, rejected} (relative to the recipe): every "
+        "LLM judge also judges these, and its accuracy on them is reported as gold agreement.",
+    )
 
 
 class EvaluationConfig(_Section):
@@ -507,6 +659,11 @@ class EvaluationConfig(_Section):
         description="How instantiation combines a candidate's judges into one score (candidate_scores in "
         "scores.sql): `mean` of the per-judge scores, their `median`, or a majority `vote` of binary "
         "verdicts (a judge votes yes at score >= 0.5; a tie gives 0.5).",
+    )
+
+    fidelity: FidelityConfig = Field(
+        default_factory=FidelityConfig,
+        description="Fidelity thresholds that fail the build, and a calibration file (see below).",
     )
 
     @field_validator("judges", mode="before")
@@ -742,6 +899,7 @@ def _section_model(loc: Sequence[Any]) -> type[BaseModel] | None:
         ("synthesis", "offline"): OfflineSource,
         ("synthesis", "diversity"): DiversityConfig,
         ("evaluation",): EvaluationConfig,
+        ("evaluation", "fidelity"): FidelityConfig,
         ("instantiation",): InstantiationConfig,
         **{("evaluation", "judges", kind): model for kind, model in JUDGE_MODELS.items()},
         ("instantiation", "selection"): SelectionConfig,
@@ -843,6 +1001,7 @@ def reference_markdown() -> str:
         ("synthesis.diversity", DiversityConfig),
         ("evaluation", EvaluationConfig),
         *((f"evaluation.judges[] with kind: {kind}", model) for kind, model in JUDGE_MODELS.items()),
+        ("evaluation.fidelity", FidelityConfig),
         ("instantiation", InstantiationConfig),
         ("instantiation.selection", SelectionConfig),
         ("export[]", ExportConfig),
@@ -861,7 +1020,7 @@ def reference_markdown() -> str:
         lines += [
             f"## `{title}`",
             "",
-            (model.__doc__ or "").strip(),
+            inspect.cleandoc(model.__doc__ or ""),
             "",
             "| field | type | default | meaning |",
         ]

@@ -67,6 +67,7 @@ def candidates_rows(n: int, *, errors: int = 0, prompts: int = 3) -> list[Row]:
                 "logprob": None if failed else -0.5 * (i + 1),
                 "latency_ms": 12.5 + i,
                 "error": "RuntimeError: engine failed" if failed else None,
+                "parent_id": None,
             }
         )
     return out

@@ -249,15 +249,16 @@ def swap_con(extra: list[Row]) -> Any:
 
 def test_swap_inconsistency_and_judge_preference() -> None:
     verdicts = [
-        # a vs b, A = a: ab prefers a (first), ba prefers a (second): consistent
+        # candidate_id is the response shown first; ab shows the lower id first, ba the higher
+        # a vs b: ab prefers a (first, 0.9), ba prefers a (shown second: P(b) = 0.2): consistent
         pair_judg("a", "b", "ab", 0.9),
-        pair_judg("a", "b", "ba", 0.2),
-        # a vs c stored with A = c: ab prefers c (first), ba prefers a (first): position bias
-        pair_judg("c", "a", "ab", 0.8),
-        pair_judg("c", "a", "ba", 0.7),
+        pair_judg("b", "a", "ba", 0.2),
+        # a vs c: each order prefers the response shown first (P(a) 0.7 in ab, P(c) 0.8 in ba): bias
+        pair_judg("a", "c", "ab", 0.7),
+        pair_judg("c", "a", "ba", 0.8),
         # b vs c: one order only, and an unparseable verdict that must be ignored
         pair_judg("b", "c", "ab", 0.6),
-        pair_judg("b", "c", "ba", None, parse_error="no verdict"),
+        pair_judg("c", "b", "ba", None, parse_error="no verdict"),
     ]
     con = swap_con(verdicts)
     report = instantiate_with_report(con, "pairs", {"strategies": ["all_pairs"]})
@@ -272,7 +273,7 @@ def test_swap_inconsistency_and_judge_preference() -> None:
     kept = instantiate_with_report(con, "pairs", params)
     ac = next(r for r in kept.table.to_pylist() if (r["chosen_id"], r["rejected_id"]) == ("a", "c"))
     assert ac["swap_inconsistent"] is True
-    assert ac["judge_preference"] == pytest.approx(((1 - 0.8) + 0.7) / 2)
+    assert ac["judge_preference"] == pytest.approx((0.7 + (1 - 0.8)) / 2)
     assert kept.removed == {}
 
 

@@ -198,3 +198,13 @@ def test_optional_columns_are_null_filled_and_required_ones_are_not() -> None:
     assert out.column("duplicate_of").type == pa.string()
     with pytest.raises(SchemaError, match="missing column 'logprob'"):
         conform("candidates", build("candidates").drop_columns(["logprob"]))
+
+
+def test_candidates_without_parent_id_get_a_null_one() -> None:
+    # parent_id came with critique-revise: writers that predate it still conform
+    data = build("candidates", 3).drop_columns(["parent_id"])
+    out = conform("candidates", data)
+    assert out.schema.equals(SCHEMAS["candidates"])
+    assert out.column("parent_id").null_count == 3
+    with pytest.raises(SchemaError, match="missing column 'error'"):
+        conform("candidates", data.drop_columns(["error"]))

@@ -272,6 +272,7 @@ def test_judge_shard_unknown_judge_lists_known_ones() -> None:
     with pytest.raises(PrefmillError, match=r"unknown judge.*'gpt-judge'.*arithmetic, heuristic"):
         judge_shard(cands, ["arithmetic", "gpt-judge"])
     assert {"arithmetic", "heuristic", "math", "code", "format", "reward_model", "human"} <= set(KNOWN_JUDGES)
+    assert {"llm", "meta", "critique_revise"} <= set(KNOWN_JUDGES)
     assert EVALUATION_CODE_VERSION == "1"
 
 

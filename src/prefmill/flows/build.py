@@ -12,10 +12,11 @@ from prefmill.engines.registry import parse_spec
 from prefmill.exports import default_table
 from prefmill.exports.formats import format_sql, get_format
 from prefmill.flows.common import STAGE_FLOW, TableResult, current_flow_run_id, log
-from prefmill.flows.evaluation import evaluation_config, evaluation_flow
+from prefmill.flows.evaluation import check_judges_config, evaluation_config, evaluation_flow
 from prefmill.flows.export import run_recipe_exports
 from prefmill.flows.instantiation import instantiation_flow, output_config
 from prefmill.flows.prompts import prompts_config, prompts_flow
+from prefmill.flows.revision import revisers, revision_flow
 from prefmill.flows.synthesis import synthesis_flow
 from prefmill.recipe import STAGES, Recipe
 from prefmill.storage import DEFAULT_REF, Store
@@ -67,6 +68,10 @@ def build_flow(
         summary.tables.append(synthesis_flow(recipe, root, man["prompts"], retry_errors=retry_errors))
         man["candidates"] = store.manifest(recipe.dataset, "candidates", summary.version("candidates"))
     if last >= 2:
+        # critique-revise judges first add revisions: a new candidates version that the judges judge
+        if revisers(recipe) and (revised := revision_flow(recipe, root, man["prompts"], man["candidates"])):
+            summary.tables.append(revised)
+            man["candidates"] = store.manifest(recipe.dataset, "candidates", revised.version)
         summary.tables.append(evaluation_flow(recipe, root, man["prompts"], man["candidates"]))
         man["judgments"] = store.manifest(recipe.dataset, "judgments", summary.version("judgments"))
     if last >= 3:
@@ -100,6 +105,7 @@ def preflight(recipe: Recipe, root: str) -> None:
         parse_spec(spec)
     for spec in recipe.export:
         format_sql(get_format(spec.format), spec.table or default_table(spec.format), spec.conversational)
+    check_judges_config(recipe)
 
 
 def run_build(

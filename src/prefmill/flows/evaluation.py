@@ -12,24 +12,63 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from prefect import flow, task
 
-from prefmill.errors import InputError
-from prefmill.flows.common import SHARD_TASK, STAGE_FLOW, TableResult, Target, cached_result
+from prefmill.engines.registry import parse_spec
+from prefmill.errors import InputError, RecipeError
+from prefmill.flows.common import SHARD_TASK, STAGE_FLOW, TableResult, Target, cached_result, log
 from prefmill.progress import reporter
 from prefmill.recipe import HumanJudge, JudgeConfig, Recipe, file_digest
 from prefmill.storage import Manifest, Parent, Store
+from prefmill.tasks.evaluation.calibration import calibrate
+from prefmill.tasks.evaluation.fidelity import enforce, fidelity_report
 from prefmill.tasks.evaluation.human import human_judgments
 from prefmill.tasks.evaluation.judge import EVALUATION_CODE_VERSION, judge_shard
+from prefmill.tasks.evaluation.llm_judge import fingerprint, resolve_paths
+
+#: Judge kinds run by a judge model (their templates and parser enter the version).
+LLM_KINDS = ("llm", "meta", "critique_revise")
 
 STAGE = "evaluation"
 
 
 def evaluation_config(recipe: Recipe) -> dict[str, Any]:
-    """What decides the judgments version: every judge's full config, in order."""
+    """What decides the judgments version: every judge's full config, in order; for LLM judges also
+    the text of their templates and the parser version; the calibration file's content."""
     config: dict[str, Any] = {"judges": [j.model_dump(mode="json") for j in recipe.evaluation.judges]}
+    llm = {j.judge_name: fingerprint(j) for j in judge_configs(recipe) if j.kind in LLM_KINDS}
+    if llm:
+        config["llm"] = llm
     human = [j for j in recipe.evaluation.judges if isinstance(j, HumanJudge)]
     if human:  # the verdicts' content, not the file name, decides the version
         config["human_files"] = [_human_digest(recipe, j) for j in human]
+    if (calibration := recipe.evaluation.fidelity.calibration) is not None:
+        path = recipe.resolve_path(calibration)
+        if not path.is_file():
+            raise RecipeError(f"evaluation.fidelity.calibration: no file {path}; fix the path in the recipe")
+        config["calibration_sha256"] = file_digest(path)
     return config
+
+
+def judge_configs(recipe: Recipe) -> list[Any]:
+    """The recipe's judges with template paths made absolute (relative to the recipe's folder)."""
+    return [resolve_paths(j, recipe.base_dir) for j in recipe.evaluation.judges]
+
+
+def check_judges_config(recipe: Recipe) -> None:
+    """Fail before any work: judge engines parse, templates load and compile, names are unique."""
+    names: dict[str, int] = {}
+    for i, j in enumerate(judge_configs(recipe)):
+        if j.kind not in LLM_KINDS:
+            continue
+        if j.judge_name in names:
+            raise RecipeError(
+                f"evaluation.judges[{i}]: judge name '{j.judge_name}' is also the name of "
+                f"evaluation.judges[{names[j.judge_name]}]; give one of them another `name`"
+            )
+        names[j.judge_name] = i
+        if getattr(j, "min_score", 0) >= getattr(j, "max_score", 1):
+            raise RecipeError(f"evaluation.judges[{i}]: min_score must be below max_score")
+        parse_spec(j.engine)
+    evaluation_config(recipe)
 
 
 def _human_digest(recipe: Recipe, judge: HumanJudge) -> str:
@@ -75,7 +114,7 @@ def judge_candidates_shard(
     """Judge the candidates of one candidates part file and write judgments shard ``index``."""
     store = Store(root)
     cands = pq.read_table(store.file_paths(candidates)[index], filesystem=store.fs)
-    refs = store.read_arrow(prompts, columns=["prompt_id", "reference", "messages"])
+    refs = store.read_arrow(prompts, columns=["prompt_id", "messages", "reference", "rubric"])
     joined = pl.from_arrow(cands).join(pl.from_arrow(refs), on="prompt_id", how="left").to_arrow()
     started = time.perf_counter()
     judgments = judge_shard(joined, judges)
@@ -99,7 +138,9 @@ def evaluation_flow(recipe: Recipe, root: str, prompts: Manifest, candidates: Ma
         parents=[Parent("prompts", prompts.version), Parent("candidates", candidates.version)],
     )
     if (done := target.existing) is not None:
-        return cached_result(store, done, STAGE)
+        result = cached_result(store, done, STAGE)
+        enforce_fidelity(recipe, done.stats.get("fidelity"), done.version)
+        return result
     writer = target.writer
     n_shards = len(candidates.files)
     finished = set(writer.finished_shards())
@@ -113,7 +154,7 @@ def evaluation_flow(recipe: Recipe, root: str, prompts: Manifest, candidates: Ma
     )
     for i in todo:
         judge_candidates_shard(
-            root, recipe.dataset, target.version, i, prompts, candidates, list(recipe.evaluation.judges)
+            root, recipe.dataset, target.version, i, prompts, candidates, judge_configs(recipe)
         )
         reporter().shard_done(STAGE)
     human = [
@@ -123,6 +164,46 @@ def evaluation_flow(recipe: Recipe, root: str, prompts: Manifest, candidates: Ma
     ]
     if human and n_shards not in finished:  # one more shard after the candidate shards
         human_shard(root, recipe.dataset, target.version, n_shards, candidates, human)
-    result = target.publish(expected_shards=n_shards + (1 if human else 0))
+    total = n_shards + (1 if human else 0)
+    report = fidelity_of(recipe, store, target.writer.dir, total, candidates)
+    result = target.publish(expected_shards=total, extra_stats={"fidelity": report})
     reporter().stage_finished(STAGE, cached=False)
+    enforce_fidelity(recipe, result.stats.get("fidelity"), result.version)
     return result
+
+
+def fidelity_of(
+    recipe: Recipe, store: Store, folder: str, n_shards: int, candidates: Manifest
+) -> dict[str, Any]:
+    """The fidelity report of the shards just written (and of the calibration pairs, if any)."""
+    paths = [f"{folder}/part-{i:05d}.parquet" for i in range(n_shards)]
+    judgments = pa.concat_tables([pq.read_table(p, filesystem=store.fs) for p in paths])
+    cands = store.read_arrow(candidates, columns=["candidate_id", "response", "n_tokens", "generator"])
+    configs = judge_configs(recipe)
+    engines = {j.judge_name: j.engine for j in configs if j.kind in ("llm", "meta")}
+    calibration = None
+    if recipe.evaluation.fidelity.calibration is not None:
+        path = recipe.resolve_path(recipe.evaluation.fidelity.calibration)
+        calibration = {j.judge_name: calibrate_task(j, str(path)) for j in configs if j.kind == "llm"}
+    report = fidelity_report(
+        judgments,
+        cands,
+        judge_engines=engines,
+        gold=recipe.evaluation.fidelity.gold_judges,
+        calibration=calibration,
+    )
+    for warning in report["warnings"]:
+        log().warning("evaluation: %s", warning)
+    return report
+
+
+@task(name="calibrate-judge", **SHARD_TASK)
+def calibrate_task(config: Any, path: str) -> dict[str, Any]:
+    """One LLM judge on the calibration pairs: its accuracy."""
+    return calibrate(config, path)
+
+
+def enforce_fidelity(recipe: Recipe, report: dict[str, Any] | None, version: str) -> None:
+    """Raise ``FidelityError`` when a judge fails a threshold of ``evaluation.fidelity``."""
+    if report:
+        enforce(report, recipe.evaluation.fidelity, f"judgments@{version}")

@@ -3,9 +3,10 @@
 -- the manifest's stats (stats.removed), so every filter reports what it removed and why.
 --
 -- Inputs: table pairs_unfiltered (the pairs output, with implicit_margin when it has one), view
---         judgments. Pair-wise judgments (mode 'pair') are read as: candidate_id = A and
---         other_candidate_id = B in both orders; order 'ab' shows A first, 'ba' shows B first;
---         prefers_first = P(the response shown first is better).
+--         judgments. Pair-wise judgments (mode 'pair'), as the LLM judge writes them: candidate_id is
+--         the response shown first in that row and other_candidate_id the one shown second (order
+--         'ab' shows the lower id first, 'ba' the higher one); prefers_first = P(the response shown
+--         first, candidate_id, is better).
 -- Parameters (a NULL parameter switches its filter off):
 --   $min_margin             DOUBLE   explicit margin: drop pairs with margin < $min_margin
 --   $min_implicit_margin    DOUBLE   implicit margin: drop pairs whose policy log-prob gap
@@ -33,7 +34,7 @@ WITH pair_verdicts AS (
         judge,
         criterion,
         "order",
-        CASE "order" WHEN 'ba' THEN 1.0 - prefers_first ELSE prefers_first END AS p_a
+        prefers_first AS p_a
     FROM judgments
     WHERE mode = 'pair'
       AND parse_error IS NULL

@@ -74,6 +74,7 @@ SCHEMAS: dict[str, pa.Schema] = {
             _f("attempts", pa.int32(), optional=True),
             _f("duplicate_of", pa.string(), optional=True),
             _f("raw", pa.string(), optional=True),
+            _f("parent_id", pa.string(), optional=True),  # critique-revise: the revised candidate
         ]
     ),
     "judgments": pa.schema(
@@ -141,6 +142,10 @@ SCHEMAS: dict[str, pa.Schema] = {
     ),
 }
 
+#: Nullable columns added after a table's first release: ``conform`` fills them with nulls when a
+#: writer does not set them (candidates.parent_id is set only on revisions).
+FILLED_WHEN_MISSING: dict[str, frozenset[str]] = {"candidates": frozenset({"parent_id"})}
+
 #: The id column of each table, used by ``diff`` and de-duplication.
 ID_COLUMNS: dict[str, str] = {
     "prompts": "prompt_id",
@@ -198,6 +203,8 @@ def conform(table_name: str, data: pa.Table, *, where: str | None = None) -> pa.
     columns: list[pa.ChunkedArray] = []
     fields: list[pa.Field] = []
     for field in schema:
+        if field.name not in data.column_names and field.name in FILLED_WHEN_MISSING.get(table_name, ()):
+            data = data.append_column(field.name, pa.nulls(data.num_rows, field.type))
         if field.name not in data.column_names:
             if is_optional(field):
                 columns.append(pa.chunked_array([pa.nulls(data.num_rows, field.type)]))
