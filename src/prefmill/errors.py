@@ -36,3 +36,7 @@ class EngineError(PrefmillError):
 
 class QueryError(PrefmillError):
     """A SQL query failed."""
+
+
+class RunnerError(PrefmillError):
+    """A task runner (Dask / Ray cluster) cannot be used as configured."""

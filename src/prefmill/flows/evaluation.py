@@ -10,7 +10,7 @@ import polars as pl
 import pyarrow.parquet as pq
 from prefect import flow, task
 
-from prefmill.flows.common import SHARD_TASK, STAGE_FLOW, TableResult, Target, cached_result
+from prefmill.flows.common import SHARD_TASK, STAGE_FLOW, TableResult, Target, cached_result, run_shards
 from prefmill.progress import reporter
 from prefmill.recipe import Recipe
 from prefmill.storage import Manifest, Parent, Store
@@ -72,9 +72,10 @@ def evaluation_flow(recipe: Recipe, root: str, prompts: Manifest, candidates: Ma
         units=sum(candidates.files[i].rows for i in todo),
         unit="candidates",
     )
-    for i in todo:
-        judge_candidates_shard(root, recipe.dataset, target.version, i, prompts, candidates, config["judges"])
-        reporter().shard_done(STAGE)
+    judges = config["judges"]
+    calls = {i: (root, recipe.dataset, target.version, i, prompts, candidates, judges) for i in todo}
+    for _ in run_shards(STAGE, judge_candidates_shard, calls, {i: candidates.files[i].rows for i in todo}):
+        pass
     result = target.publish(expected_shards=n_shards)
     reporter().stage_finished(STAGE, cached=False)
     return result

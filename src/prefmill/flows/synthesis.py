@@ -17,6 +17,7 @@ from prefmill.flows.common import (
     cached_result,
     latest_retry,
     log,
+    run_shards,
 )
 from prefmill.progress import reporter
 from prefmill.recipe import Recipe
@@ -121,9 +122,9 @@ def _retry_errors(
         units=sum(error_counts[i] for i in todo),
         unit="retries",
     )
-    for i in todo:
-        retry_shard(root, recipe.dataset, retry.version, i, failed, prompts.version, recipe)
-        reporter().shard_done(STAGE)
+    calls = {i: (root, recipe.dataset, retry.version, i, failed, prompts.version, recipe) for i in todo}
+    for _ in run_shards(STAGE, retry_shard, calls, {i: error_counts[i] for i in todo}):
+        pass
     borrowed = {i: failed.files[i].version or failed.version for i, n in enumerate(error_counts) if not n}
     result = retry.publish(expected_shards=len(paths), borrowed=borrowed)
     reporter().stage_finished(STAGE, cached=False)
@@ -159,10 +160,11 @@ def synthesis_flow(recipe: Recipe, root: str, prompts: Manifest, retry_errors: b
     reporter().stage_started(
         STAGE, shards=n_shards, done=len(finished), units=remaining * recipe.synthesis.k, unit="samples"
     )
-    for i in todo:
-        stats = generate_shard(root, recipe.dataset, vid, i, prompts.version, recipe)
+    calls = {i: (root, recipe.dataset, vid, i, prompts.version, recipe) for i in todo}
+    size = recipe.shard_size
+    units = {i: min(size, prompts.rows - i * size) * recipe.synthesis.k for i in todo}
+    for i, stats in run_shards(STAGE, generate_shard, calls, units):
         log().info("synthesis: shard %d/%d written (%s)", i + 1, n_shards, stats)
-        reporter().shard_done(STAGE)
     result = target.publish(expected_shards=n_shards, extra_stats={"resumed_shards": len(finished)})
     reporter().stage_finished(STAGE, cached=False)
     return result
