@@ -176,6 +176,23 @@ def build(
     render_summary(summary)
 
 
+@app.command()
+def serve(
+    recipe: Annotated[Path, typer.Argument(help="Recipe YAML file (read anew on every run).")],
+    cron: Annotated[str | None, typer.Option("--cron", help="Cron schedule, e.g. '0 3 * * *'.")] = None,
+    interval: Annotated[int | None, typer.Option("--interval", help="Or: every N seconds.")] = None,
+    name: Annotated[
+        str | None, typer.Option("--name", help="Deployment name (default DATASET-build).")
+    ] = None,
+    root: Annotated[str | None, typer.Option("--root", help="Storage root; overrides the recipe.")] = None,
+    task_runner: Annotated[str | None, typer.Option("--task-runner", help="local, dask or ray.")] = None,
+) -> None:
+    """Register a scheduled build as a Prefect deployment and serve it (needs a Prefect server)."""
+    from prefmill.commands.serve import serve as serve_command
+
+    serve_command(recipe, cron=cron, interval=interval, name=name, root=root, task_runner=task_runner)
+
+
 # -- inspection ---------------------------------------------------------------------------------
 
 

@@ -11,6 +11,7 @@ import pyarrow.parquet as pq
 from prefect import flow, task
 
 from prefmill.flows.common import SHARD_TASK, STAGE_FLOW, TableResult, Target, cached_result, run_shards
+from prefmill.flows.incremental import judgments_reuse
 from prefmill.progress import reporter
 from prefmill.recipe import Recipe
 from prefmill.storage import Manifest, Parent, Store
@@ -64,7 +65,9 @@ def evaluation_flow(recipe: Recipe, root: str, prompts: Manifest, candidates: Ma
     writer = target.writer
     n_shards = len(candidates.files)
     finished = set(writer.finished_shards())
-    todo = [i for i in range(n_shards) if i not in finished]
+    reuse = judgments_reuse(store, recipe.dataset, config, prompts, candidates)
+    target.parents += reuse.parents("judgments")
+    todo = [i for i in range(n_shards) if i not in finished and i not in reuse.borrowed]
     reporter().stage_started(
         STAGE,
         shards=n_shards,
@@ -76,6 +79,6 @@ def evaluation_flow(recipe: Recipe, root: str, prompts: Manifest, candidates: Ma
     calls = {i: (root, recipe.dataset, target.version, i, prompts, candidates, judges) for i in todo}
     for _ in run_shards(STAGE, judge_candidates_shard, calls, {i: candidates.files[i].rows for i in todo}):
         pass
-    result = target.publish(expected_shards=n_shards)
+    result = target.publish(expected_shards=n_shards, borrowed=reuse.borrowed)
     reporter().stage_finished(STAGE, cached=False)
     return result

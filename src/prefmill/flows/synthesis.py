@@ -19,6 +19,7 @@ from prefmill.flows.common import (
     log,
     run_shards,
 )
+from prefmill.flows.incremental import candidates_reuse, top_up_calls, top_up_shard
 from prefmill.progress import reporter
 from prefmill.recipe import Recipe
 from prefmill.storage import Manifest, Parent, Store
@@ -153,18 +154,27 @@ def synthesis_flow(recipe: Recipe, root: str, prompts: Manifest, retry_errors: b
     writer = target.writer
     n_shards = max(1, -(-prompts.rows // recipe.shard_size))
     finished = set(writer.finished_shards())
-    todo = [i for i in range(n_shards) if i not in finished]
+    reuse = candidates_reuse(store, recipe.dataset, target.config, prompts, recipe.shard_size, n_shards)
+    target.parents += reuse.parents("candidates")
+    todo = [i for i in range(n_shards) if i not in finished and i not in reuse.borrowed]
     if finished:
         log().info("synthesis: resuming candidates@%s, %d of %d shards done", vid, len(finished), n_shards)
     remaining = sum(min(recipe.shard_size, prompts.rows - i * recipe.shard_size) for i in todo)
     reporter().stage_started(
         STAGE, shards=n_shards, done=len(finished), units=remaining * recipe.synthesis.k, unit="samples"
     )
-    calls = {i: (root, recipe.dataset, vid, i, prompts.version, recipe) for i in todo}
+    calls = {
+        i: (root, recipe.dataset, vid, i, prompts.version, recipe) for i in todo if i not in reuse.top_up
+    }
     size = recipe.shard_size
     units = {i: min(size, prompts.rows - i * size) * recipe.synthesis.k for i in todo}
     for i, stats in run_shards(STAGE, generate_shard, calls, units):
         log().info("synthesis: shard %d/%d written (%s)", i + 1, n_shards, stats)
-    result = target.publish(expected_shards=n_shards, extra_stats={"resumed_shards": len(finished)})
+    tops = top_up_calls(reuse, store, root, recipe, vid, prompts.version, todo)
+    for _ in run_shards(STAGE, top_up_shard, tops):
+        pass
+    result = target.publish(
+        expected_shards=n_shards, extra_stats={"resumed_shards": len(finished)}, borrowed=reuse.borrowed
+    )
     reporter().stage_finished(STAGE, cached=False)
     return result
