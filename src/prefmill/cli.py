@@ -139,6 +139,13 @@ def build(
         bool, typer.Option("--retry-errors", help="Re-attempt the failed rows of finished versions.")
     ] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show Prefect's logs.")] = False,
+    task_runner: Annotated[
+        str | None, typer.Option("--task-runner", help="local, dask or ray (default: the recipe's).")
+    ] = None,
+    workers: Annotated[int | None, typer.Option("--workers", help="Workers of a local cluster.")] = None,
+    runner_address: Annotated[
+        str | None, typer.Option("--runner-address", help="Scheduler of a running Dask/Ray cluster.")
+    ] = None,
 ) -> None:
     """Build a dataset: run every stage of RECIPE, reusing finished versions and shards."""
     from prefmill.recipe import STAGES, load_recipe
@@ -156,8 +163,34 @@ def build(
 
     console(stderr=True).print(f"[dim]building {parsed.dataset} (starting Prefect)...[/dim]")
     with progress_reporter() as reporter, use_reporter(reporter):
-        summary = run_build(parsed, root, stop_after=stop_after, ref=ref, retry_errors=retry_errors or None)
+        summary = run_build(
+            parsed,
+            root,
+            stop_after=stop_after,
+            ref=ref,
+            retry_errors=retry_errors or None,
+            task_runner=task_runner,
+            workers=workers,
+            runner_address=runner_address,
+        )
     render_summary(summary)
+
+
+@app.command()
+def serve(
+    recipe: Annotated[Path, typer.Argument(help="Recipe YAML file (read anew on every run).")],
+    cron: Annotated[str | None, typer.Option("--cron", help="Cron schedule, e.g. '0 3 * * *'.")] = None,
+    interval: Annotated[int | None, typer.Option("--interval", help="Or: every N seconds.")] = None,
+    name: Annotated[
+        str | None, typer.Option("--name", help="Deployment name (default DATASET-build).")
+    ] = None,
+    root: Annotated[str | None, typer.Option("--root", help="Storage root; overrides the recipe.")] = None,
+    task_runner: Annotated[str | None, typer.Option("--task-runner", help="local, dask or ray.")] = None,
+) -> None:
+    """Register a scheduled build as a Prefect deployment and serve it (needs a Prefect server)."""
+    from prefmill.commands.serve import serve as serve_command
+
+    serve_command(recipe, cron=cron, interval=interval, name=name, root=root, task_runner=task_runner)
 
 
 # -- inspection ---------------------------------------------------------------------------------

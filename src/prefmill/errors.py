@@ -44,3 +44,7 @@ class ExportError(PrefmillError):
 
 class FidelityError(PrefmillError):
     """A judge failed a fidelity threshold of the recipe (evaluation.fidelity)."""
+
+
+class RunnerError(PrefmillError):
+    """A task runner (Dask / Ray cluster) cannot be used as configured."""

@@ -813,6 +813,20 @@ class Recipe(_Section):
         description="When a finished candidates version has failed rows, write a new version that "
         "re-attempts only those (the rest is taken by reference). Same as `prefmill build --retry-errors`.",
     )
+    task_runner: Literal["local", "dask", "ray"] = Field(
+        default="local",
+        description="Where shard tasks run: `local` (in the build's process), `dask` (Prefect's "
+        "DaskTaskRunner: a local cluster of `workers` processes, or the cluster at `runner_address`), "
+        "`ray` (RayTaskRunner). Speed only, not the rows. Same as `prefmill build --task-runner`.",
+    )
+    runner_address: str | None = Field(
+        default=None,
+        description="Address of a running Dask scheduler (tcp://host:8786) or Ray cluster; the root must "
+        "then be on object storage and PREFECT_API_URL point at a server the workers reach.",
+    )
+    workers: int = Field(
+        default=2, ge=1, le=1024, description="Worker processes of the local cluster a task runner starts."
+    )
     prompts: PromptsConfig = Field(description="Prompt sources.")
     synthesis: SynthesisConfig = Field(default_factory=SynthesisConfig, description="Response synthesis.")
     evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig, description="Evaluation.")

@@ -17,6 +17,7 @@ from prefmill.flows.export import run_recipe_exports
 from prefmill.flows.instantiation import instantiation_flow, output_config
 from prefmill.flows.prompts import prompts_config, prompts_flow
 from prefmill.flows.revision import revisers, revision_flow
+from prefmill.flows.runners import RunnerChoice, runner_session
 from prefmill.flows.synthesis import synthesis_flow
 from prefmill.recipe import STAGES, Recipe
 from prefmill.storage import DEFAULT_REF, Store
@@ -115,14 +116,24 @@ def run_build(
     stop_after: str | None = None,
     ref: str = DEFAULT_REF,
     retry_errors: bool | None = None,
+    task_runner: str | None = None,
+    workers: int | None = None,
+    runner_address: str | None = None,
 ) -> BuildSummary:
     """Build ``recipe`` into ``root`` (default: the recipe's root, $PREFMILL_HOME, ./prefmill-data).
 
     ``retry_errors`` (default: the recipe's ``retry_errors``) re-attempts the failed rows of an
-    existing candidates version in a new version instead of reusing it as it is."""
+    existing candidates version in a new version instead of reusing it as it is. ``task_runner``,
+    ``workers`` and ``runner_address`` (default: the recipe's) choose where shard tasks run."""
     if stop_after is not None and stop_after not in STAGES:
         raise ValueError(f"stop_after must be one of {', '.join(STAGES)}")
     target = recipe.storage_root(root)
     preflight(recipe, target)
     retry = recipe.retry_errors if retry_errors is None else retry_errors
-    return build_flow(recipe, target, stop_after=stop_after, ref=ref, retry_errors=retry)
+    choice = RunnerChoice(
+        task_runner or recipe.task_runner,
+        runner_address or recipe.runner_address,
+        workers or recipe.workers,
+    )
+    with runner_session(choice, target):
+        return build_flow(recipe, target, stop_after=stop_after, ref=ref, retry_errors=retry)

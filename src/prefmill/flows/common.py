@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
 import time
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -153,3 +155,49 @@ def latest_retry(store: Store, m: Manifest) -> Manifest:
         if not retries:
             return m
         m = retries[-1]  # versions() is oldest first
+
+
+def run_shards(
+    stage: str,
+    task: Any,
+    calls: Mapping[int, tuple[Any, ...]],
+    units: Mapping[int, int] | None = None,
+) -> Iterator[tuple[int, Any]]:
+    """Run ``task(*calls[i])`` for every shard ``i``; yield ``(i, result)`` as each finishes and report
+    the shard done.
+
+    With the default runner the calls are direct, one after the other, in the flow's process (the
+    task reports its own progress). Under a distributed runner (``prefmill.flows.runners``) they are
+    submitted to the cluster at once and run on its workers; ``units[i]`` (rows of work) is reported
+    for each shard when it finishes, since workers cannot reach the flow's progress display. A
+    failed shard does not stop the others (their shards are kept for a resume); the first error is
+    raised once all have finished."""
+    from prefmill.flows.runners import current_runner
+
+    make = current_runner()
+    if make is None:
+        for i, args in calls.items():
+            result = task(*args)
+            reporter().shard_done(stage)
+            yield i, result
+        return
+    from prefect.futures import as_completed
+
+    names = list(inspect.signature(task.fn).parameters)
+    with make() as runner:
+        futures = {i: runner.submit(task, dict(zip(names, args, strict=True))) for i, args in calls.items()}
+        index = {id(f): i for i, f in futures.items()}
+        first_error: BaseException | None = None
+        for done in as_completed(list(futures.values())):
+            i = index[id(done)]
+            try:
+                result = done.result()
+            except BaseException as exc:
+                log().error("%s: shard %d failed on a worker: %s", stage, i, exc)
+                first_error = first_error or exc
+                continue
+            reporter().advance(stage, units=(units or {}).get(i, 0))
+            reporter().shard_done(stage)
+            yield i, result
+        if first_error is not None:
+            raise first_error

@@ -14,7 +14,16 @@ from prefect import flow, task
 
 from prefmill.engines.registry import parse_spec
 from prefmill.errors import InputError, RecipeError
-from prefmill.flows.common import SHARD_TASK, STAGE_FLOW, TableResult, Target, cached_result, log
+from prefmill.flows.common import (
+    SHARD_TASK,
+    STAGE_FLOW,
+    TableResult,
+    Target,
+    cached_result,
+    log,
+    run_shards,
+)
+from prefmill.flows.incremental import judgments_reuse
 from prefmill.progress import reporter
 from prefmill.recipe import HumanJudge, JudgeConfig, Recipe, file_digest
 from prefmill.storage import Manifest, Parent, Store
@@ -144,7 +153,9 @@ def evaluation_flow(recipe: Recipe, root: str, prompts: Manifest, candidates: Ma
     writer = target.writer
     n_shards = len(candidates.files)
     finished = set(writer.finished_shards())
-    todo = [i for i in range(n_shards) if i not in finished]
+    reuse = judgments_reuse(store, recipe.dataset, config, prompts, candidates)
+    target.parents += reuse.parents("judgments")
+    todo = [i for i in range(n_shards) if i not in finished and i not in reuse.borrowed]
     reporter().stage_started(
         STAGE,
         shards=n_shards,
@@ -152,11 +163,10 @@ def evaluation_flow(recipe: Recipe, root: str, prompts: Manifest, candidates: Ma
         units=sum(candidates.files[i].rows for i in todo),
         unit="candidates",
     )
-    for i in todo:
-        judge_candidates_shard(
-            root, recipe.dataset, target.version, i, prompts, candidates, judge_configs(recipe)
-        )
-        reporter().shard_done(STAGE)
+    judges = judge_configs(recipe)
+    calls = {i: (root, recipe.dataset, target.version, i, prompts, candidates, judges) for i in todo}
+    for _ in run_shards(STAGE, judge_candidates_shard, calls, {i: candidates.files[i].rows for i in todo}):
+        pass
     human = [
         (str(recipe.resolve_path(j.path)), j.format)
         for j in recipe.evaluation.judges
@@ -165,18 +175,21 @@ def evaluation_flow(recipe: Recipe, root: str, prompts: Manifest, candidates: Ma
     if human and n_shards not in finished:  # one more shard after the candidate shards
         human_shard(root, recipe.dataset, target.version, n_shards, candidates, human)
     total = n_shards + (1 if human else 0)
-    report = fidelity_of(recipe, store, target.writer.dir, total, candidates)
-    result = target.publish(expected_shards=total, extra_stats={"fidelity": report})
+    writer = target.writer
+    paths = [
+        writer.shard_path(i) if i not in reuse.borrowed else writer.shard_path_of(reuse.borrowed[i], i)
+        for i in range(total)
+    ]
+    report = fidelity_of(recipe, store, paths, candidates)
+    result = target.publish(expected_shards=total, extra_stats={"fidelity": report}, borrowed=reuse.borrowed)
     reporter().stage_finished(STAGE, cached=False)
     enforce_fidelity(recipe, result.stats.get("fidelity"), result.version)
     return result
 
 
-def fidelity_of(
-    recipe: Recipe, store: Store, folder: str, n_shards: int, candidates: Manifest
-) -> dict[str, Any]:
-    """The fidelity report of the shards just written (and of the calibration pairs, if any)."""
-    paths = [f"{folder}/part-{i:05d}.parquet" for i in range(n_shards)]
+def fidelity_of(recipe: Recipe, store: Store, paths: list[str], candidates: Manifest) -> dict[str, Any]:
+    """The fidelity report of the version's shards at ``paths`` (written or borrowed), and of the
+    calibration pairs, if any."""
     judgments = pa.concat_tables([pq.read_table(p, filesystem=store.fs) for p in paths])
     cands = store.read_arrow(candidates, columns=["candidate_id", "response", "n_tokens", "generator"])
     configs = judge_configs(recipe)

@@ -21,7 +21,9 @@ from prefmill.flows.common import (
     cached_result,
     latest_retry,
     log,
+    run_shards,
 )
+from prefmill.flows.incremental import candidates_reuse, top_up_calls, top_up_shard
 from prefmill.ids import content_id
 from prefmill.progress import reporter
 from prefmill.recipe import Recipe, file_digest
@@ -215,9 +217,9 @@ def _retry_errors(
         units=sum(error_counts[i] for i in todo),
         unit="retries",
     )
-    for i in todo:
-        retry_shard(root, recipe.dataset, retry.version, i, failed, prompts.version, recipe)
-        reporter().shard_done(STAGE)
+    calls = {i: (root, recipe.dataset, retry.version, i, failed, prompts.version, recipe) for i in todo}
+    for _ in run_shards(STAGE, retry_shard, calls, {i: error_counts[i] for i in todo}):
+        pass
     borrowed = {i: failed.files[i].version or failed.version for i, n in enumerate(error_counts) if not n}
     result = retry.publish(expected_shards=len(paths), borrowed=borrowed)
     reporter().stage_finished(STAGE, cached=False)
@@ -251,7 +253,9 @@ def synthesis_flow(recipe: Recipe, root: str, prompts: Manifest, retry_errors: b
     )
     n_shards = max(1, -(-prompts.rows // recipe.shard_size))
     finished = set(writer.finished_shards())
-    todo = [i for i in range(n_shards) if i not in finished]
+    reuse = candidates_reuse(store, recipe.dataset, target.config, prompts, recipe.shard_size, n_shards)
+    target.parents += reuse.parents("candidates")
+    todo = [i for i in range(n_shards) if i not in finished and i not in reuse.borrowed]
     if finished:
         log().info("synthesis: resuming candidates@%s, %d of %d shards done", vid, len(finished), n_shards)
     remaining = sum(min(recipe.shard_size, prompts.rows - i * recipe.shard_size) for i in todo)
@@ -259,13 +263,19 @@ def synthesis_flow(recipe: Recipe, root: str, prompts: Manifest, retry_errors: b
     reporter().stage_started(
         STAGE, shards=n_shards, done=len(finished), units=remaining * per_prompt, unit="samples"
     )
-    for i in todo:
-        stats = generate_shard(root, recipe.dataset, vid, i, prompts.version, recipe)
+    calls = {
+        i: (root, recipe.dataset, vid, i, prompts.version, recipe) for i in todo if i not in reuse.top_up
+    }
+    size = recipe.shard_size
+    units = {i: min(size, prompts.rows - i * size) * per_prompt for i in todo}
+    for i, stats in run_shards(STAGE, generate_shard, calls, units):
         log().info("synthesis: shard %d/%d written (%s)", i + 1, n_shards, stats)
-        reporter().shard_done(STAGE)
+    tops = top_up_calls(reuse, store, root, recipe, vid, prompts.version, todo)
+    for _ in run_shards(STAGE, top_up_shard, tops):
+        pass
     extra: dict[str, Any] = {"resumed_shards": len(finished)}
     if recipe.synthesis.offline:
         extra["offline_unmatched"] = unmatched
-    result = target.publish(expected_shards=n_shards, extra_stats=extra)
+    result = target.publish(expected_shards=n_shards, extra_stats=extra, borrowed=reuse.borrowed)
     reporter().stage_finished(STAGE, cached=False)
     return result

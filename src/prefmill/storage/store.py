@@ -6,10 +6,10 @@ Layout::
     <root>/<dataset>/refs/<name>.json
 
 A version id is a content hash of (table, stage, code version, stage config, parent versions). Shards
-are written atomically (temporary name, then rename); the manifest is written last and atomically, and
-a version without a manifest does not exist for readers. Published versions are never overwritten:
-when two writers race to publish the same version, the first manifest stays and the second writer
-returns it.
+are written atomically (temporary name, then rename; on an object store one conditional PUT); the
+manifest is written last and atomically, and a version without a manifest does not exist for
+readers. Published versions are never overwritten: when two writers race to publish the same version,
+the first manifest stays and the second writer returns it.
 """
 
 from __future__ import annotations
@@ -139,7 +139,18 @@ class Store:
 
     def _write_atomic(self, path: str, payload: bytes, *, replace: bool) -> bool:
         """Write bytes under a temporary name, then move into place. Returns False when ``replace`` is
-        off and the target already existed (the existing file is kept)."""
+        off and the target already existed (the existing file is kept).
+
+        On an object store (a root opened through fsspec) there is no rename: one PUT is already
+        atomic (readers see the whole object or none), and with ``replace`` off it is a conditional
+        create (``If-None-Match: *`` on S3), so the first writer wins there too."""
+        ffs = self.loc.fsspec_fs
+        if ffs is not None:
+            try:
+                ffs.pipe_file(path, payload, mode="overwrite" if replace else "create")
+            except FileExistsError:
+                return False
+            return True
         parent, _, name = path.rpartition("/")
         tmp = f"{parent}/.tmp-{uuid.uuid4().hex}-{name}"
         with self.fs.open_output_stream(tmp) as out:
@@ -398,7 +409,7 @@ class VersionWriter:
     def shard_path(self, index: int) -> str:
         return f"{self.dir}/part-{index:05d}.parquet"
 
-    def _shard_path_of(self, version: str, index: int) -> str:
+    def shard_path_of(self, version: str, index: int) -> str:
         return f"{self.store.version_path(self.dataset, self.table, version)}/part-{index:05d}.parquet"
 
     def write_shard(self, index: int, data: pa.Table, stats: Mapping[str, Any] | None = None) -> int:
@@ -413,6 +424,11 @@ class VersionWriter:
             payload = json.dumps(dict(stats), sort_keys=True).encode()
             self.store._write_atomic(f"{self.dir}/part-{index:05d}.stats.json", payload, replace=True)
         final = self.shard_path(index)
+        if self.store.loc.fsspec_fs is not None:  # object store: one conditional PUT, no rename
+            buffer = pa.BufferOutputStream()
+            pq.write_table(data, buffer)
+            self.store._write_atomic(final, buffer.getvalue().to_pybytes(), replace=False)
+            return data.num_rows
         tmp = f"{self.dir}/.tmp-{uuid.uuid4().hex}-part-{index:05d}.parquet"
         pq.write_table(data, tmp, filesystem=fs)
         # first writer wins: a racing writer never replaces a shard (or a published version's part)
@@ -471,7 +487,7 @@ class VersionWriter:
         schema: pa.Schema | None = None
         for i in shards:
             source = None if i in own else borrowed[i]
-            path = self.shard_path(i) if source is None else self._shard_path_of(source, i)
+            path = self.shard_path(i) if source is None else self.shard_path_of(source, i)
             meta = pq.read_metadata(path, filesystem=fs)
             schema = schema or meta.schema.to_arrow_schema()
             size = fs.get_file_info(path).size or 0
