@@ -22,7 +22,14 @@ from transformers import (
     LogitsProcessorList,
 )
 
-from prefmill.engines.base import Generation, GenerationRequest, Messages, Progress, SamplingParams
+from prefmill.engines.base import (
+    Generation,
+    GenerationRequest,
+    Messages,
+    Progress,
+    SamplingParams,
+    check_sampling,
+)
 from prefmill.engines.model_cache import (
     EMBEDDED_FULL_NAME,
     EMBEDDED_NAME,
@@ -193,13 +200,7 @@ class TransformersEngine:
 
     @staticmethod
     def _check_sampling(s: SamplingParams) -> str | None:
-        if not (s.temperature >= 0 and math.isfinite(s.temperature)):
-            return f"invalid sampling: temperature must be >= 0, got {s.temperature}"
-        if not 0 < s.top_p <= 1:
-            return f"invalid sampling: top_p must be in (0, 1], got {s.top_p}"
-        if s.max_new_tokens < 1:
-            return f"invalid sampling: max_new_tokens must be >= 1, got {s.max_new_tokens}"
-        return None
+        return check_sampling(s)
 
     def _left_pad(self, rows: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
         width = max(len(r) for r in rows)
