@@ -6,6 +6,7 @@ request's text depends on its own seed and prompt, not on which other requests s
 
 from __future__ import annotations
 
+import json
 import math
 import threading
 import time
@@ -227,12 +228,18 @@ class TransformersEngine:
         results: list[Generation | None] = [None] * len(requests)
         groups: dict[int, list[tuple[int, list[int]]]] = defaultdict(list)
         failed_early = 0
+        # The k samples of a prompt share its encoding (one chat template + tokenizer call per prompt)
+        # and, having the same length, sit side by side in the same batches.
+        encoded: dict[str, list[int]] = {}
         for i, req in enumerate(requests):
             problem = self._check_sampling(req.sampling)
             ids: list[int] = []
             if problem is None:
                 try:
-                    ids = self._prompt_ids(req.messages)
+                    key = json.dumps(req.messages, sort_keys=True)
+                    if key not in encoded:
+                        encoded[key] = self._prompt_ids(req.messages)
+                    ids = encoded[key]
                 except Exception as exc:
                     problem = f"cannot apply the chat template: {_error_text(exc)}"
             if problem is None and len(ids) + req.sampling.max_new_tokens > self.context_length:
