@@ -80,6 +80,7 @@ def test_permanent_failures_become_error_rows_and_the_rest_is_kept(server: Fault
     assert out[2].error is not None and "HTTP 400" in out[2].error and "unknown field" in out[2].error
     assert server.attempts("bad:c") == 1  # a 400 is not retried
     assert engine.stats.failed == 2
+    assert engine.stats.retry_reasons == {"HTTP 500": 3, "HTTP 400": 1}
 
 
 def test_synthesize_keeps_the_shard_when_one_prompt_fails(server: FaultServer) -> None:

@@ -67,9 +67,16 @@ class RequestFailed(Exception):
     """One HTTP attempt failed; ``retryable`` says whether another attempt may succeed."""
 
     def __init__(
-        self, message: str, *, retryable: bool, throttled: bool = False, retry_after: float | None = None
+        self,
+        message: str,
+        *,
+        retryable: bool,
+        throttled: bool = False,
+        retry_after: float | None = None,
+        reason: str | None = None,
     ) -> None:
         super().__init__(message)
+        self.reason = reason or message.split(":")[0][:40]  # a short label for the stats
         self.retryable = retryable
         self.throttled = throttled
         self.retry_after = retry_after
@@ -150,7 +157,7 @@ class EngineStats:
     failed: int = 0  # requests that became error rows
     limit_decreases: int = 0
     peak_in_flight: int = 0
-    retry_reasons: dict[str, int] = field(default_factory=dict)
+    retry_reasons: dict[str, int] = field(default_factory=dict)  # failed attempts by reason
 
 
 def _run_sync(factory: Callable[[], Coroutine[Any, Any, T]]) -> T:
@@ -315,6 +322,7 @@ class OpenAIEngine:
                     retryable=status in _RETRY_STATUS,
                     throttled=throttled,
                     retry_after=retry_after_seconds(response.headers.get("retry-after")),
+                    reason=f"HTTP {status}",
                 )
             try:
                 body = response.json()
@@ -357,8 +365,8 @@ class OpenAIEngine:
                         body, ms = await self._attempt(client, limiter, path, payload)
                         return parse(body), ms, attempts
                     except RequestFailed as exc:
-                        reason = str(exc).split(":")[0][:40]
-                        self.stats.retry_reasons[reason] = self.stats.retry_reasons.get(reason, 0) + 1
+                        reasons = self.stats.retry_reasons
+                        reasons[exc.reason] = reasons.get(exc.reason, 0) + 1
                         raise
         except RequestFailed as exc:
             tries = f" after {attempts} attempts" if attempts > 1 else ""
