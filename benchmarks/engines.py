@@ -95,6 +95,7 @@ def compare(label: str, through: Callable[[], Any], bare: Callable[[], Any], rep
             b.append(t1)
             a.append(t2)
     ma, mb = statistics.median(a), statistics.median(b)
+    print(f"{label}: prefmill {ma:.2f}s, baseline {mb:.2f}s, ratio {ma / mb:.3f}", flush=True)
     return {"label": label, "prefmill": ma, "baseline": mb, "ratio": ma / mb}
 
 
