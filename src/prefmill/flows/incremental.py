@@ -117,7 +117,7 @@ def top_up_shard(
 ) -> dict[str, Any]:
     """Shard ``index``: the rows of ``old``'s shard ``old_index`` plus candidates for the prompts it
     lacks, in the order a fresh shard has (prompt order, then sample order)."""
-    from prefmill.flows.synthesis import _engine_for, _progress, shard_plan
+    from prefmill.flows.synthesis import _engines, _progress, shard_plan
 
     store = Store(root)
     prompts = store.read_arrow(store.manifest(dataset, "prompts", prompts_version))
@@ -126,7 +126,7 @@ def top_up_shard(
     have = pc.unique(kept.column("prompt_id"))
     todo = shard.filter(pc.invert(pc.is_in(shard.column("prompt_id"), value_set=have)))
     started = time.perf_counter()
-    fresh, _ = synthesize_shard(todo, shard_plan(recipe), _engine_for, progress=_progress())
+    fresh, _ = synthesize_shard(todo, shard_plan(recipe), _engines(recipe), progress=_progress())
     merged = pa.concat_tables([kept, fresh.cast(kept.schema)]) if fresh.num_rows else kept
     order = {pid: n for n, pid in enumerate(shard.column("prompt_id").to_pylist())}
     rank = pa.array([order[p] for p in merged.column("prompt_id").to_pylist()], pa.int64())

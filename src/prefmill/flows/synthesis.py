@@ -123,8 +123,14 @@ def shard_plan(recipe: Recipe) -> ShardPlan:
     )
 
 
-def _engine_for(spec: str, batch_size: int) -> Any:
-    return get_engine(spec, batch_size=batch_size)
+def _engine_for(spec: str, batch_size: int, prices: dict[str, Any] | None = None) -> Any:
+    return get_engine(spec, batch_size=batch_size, prices=prices)
+
+
+def _engines(recipe: Recipe) -> Any:
+    """``engine_for`` of ``synthesize_shard`` with the recipe's price table (openai engines' cost)."""
+    prices = {m: p.model_dump() for m, p in recipe.prices.items()} or None
+    return lambda spec, batch_size: _engine_for(spec, batch_size, prices)
 
 
 def _progress() -> Any:
@@ -152,7 +158,7 @@ def generate_shard(
     prompts = store.read_arrow(store.manifest(dataset, "prompts", prompts_version))
     shard = prompts.slice(index * recipe.shard_size, recipe.shard_size)
     started = time.perf_counter()
-    candidates, stats = synthesize_shard(shard, shard_plan(recipe), _engine_for, progress=_progress())
+    candidates, stats = synthesize_shard(shard, shard_plan(recipe), _engines(recipe), progress=_progress())
     stats = {"generate_seconds": round(time.perf_counter() - started, 3), **stats}
     reporter().advance(STAGE, tokens=_tokens(candidates))
     store.open_version(dataset, "candidates", version).write_shard(index, candidates, stats=stats)
@@ -175,7 +181,7 @@ def retry_shard(
     prompts = store.read_arrow(store.manifest(dataset, "prompts", prompts_version))
     started = time.perf_counter()
     candidates, retried = retry_shard_rows(
-        old, prompts, shard_plan(recipe), _engine_for, progress=_progress()
+        old, prompts, shard_plan(recipe), _engines(recipe), progress=_progress()
     )
     stats = {
         "generate_seconds": round(time.perf_counter() - started, 3),

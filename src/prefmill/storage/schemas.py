@@ -75,6 +75,7 @@ SCHEMAS: dict[str, pa.Schema] = {
             _f("duplicate_of", pa.string(), optional=True),
             _f("raw", pa.string(), optional=True),
             _f("parent_id", pa.string(), optional=True),  # critique-revise: the revised candidate
+            _f("cost_usd", pa.float64(), optional=True),  # openai engines with a recipe price
         ]
     ),
     "judgments": pa.schema(

@@ -127,6 +127,7 @@ def synthesize(
             "logprob": pa.array([g.logprob for g in generations], pa.float64()),
             "latency_ms": pa.array([g.latency_ms for g in generations], pa.float64()),
             "error": pa.array([g.error for g in generations], pa.string()),
+            "cost_usd": pa.array([getattr(g, "cost_usd", None) for g in generations], pa.float64()),
             "policy": pa.array([policy] * len(requests), pa.string()),
             "strategy": pa.array([strategy] * len(requests), pa.string()),
         }

