@@ -152,6 +152,22 @@ def test_isolated_mode_runs_unprivileged_in_its_own_network_namespace() -> None:
     assert result.passed, result.reason
 
 
+@pytest.mark.parametrize("mode", ["isolated", "hooked"])
+def test_cpu_limit_is_named_even_when_the_candidate_ignores_sigxcpu(
+    mode: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ignoring SIGXCPU leaves only the hard limit's SIGKILL (which ``unshare`` 2.38 cannot re-raise: it
+    exits 1); the verdict must still name the CPU limit, not a kill or an exit code."""
+    import prefmill.tasks.evaluation.code as code
+
+    if mode == "isolated" and sandbox_mode() != "isolated":
+        pytest.skip("needs root with unshare/setpriv")
+    monkeypatch.setattr(code, "sandbox_mode", lambda: mode)
+    spin = "import signal\nsignal.signal(signal.SIGXCPU, signal.SIG_IGN)\nwhile True:\n    pass\n"
+    result = run_case(spin, Case(tests="pass"), FAST.model_copy(update={"timeout_s": 20}))
+    assert not result.passed and result.reason.startswith("CPU time limit exceeded"), result.reason
+
+
 def test_parse_code_reference() -> None:
     assert parse_code_reference(None) is None
     assert parse_code_reference("42") is None

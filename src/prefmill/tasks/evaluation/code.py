@@ -211,6 +211,25 @@ def _kill_uid(uid: int) -> None:
                 os.kill(pid, signal.SIGKILL)
 
 
+def _wait(proc: subprocess.Popen[bytes], timeout: float) -> tuple[bool, float]:
+    """Reap ``proc``, SIGKILLing its process group after ``timeout`` s: (timed out, CPU seconds used by it
+    and the descendants it reaped, i.e. the candidate's, also behind ``unshare``)."""
+    deadline = time.monotonic() + timeout
+    timed_out = False
+    while True:
+        pid, status, usage = os.wait4(proc.pid, 0 if timed_out else os.WNOHANG)
+        if pid:
+            break
+        if time.monotonic() >= deadline:
+            timed_out = True
+            with contextlib.suppress(OSError):
+                os.killpg(proc.pid, signal.SIGKILL)
+        else:
+            time.sleep(0.01)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    return timed_out, usage.ru_utime + usage.ru_stime
+
+
 _SIGNAL_REASONS = {
     signal.SIGXCPU: "CPU time limit exceeded",
     signal.SIGXFSZ: "output / file size limit exceeded",
@@ -257,7 +276,6 @@ def run_case(code: str, case: Case, config: CodeVerifier) -> CaseResult:
         argv = [*(prefix if isolated else []), sys.executable, "-I", "sandbox_harness.py"]
         argv += ["tests" if case.tests is not None else "io", str(read_end), _limits(config, isolated)]
         env = {"HOME": str(folder), "TMPDIR": str(folder), "PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"}
-        timed_out = False
         with (
             (folder / "stdin.txt").open("rb") as stdin,
             (folder / "stdout.txt").open("wb") as stdout,
@@ -279,13 +297,7 @@ def run_case(code: str, case: Case, config: CodeVerifier) -> CaseResult:
                 )
             finally:
                 os.close(read_end)
-            try:
-                proc.wait(timeout=config.timeout_s)
-            except subprocess.TimeoutExpired:
-                timed_out = True
-                with contextlib.suppress(OSError):
-                    os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
+            timed_out, cpu_used = _wait(proc, config.timeout_s)
         if isolated:
             _kill_uid(uid)
         seconds = time.perf_counter() - started
@@ -296,7 +308,9 @@ def run_case(code: str, case: Case, config: CodeVerifier) -> CaseResult:
             return CaseResult(False, f"wall-clock timeout after {config.timeout_s:g} s", seconds)
         if status is None:
             code_ = proc.returncode
-            if code_ < 0:
+            if cpu_used >= config.cpu_s:  # however it died (SIGKILL; unshare exiting 1 on a SIGKILLed child)
+                reason = _SIGNAL_REASONS[signal.SIGXCPU] + f" ({config.cpu_s} s)"
+            elif code_ < 0:
                 sig = signal.Signals(-code_)
                 reason = _SIGNAL_REASONS.get(sig, f"killed by {sig.name}")
                 if sig == signal.SIGKILL and "MemoryError" in stderr_text:

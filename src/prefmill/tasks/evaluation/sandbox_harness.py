@@ -4,7 +4,8 @@ test folder.
 It is copied into each test folder and run there; it imports nothing from prefmill. It reads a one-time
 token from an inherited pipe, opens its result file, sets the resource limits (``LIMITS`` is
 ``CPU=5,AS=...``: soft = hard, so they cannot be raised again without privileges, and the audit hook
-refuses ``resource.setrlimit``), installs an audit hook (no network, no new processes, no ctypes, no
+refuses ``resource.setrlimit``; only CPU's hard limit is one second above, so SIGXCPU comes first),
+installs an audit hook (no network, no new processes, no ctypes, no
 writes outside the folder), runs ``solution.py`` (then ``tests.py`` in mode
 ``tests``) and writes ``<token>\\n<status>`` to ``_result``: ``ok`` or the exception that stopped it. A
 candidate that exits early (``os._exit(0)``) never writes the token, so it cannot pass by exiting.
@@ -110,10 +111,16 @@ def _main() -> None:
             tests = f.read()
     solution_text, tests_text = solution, tests
     import resource
+    import signal
 
+    # SIGXCPU must reach the candidate even if the parent left it ignored or blocked (both survive exec)
+    signal.signal(signal.SIGXCPU, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGXCPU})
     for item in limits.split(","):
         name, value = item.split("=")
-        resource.setrlimit(getattr(resource, "RLIMIT_" + name), (int(value), int(value)))
+        # CPU: hard = soft + 1, else the kernel sends SIGKILL (hard limit) instead of SIGXCPU (soft)
+        hard = int(value) + 1 if name == "CPU" else int(value)
+        resource.setrlimit(getattr(resource, "RLIMIT_" + name), (int(value), hard))
     _install_hook(os.getcwd())
     status = "ok"
     namespace = {"__name__": "__main__" if mode == "io" else "solution", "__builtins__": __builtins__}
