@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from prefmill.errors import RecipeError
 from prefmill.storage.store import check_name
+from prefmill.trainers.config import IterateConfig, TrainConfig, TrainEvalConfig, TrainLoraConfig
 
 STAGES = ("prompts", "synthesis", "evaluation", "instantiation")
 OUTPUTS = ("pairs", "points", "lists")
@@ -144,6 +145,12 @@ class Recipe(_Section):
     instantiation: InstantiationConfig = Field(
         default_factory=InstantiationConfig, description="Instantiation."
     )
+    train: TrainConfig | None = Field(
+        default=None, description="`prefmill train`: a TRL run on a table of this dataset (optional)."
+    )
+    iterate: IterateConfig | None = Field(
+        default=None, description="`prefmill iterate`: build -> train -> build rounds (optional)."
+    )
     base_dir: str = Field(default=".", exclude=True, description="Folder of the recipe file (set on load).")
 
     @field_validator("dataset")
@@ -217,6 +224,10 @@ def _section_model(loc: Sequence[Any]) -> type[BaseModel] | None:
         ("synthesis",): SynthesisConfig,
         ("evaluation",): EvaluationConfig,
         ("instantiation",): InstantiationConfig,
+        ("train",): TrainConfig,
+        ("train", "lora"): TrainLoraConfig,
+        ("train", "eval"): TrainEvalConfig,
+        ("iterate",): IterateConfig,
     }
     return sections.get(names)
 
@@ -306,6 +317,10 @@ def reference_markdown() -> str:
         ("synthesis", SynthesisConfig),
         ("evaluation", EvaluationConfig),
         ("instantiation", InstantiationConfig),
+        ("train", TrainConfig),
+        ("train.lora", TrainLoraConfig),
+        ("train.eval", TrainEvalConfig),
+        ("iterate", IterateConfig),
     ]
     lines = [
         "# Recipe reference",
