@@ -82,7 +82,9 @@ def tiny(method: str, **extra: Any) -> TrainConfig:
     return TrainConfig.model_validate({**body, **extra})
 
 
-def check_trained(root: str, summary: TrainSummary, table: str, *, causal: bool = True) -> None:
+def check_trained(
+    root: str, summary: TrainSummary, table: str, *, causal: bool = True, ref: str = "latest"
+) -> None:
     import torch
     from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
 
@@ -103,10 +105,10 @@ def check_trained(root: str, summary: TrainSummary, table: str, *, causal: bool 
     # lineage: the checkpoints version names the table version it was trained on, and the ref has it
     store = Store(root)
     m = store.manifest(DATASET, "checkpoints", summary.checkpoint)
-    trained_on = store.resolve_version(DATASET, table)
+    trained_on = store.resolve_version(DATASET, table, ref=ref)
     assert next((p.table, p.version) for p in m.parents) == (table, trained_on.version)
     assert m.config["method"] == summary.method
-    assert store.read_ref(DATASET).tables["checkpoints"] == summary.checkpoint
+    assert store.read_ref(DATASET, ref).tables["checkpoints"] == summary.checkpoint
     row = store.read_arrow(m).to_pylist()[0]
     assert row["path"] == str(path) and row["train_version"] == trained_on.version
     on_disk = json.loads((path / CHECKPOINT_FILE).read_text())
@@ -238,4 +240,4 @@ def test_spin_round_pairs_reference_against_policy_samples(built: tuple[Recipe, 
     assert len(pairs) == len(with_ref) * k  # every sample of every prompt with a reference
     for p in pairs:
         assert p["strategy"] == "spin" and p["chosen"] == prompts[p["prompt_id"]]["reference"]
-    check_trained(root, one.train, "pairs")
+    check_trained(root, one.train, "pairs", ref="round-1")

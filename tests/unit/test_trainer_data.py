@@ -117,3 +117,15 @@ def test_train_section_in_a_recipe() -> None:
         parse_recipe(bad)
     with pytest.raises(RecipeError, match=r"train\.method"):
         parse_recipe(text.replace("kto", "ppo"))
+
+
+def test_train_command_errors_are_one_line(tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
+    from prefmill.cli import run
+
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("dataset: d\nprompts:\n  sources: [{kind: arithmetic, n: 2}]\n")
+    assert run(["train", str(recipe), "--method", "ppo"]) == 1
+    err = capsys.readouterr().err
+    assert "--method: Input should be 'dpo', 'kto'" in err and "Traceback" not in err
+    assert run(["train", str(recipe), "--root", str(tmp_path / "empty")]) == 1
+    assert "no dataset 'd' under" in capsys.readouterr().err  # nothing built yet: said before any work

@@ -165,7 +165,6 @@ ID_COLUMNS: dict[str, str] = {
     "pairs": "pair_id",
     "points": "point_id",
     "lists": "list_id",
-    "checkpoints": "checkpoint_id",
 }
 
 _STRINGS = (pa.types.is_string, pa.types.is_large_string, pa.types.is_string_view)
