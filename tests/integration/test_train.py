@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from pathlib import Path
 from typing import Any
 
@@ -61,7 +62,8 @@ def tiny_recipe(folder: Path, text: str = RECIPE) -> Recipe:
 def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Recipe, str]:
     folder = tmp_path_factory.mktemp("train")
     recipe = tiny_recipe(folder)
-    root = str(folder / "data")
+    # PREFMILL_TEST_TRAIN_ROOT: build into (and reuse) a fixed root while working on these tests
+    root = os.environ.get("PREFMILL_TEST_TRAIN_ROOT") or str(folder / "data")
     summary = run_build(recipe, root)
     rows = {t.table: t.rows for t in summary.tables}
     assert rows["pairs"] >= 2 and rows["points"] >= 2, rows  # something to train on

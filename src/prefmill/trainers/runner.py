@@ -232,8 +232,14 @@ def train(
     started = time.perf_counter()
     verbosity = hf_logging.get_verbosity()
     hf_logging.set_verbosity_error()
+    from datasets.utils.logging import disable_progress_bar
+
+    disable_progress_bar()  # TRL's dataset preparation bars would garble prefmill's own output
     try:
         trainer = trainer_cls(**kwargs)
+        from transformers.trainer_callback import PrinterCallback
+
+        trainer.remove_callback(PrinterCallback)  # losses go to the summary and the checkpoint row
         output = trainer.train()
     except PrefmillError:
         raise
