@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from prefmill.engines.model_cache import hf_quiet
 from prefmill.errors import PrefmillError
 from prefmill.trainers.config import TrainConfig
 from prefmill.trainers.data import completion_text
@@ -235,6 +236,8 @@ def train(
     from datasets.utils.logging import disable_progress_bar
 
     disable_progress_bar()  # TRL's dataset preparation bars would garble prefmill's own output
+    quiet = hf_quiet()
+    quiet.__enter__()  # no weight-loading bars
     try:
         trainer = trainer_cls(**kwargs)
         from transformers.trainer_callback import PrinterCallback
@@ -247,13 +250,15 @@ def train(
         raise TrainerError(f"train: TRL {version} {trainer_cls.__name__} failed: {exc}") from exc
     finally:
         hf_logging.set_verbosity(verbosity)
+        quiet.__exit__(None, None, None)
     seconds = time.perf_counter() - started
     losses = _losses(trainer.state.log_history)
     model = trainer.model
     if hasattr(model, "merge_and_unload"):
         model = model.merge_and_unload()
-    model.save_pretrained(out)
-    tokenizer.save_pretrained(out)
+    with hf_quiet():
+        model.save_pretrained(out)
+        tokenizer.save_pretrained(out)
     train_loss = float(output.training_loss)
     metrics = {k: v for k, v in (output.metrics or {}).items() if isinstance(v, int | float)}
     if not math.isfinite(train_loss):
