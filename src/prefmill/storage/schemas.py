@@ -141,6 +141,42 @@ SCHEMAS: dict[str, pa.Schema] = {
             _f("advantages", pa.list_(pa.float64())),
         ]
     ),
+    # written by `prefmill train`: one row per trained checkpoint (the model folder is at `path`)
+    "checkpoints": pa.schema(
+        [
+            _f("checkpoint_id", pa.string(), False),
+            _f("method", pa.string(), False),
+            _f("base_model", pa.string(), False),
+            _f("path", pa.string(), False),
+            _f("model_class", pa.string()),
+            _f("train_table", pa.string(), False),
+            _f("train_version", pa.string(), False),
+            _f("train_rows", pa.int64()),
+            _f("steps", pa.int64()),
+            _f("train_loss", pa.float64()),
+            _f("losses", pa.list_(pa.float64())),
+            _f("seconds", pa.float64()),
+            _f("trl_version", pa.string()),
+            _f("eval_n", pa.int64()),
+            _f("accuracy_before", pa.float64()),
+            _f("accuracy_after", pa.float64()),
+        ]
+    ),
+    # written by `prefmill train`: held-out answers of the model before and after training, verified
+    "train_eval": pa.schema(
+        [
+            _f("phase", pa.string(), False),
+            _f("model", pa.string(), False),
+            _f("prompt_id", pa.string(), False),
+            _f("prompt", pa.string()),
+            _f("reference", pa.string()),
+            _f("response", pa.string()),
+            _f("extracted", pa.string()),
+            _f("score", pa.float64()),
+            _f("n_tokens", pa.int64()),
+            _f("error", pa.string()),
+        ]
+    ),
 }
 
 #: Nullable columns added after a table's first release: ``conform`` fills them with nulls when a
