@@ -186,6 +186,21 @@ def _losses(history: list[dict[str, Any]]) -> list[float]:
     return [float(h["loss"]) for h in history if "loss" in h]
 
 
+def _check_finite_weights(model: Any, method: str, config: TrainConfig) -> None:
+    """Refuse to save a model whose weights went NaN/inf: a finite logged loss does not prove the
+    last optimizer step was finite (e.g. SimPO's length-normalised log-prob of a completion that
+    truncation left empty is 0/0)."""
+    import torch
+
+    bad = [name for name, p in model.named_parameters() if not torch.isfinite(p).all()]
+    if bad:
+        raise TrainerError(
+            f"train: {method} left {len(bad)} weight tensors non-finite (first: {bad[0]}); the checkpoint "
+            f"is not saved. Raise max_length (now {config.max_length}) so completions are not cut to "
+            "nothing, or lower the learning rate"
+        )
+
+
 def train(
     rows: list[dict[str, Any]],
     config: TrainConfig,
@@ -256,6 +271,7 @@ def train(
     model = trainer.model
     if hasattr(model, "merge_and_unload"):
         model = model.merge_and_unload()
+    _check_finite_weights(model, method, config)
     with hf_quiet():
         model.save_pretrained(out)
         tokenizer.save_pretrained(out)
