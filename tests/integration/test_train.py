@@ -202,7 +202,7 @@ def test_iterate_two_rounds_samples_from_the_previous_checkpoint(
     assert one.policy == "transformers:smollm2"
     assert two.policy == f"transformers:{one.train.path}"
     cands = store.manifest(DATASET, "candidates", two.candidates)
-    assert cands.config["engine"] == two.policy  # round 2 sampled from round 1's checkpoint
+    assert cands.config["policies"][0]["engine"] == two.policy  # round 2 sampled from round 1's checkpoint
     assert two.candidates != one.candidates and two.pairs != one.pairs
     assert {c["generator"] for c in store.read_arrow(cands).to_pylist()} == {two.policy}
     # fresh prompts: round 2's arithmetic problems differ from round 1's

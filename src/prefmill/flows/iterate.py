@@ -151,7 +151,7 @@ def run_iterate(
             "iterate: mode dpo trains on each round's pairs, so train.method must be dpo, cpo, simpo "
             f"or orpo (got {train.method}); use mode: spin or change train.method"
         )
-    if it.mode == "spin" and "arithmetic" not in recipe.evaluation.judges:
+    if it.mode == "spin" and "arithmetic" not in recipe.evaluation.judge_kinds:
         raise RecipeError(
             "iterate: mode spin scores samples with the arithmetic judge; add it to evaluation.judges"
         )
