@@ -17,7 +17,8 @@ from typing import Annotated, Any
 import typer
 from rich.markup import escape
 
-from prefmill.errors import NotFoundError, PrefmillError
+from prefmill.commands import pick_dataset as _dataset
+from prefmill.errors import PrefmillError
 from prefmill.storage import DEFAULT_REF, ID_COLUMNS, Manifest, Store
 from prefmill.ui import FORMATS, console, human_bytes, render_records, render_rows
 
@@ -62,23 +63,6 @@ def _check_format(fmt: str, allowed: tuple[str, ...] = FORMATS) -> str:
 
 def _store(root: str | None) -> Store:
     return Store(root)
-
-
-def _dataset(store: Store, dataset: str | None) -> str:
-    names = store.datasets()
-    if dataset:
-        if dataset not in names:
-            raise NotFoundError(
-                f"no dataset '{dataset}' under {store.root} (datasets: {', '.join(names) or 'none'})"
-            )
-        return dataset
-    if len(names) == 1:
-        return names[0]
-    if not names:
-        raise NotFoundError(
-            f"no datasets under {store.root}; build one with `prefmill build RECIPE` or pass --root"
-        )
-    raise NotFoundError(f"several datasets under {store.root}: {', '.join(names)}; pass --dataset NAME")
 
 
 def _split_spec(spec: str) -> tuple[str, str | None]:

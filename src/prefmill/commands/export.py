@@ -44,12 +44,13 @@ def export_command(
     ref: Annotated[str, typer.Option("--ref", help="Ref whose versions are used by default.")] = DEFAULT_REF,
 ) -> None:
     """Export a table version in a training library's format (TRL), with a dataset card README.md."""
-    from prefmill.cli import _dataset, _resolve
+    from prefmill.cli import _resolve
+    from prefmill.commands import pick_dataset
 
     if fmt not in FORMATS:
         raise typer.BadParameter(f"'{fmt}' is not one of {', '.join(FORMATS)}", param_hint="--format")
     store = Store(root)
-    ds = _dataset(store, dataset)
+    ds = pick_dataset(store, dataset)
     m = _resolve(store, ds, spec or default_table(fmt), ref)
     result = export_table(
         store,

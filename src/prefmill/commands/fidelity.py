@@ -10,26 +10,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from prefmill.commands import pick_dataset
 from prefmill.errors import NotFoundError
 from prefmill.storage import DEFAULT_REF, Manifest, Store
 from prefmill.ui import console, render_records
-
-
-def _dataset(store: Store, dataset: str | None) -> str:
-    names = store.datasets()
-    if dataset:
-        if dataset not in names:
-            raise NotFoundError(
-                f"no dataset '{dataset}' under {store.root} (datasets: {', '.join(names) or 'none'})"
-            )
-        return dataset
-    if len(names) == 1:
-        return names[0]
-    if not names:
-        raise NotFoundError(
-            f"no datasets under {store.root}; build one with `prefmill build RECIPE` or pass --root"
-        )
-    raise NotFoundError(f"several datasets under {store.root}: {', '.join(names)}; pass --dataset NAME")
 
 
 def judgments_manifest(store: Store, dataset: str, ref: str) -> Manifest:
@@ -121,7 +105,7 @@ def show_fidelity(
     consistency, length bias (raw vs length-controlled), agreement between judges and with gold,
     self-preference. ``ref`` is a ref name, ``judgments@VERSION`` or a judgments version."""
     store = Store(root)
-    ds = _dataset(store, dataset)
+    ds = pick_dataset(store, dataset)
     m = judgments_manifest(store, ds, ref)
     report = load_report(store, m)
     if fmt == "json":
