@@ -45,7 +45,7 @@ _PHRASE_RE = re.compile(
 _EQUALS_RE = re.compile(r"=\s*\**\s*(" + _NUM + ")")
 
 
-def _boxed_contents(text: str) -> list[str]:
+def boxed_contents(text: str) -> list[str]:
     """The contents of every ``\\boxed{...}``, with nested braces balanced."""
     out: list[str] = []
     for m in _BOXED_RE.finditer(text):
@@ -114,7 +114,7 @@ def extract_final_number(text: str | None) -> str | None:
     if not text:
         return None
     text = _FRAC_RE.sub(lambda m: f"{m.group(1)}/{m.group(2)}", text)
-    for content in reversed(_boxed_contents(text)):
+    for content in reversed(boxed_contents(text)):
         n = _first_number(content.rsplit("=", 1)[-1]) or _first_number(content)
         if n is not None:
             return n

@@ -28,7 +28,14 @@ import pyarrow as pa
 
 from prefmill.recipe import MathVerifier
 from prefmill.storage.schemas import empty_table
-from prefmill.tasks.evaluation.extract import _NUM, extract_final_number, normalize_number, to_fraction
+from prefmill.tasks.evaluation.extract import (
+    _BOXED_RE,
+    _NUM,
+    boxed_contents,
+    extract_final_number,
+    normalize_number,
+    to_fraction,
+)
 from prefmill.tasks.evaluation.verifiers import point_judgments
 
 _THOUSANDS = re.compile(r"(?<=\d)(?:\{,\}|\\[,!; ]|[\u2009\u202f]|\s(?=\d{3}(?!\d)))(?=\d{3}(?!\d))")
@@ -36,7 +43,6 @@ _SCI_TIMES = re.compile(
     r"(?<![\w.])(-?\d+(?:\.\d+)?)\s*(?:\\times|\\cdot|×|\*)\s*10\s*\^\s*\{?\s*([-−+]?\d+)\s*\}?"
 )
 _SCI_E = re.compile(r"(?<![\w.])(-?\d+(?:\.\d+)?)[eE]([-+]?\d+)(?![\w.])")
-_BOXED = re.compile(r"\\(?:boxed|fbox)\s*\{")
 _ANSWER_TEXT = re.compile(r"\banswer\b(?:\s+is)?[\s:*]*\$?([^\n$]+?)\$?\s*(?:\.\s|\.$|$|\n)", re.IGNORECASE)
 _TEXT_CMD = re.compile(r"\\(?:text|mathrm|textbf|mbox)\s*\{([^{}]*)\}")
 _SYMBOLIC = re.compile(r"[\\^a-zA-Zπ√]")
@@ -61,18 +67,6 @@ def normalize_math(text: str) -> str:
     return _SCI_E.sub(lambda m: _sci(m.group(1), m.group(2)), text)
 
 
-def _boxed(text: str) -> list[str]:
-    out: list[str] = []
-    for m in _BOXED.finditer(text):
-        depth, i = 1, m.end()
-        while i < len(text) and depth:
-            depth += {"{": 1, "}": -1}.get(text[i], 0)
-            i += 1
-        if depth == 0:
-            out.append(text[m.end() : i - 1])
-    return out
-
-
 def canonical_expression(text: str) -> str:
     """A non-numeric answer as comparable text: no spaces, ``$``, ``\\left``/``\\right``, trailing dot."""
     text = normalize_math(text)
@@ -85,8 +79,8 @@ def canonical_expression(text: str) -> str:
 def expected_answer(reference: str) -> tuple[str, str] | None:
     """``("number", n)`` or ``("expression", e)`` from a reference; None when it holds no answer."""
     core = reference.strip()
-    boxes = _boxed(core)
-    if boxes and _BOXED.match(core) and core.endswith("}"):
+    boxes = boxed_contents(core)
+    if boxes and _BOXED_RE.match(core) and core.endswith("}"):
         core = boxes[0]
     core = normalize_math(core.strip().strip("$").strip())
     core = re.sub(r"^[A-Za-z]\w*\s*=\s*(?=\S)", "", core)  # "x = 5" -> "5"
@@ -107,7 +101,7 @@ def expected_answer(reference: str) -> tuple[str, str] | None:
 
 def response_expression(response: str) -> str | None:
     """The response's final non-numeric answer: its last ``\\boxed{}``, else an "answer is ..." phrase."""
-    boxes = _boxed(response)
+    boxes = boxed_contents(response)
     if boxes:
         return canonical_expression(boxes[-1])
     phrases = _ANSWER_TEXT.findall(response)
