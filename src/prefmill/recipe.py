@@ -509,6 +509,11 @@ class LLMJudge(_Section):
     repair: bool = Field(
         default=True, description="Ask once more, with a repair prompt, when a verdict cannot be parsed."
     )
+    structured_output: bool = Field(
+        default=True,
+        description="Constrain the verdict to its JSON schema where the engine can (transformers, vllm, "
+        "openai with `structured_output=true`); otherwise the tolerant parser reads free text.",
+    )
     seed: int = Field(default=0, description="Seed of the judge's sampling (with the judged ids).")
 
     @field_validator("criteria")
@@ -542,6 +547,11 @@ class MetaJudge(_Section):
     temperature: float = Field(default=0.0, ge=0, le=5, description="Sampling temperature (0: greedy).")
     max_new_tokens: int = Field(default=256, ge=1, le=32768, description="Longest verdict in tokens.")
     repair: bool = Field(default=True, description="Ask once more when a verdict cannot be parsed.")
+    structured_output: bool = Field(
+        default=True,
+        description="Constrain the verdict to its JSON schema where the engine can (transformers, vllm, "
+        "openai with `structured_output=true`); otherwise the tolerant parser reads free text.",
+    )
     seed: int = Field(default=0, description="Seed of the judge's sampling.")
 
     @property

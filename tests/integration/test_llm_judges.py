@@ -1,10 +1,11 @@
 """LLM judges on the real embedded model (SmolLM2-135M-Instruct), and in a real build.
 
-The 135M model rarely writes a readable verdict: these tests check that whatever it writes becomes a
-well-formed row (a verdict, or a parse error with the raw reply kept), that both orders of every pair
-are judged, that verdicts reproduce, and that a build with critique-revise and an LLM judge publishes
-revisions, judgments and a fidelity report whose thresholds can stop the build before instantiation.
-Kept tiny (2 prompts x 2 candidates, a handful of new tokens) so they run in about a minute.
+The 135M model rarely writes a readable verdict in free text (structured output fixes that, tested
+here too): these tests check that whatever it writes becomes a well-formed row (a verdict, or a
+parse error with the raw reply kept), that both orders of every pair are judged, that verdicts
+reproduce, and that a build with critique-revise and an LLM judge publishes revisions, judgments and
+a fidelity report whose thresholds can stop the build before instantiation. Kept tiny (2 prompts x 2
+candidates, a handful of new tokens) so they run in about a minute.
 """
 
 from __future__ import annotations
@@ -111,7 +112,8 @@ evaluation:
   judges:
     - arithmetic
     - {kind: critique_revise, max_new_tokens: 8}
-    - {kind: llm, name: pair-judge, mode: pair, max_new_tokens: 8, repair: false, max_pairs_per_prompt: 2}
+    - {kind: llm, name: pair-judge, mode: pair, max_new_tokens: 8, repair: false, max_pairs_per_prompt: 2,
+       structured_output: false}
 THRESHOLDS
 instantiation:
   outputs: [pairs]
@@ -162,8 +164,9 @@ def test_build_with_revisions_an_llm_judge_and_a_fidelity_gate(tmp_path: Path, p
     assert run(["report", "fidelity", "--root", root, "--format", "json"]) == 0
     assert run(["report", "fidelity", "latest", "--root", root]) == 0
 
-    # The 135M judge fails to write verdicts; a threshold on that stops the next build before
-    # instantiation (everything before is cached: no model call) and leaves the ref where it was.
+    # Without structured output the 135M judge fails to write verdicts; a threshold on that stops the
+    # next build before instantiation (everything before is cached: no model call) and leaves the
+    # ref where it was.
     assert rate > 0
     strict = parse_recipe(
         RECIPE.replace("THRESHOLDS", "  fidelity: {max_parse_failure_rate: 0.0}"), base_dir=tmp_path
@@ -175,3 +178,17 @@ def test_build_with_revisions_an_llm_judge_and_a_fidelity_gate(tmp_path: Path, p
         "evaluation.fidelity.max_parse_failure_rate 0.0" in str(err.value)
     )
     assert "strict" not in store.refs("judged")
+
+
+def test_structured_output_makes_the_small_judge_readable() -> None:
+    """The same point judge with and without structured output on the embedded model: free text
+    mostly fails to parse; constrained to the verdict's JSON schema, every reply parses in range."""
+    free = LLMJudge(kind="llm", name="free", max_new_tokens=40, repair=False, structured_output=False)
+    constrained = free.model_copy(update={"name": "json", "structured_output": True})
+    rows = judge_shard(_cands(), [free, constrained]).to_pylist()
+    by = {name: [r for r in rows if r["judge"] == name] for name in ("free", "json")}
+    assert len(by["free"]) == len(by["json"]) == 4
+    assert all(r["parse_error"] is None and 0.0 <= r["score"] <= 1.0 for r in by["json"])
+    # each reply is the schema's JSON, whole or cut off in its rationale by max_new_tokens
+    assert all(r["raw"].startswith('{"score":') for r in by["json"])
+    assert sum(r["parse_error"] is not None for r in by["free"]) >= 2

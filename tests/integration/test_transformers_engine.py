@@ -6,6 +6,7 @@ GGUF conversion is cached (the first run ever adds ~25 s to convert it).
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import subprocess
@@ -218,3 +219,45 @@ def test_registry_loads_once_and_counts_calls() -> None:
         assert engine.name == "transformers:smollm2" and engine.model == "SmolLM2-135M-Instruct"
     finally:
         clear_engines()
+
+
+VERDICT = {
+    "type": "object",
+    "properties": {
+        "better": {"type": "string", "enum": ["A", "B", "tie"]},
+        "score": {"type": "integer", "minimum": 1, "maximum": 10},
+        "rationale": {"type": "string", "maxLength": 60},
+    },
+    "required": ["better", "score", "rationale"],
+    "additionalProperties": False,
+}
+
+
+@pytest.mark.slow
+def test_response_format_constrains_the_reply_to_its_json_schema(engine: TransformersEngine) -> None:
+    import jsonschema
+
+    ask = _messages("Which is better for 'What is 2+3?': A says 5, B says 7?")
+    structured = [
+        GenerationRequest(ask, SamplingParams(t, 0.95, 40), seed=s, response_format=VERDICT)
+        for t in (0.0, 1.5)
+        for s in (1, 2)
+    ]
+    free = GenerationRequest(ask, SamplingParams(0.0, 1.0, 20), seed=1)
+    alone = engine.generate([free])[0]
+    gens = engine.generate([*structured, free])
+    for g in gens[:-1]:  # hot sampling too: every reply is complete JSON the schema accepts
+        assert g.error is None and g.finish_reason == "stop", g.text
+        jsonschema.validate(json.loads(g.text), VERDICT)
+        assert g.logprob is not None and g.logprob < 0
+    # the model left to itself does not write this JSON; a free row shares the batch unaffected
+    assert gens[-1].text == alone.text
+    with pytest.raises(ValueError):
+        jsonschema.validate(json.loads(alone.text), VERDICT)
+    # seeds still decide the text
+    again = engine.generate([structured[3]])
+    assert again[0].text == gens[3].text
+    bad = GenerationRequest(ask, SamplingParams(0.0, 1.0, 8), 1, {"$ref": "#/missing"})
+    out = engine.generate([bad, free])
+    assert out[0].text is None and "response_format is not a usable JSON schema" in out[0].error
+    assert out[1].text == alone.text

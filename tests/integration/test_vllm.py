@@ -10,6 +10,7 @@ session keep this to a couple of minutes on 2 cores.
 from __future__ import annotations
 
 import importlib.util
+import json
 import math
 import os
 import signal
@@ -22,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import jsonschema
 import pyarrow as pa
 import pytest
 
@@ -29,6 +31,7 @@ from prefmill.engines.base import GenerationRequest, SamplingParams
 from prefmill.engines.model_cache import embedded_model_dir
 from prefmill.engines.openai_engine import OpenAIEngine
 from prefmill.storage.schemas import MESSAGE
+from prefmill.tasks.evaluation.parse import parse_pair
 from prefmill.tasks.synthesis import synthesize
 
 pytestmark = [
@@ -180,7 +183,47 @@ def test_score_over_http_matches_transformers(vllm_server: str, transformers_eng
     assert remote == pytest.approx(local, abs=0.05)
 
 
+VERDICT = {
+    "type": "object",
+    "properties": {
+        "better": {"type": "string", "enum": ["A", "B", "tie"]},
+        "strength": {"type": "integer", "enum": [1, 2, 3]},
+        "rationale": {"type": "string"},
+    },
+    "required": ["better", "strength", "rationale"],
+    "additionalProperties": False,
+}
+JUDGE_ASK = "Which answer to 'What is 2+3?' is better, A: '5' or B: '7'? Reply in JSON."
+
+
+def _structured(seed: int, temperature: float) -> GenerationRequest:
+    return GenerationRequest(
+        [{"role": "user", "content": JUDGE_ASK}], SamplingParams(temperature, 0.95, 64), seed, VERDICT
+    )
+
+
+def _check_verdicts(out: list[Any]) -> None:
+    for g in out:
+        assert g.error is None, g.error
+        # whole JSON when it stopped; cut in the rationale (still a readable verdict) at the limit
+        verdict = parse_pair(g.text)
+        assert verdict.error is None, g.text
+        if g.finish_reason == "stop":
+            jsonschema.validate(json.loads(g.text), VERDICT)
+
+
+def test_structured_output_through_the_vllm_server(vllm_server: str) -> None:
+    engine = OpenAIEngine("smollm2", vllm_server, max_concurrency=4)
+    assert engine.supports_response_format
+    _check_verdicts(engine.generate([_structured(s, t) for s in (1, 2) for t in (0.0, 1.0)]))
+
+
 # ---------------------------------------------------------------------------- in-process vllm.LLM
+
+
+def test_structured_output_in_process(vllm_engine: Any) -> None:
+    assert vllm_engine.supports_response_format
+    _check_verdicts(vllm_engine.generate([_structured(s, t) for s in (1, 2) for t in (0.0, 1.0)]))
 
 
 def test_vllm_engine_in_process(vllm_engine: Any, transformers_engine: Any) -> None:

@@ -1,5 +1,5 @@
-"""scores.sql aggregation (mean / median / vote) and uncertainty columns (ensemble spread, swap
-inconsistency) against hand-computed values on hand-made judgments."""
+"""scores.sql aggregation (mean / median / vote), pair judges' win rates, and uncertainty columns
+(ensemble spread, swap inconsistency) against hand-computed values on hand-made judgments."""
 
 from __future__ import annotations
 
@@ -81,7 +81,7 @@ def judgment(
     }
 
 
-JUDGMENTS = [
+POINTS = [
     # c1: judges 0, 1, 1
     point("c1", "j1", 0.0),
     point("c1", "j2", 1.0),
@@ -95,6 +95,8 @@ JUDGMENTS = [
     # c4: two judges, both no
     point("c4", "j1", 0.1),
     point("c4", "j2", 0.4),
+]
+PAIRS = [
     # position-swapped pair verdicts (candidate_id is the response shown first)
     pair("c1", "c2", "L", "ab", 0.8),  # c1 better
     pair("c2", "c1", "L", "ba", 0.3),  # c1 better: consistent
@@ -106,20 +108,21 @@ JUDGMENTS = [
     pair("c2", "c4", "N", "ab", 0.9),
     pair("c4", "c2", "N", "ba", 0.9, parse_error="unparseable"),  # not usable: no swap
 ]
+JUDGMENTS = POINTS + PAIRS
 
 
-def connect() -> duckdb.DuckDBPyConnection:
+def connect(judgments: list[Row] = POINTS) -> duckdb.DuckDBPyConnection:
     con = duckdb.connect(":memory:")
     prompts = [{"prompt_id": "p1", "messages": [{"role": "user", "content": "q"}], "source": "t"}]
     con.register("prompts", pa.Table.from_pylist(prompts, schema=SCHEMAS["prompts"]))
     cands = [cand(c) for c in ("c1", "c2", "c3", "c4")]
     con.register("candidates", pa.Table.from_pylist(cands, schema=SCHEMAS["candidates"]))
-    con.register("judgments", pa.Table.from_pylist(JUDGMENTS, schema=SCHEMAS["judgments"]))
+    con.register("judgments", pa.Table.from_pylist(judgments, schema=SCHEMAS["judgments"]))
     return con
 
 
-def scores(aggregation: str | None = None) -> dict[str, Row]:
-    con = connect()
+def scores(aggregation: str | None = None, judgments: list[Row] = POINTS) -> dict[str, Row]:
+    con = connect(judgments)
     bind_candidate_scores(con, aggregation=aggregation)
     rows = con.sql("SELECT * FROM candidate_scores ORDER BY candidate_id").to_arrow_table().to_pylist()
     return {r["candidate_id"]: r for r in rows}
@@ -144,8 +147,45 @@ def test_mean_median_vote_and_spread() -> None:
         assert r["score"] == pytest.approx(r["score_mean"], abs=1e-11)  # mean is the default (rounded)
 
 
+def test_pair_judges_score_candidates_by_win_rate() -> None:
+    rows = scores(judgments=PAIRS)
+    # P(candidate better) per pair row: prefers_first when shown first, 1 - prefers_first when second
+    # c1: L 0.8, 1-0.3, 0.9, 1-0.6 -> 0.7; M 0.5, 1-0.4 -> 0.55
+    # c2: L 1-0.8, 0.3, 0.7 -> 0.4; M 1-0.5, 0.4 -> 0.45; N 0.9 (its 'ba' row has a parse error)
+    # c3: L 1-0.9, 0.6, 1-0.7 -> 1/3;  c4: N 1-0.9 -> 0.1
+    per_judge = {"c1": [0.7, 0.55], "c2": [0.4, 0.45, 0.9], "c3": [1 / 3], "c4": [0.1]}
+    for cid, judged in per_judge.items():
+        r = rows[cid]
+        assert r["score_mean"] == pytest.approx(sum(judged) / len(judged), abs=1e-12), cid
+        assert r["n_judges"] == len(judged)
+    assert [rows[c]["n_judgments"] for c in ("c1", "c2", "c3", "c4")] == [6, 6, 3, 1]
+    assert rows["c2"]["score_median"] == pytest.approx(0.45)
+    assert rows["c2"]["score_vote"] == 0.0  # 1 of 3 judges at >= 0.5
+    # a pair-only recipe makes pairs: c1 (0.625) over c4 (0.1)
+    pairs = instantiate(connect(PAIRS), "pairs", {}).to_pylist()
+    assert [(p["chosen_id"], p["rejected_id"]) for p in pairs] == [("c1", "c4")]
+    assert pairs[0]["margin"] == pytest.approx(0.525)
+
+
+def test_a_position_biased_pair_judge_gives_every_candidate_one_half() -> None:
+    biased = [
+        pair(a, b, "first", order, 1.0)
+        for a, b, order in [("c1", "c2", "ab"), ("c2", "c1", "ba"), ("c1", "c3", "ab"), ("c3", "c1", "ba")]
+    ]
+    rows = scores(judgments=biased)
+    assert {c: r["score"] for c, r in rows.items()} == {"c1": 0.5, "c2": 0.5, "c3": 0.5}
+    assert instantiate(connect(biased), "pairs", {}).num_rows == 0  # ties never become pairs
+
+
+def test_point_and_pair_judges_join_in_one_ensemble() -> None:
+    rows = scores(judgments=JUDGMENTS)
+    # c3: j1 0.7 and L's win rate 1/3
+    assert rows["c3"]["score_mean"] == pytest.approx((0.7 + 1 / 3) / 2)
+    assert (rows["c3"]["n_judges"], rows["c3"]["n_judgments"]) == (2, 4)
+
+
 def test_swap_inconsistency() -> None:
-    rows = scores()
+    rows = scores(judgments=JUDGMENTS)
     # c1: L(c1,c2) consistent, L(c1,c3) inconsistent, M(c1,c2) inconsistent
     assert (rows["c1"]["swap_inconsistency"], rows["c1"]["n_swapped"]) == (pytest.approx(2 / 3), 3)
     # c2: L(c1,c2) consistent, M(c1,c2) inconsistent; L(c2,c3) has one order, N(c2,c4) a parse error

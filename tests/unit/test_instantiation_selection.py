@@ -282,13 +282,15 @@ def test_judge_entropy_band() -> None:
     rows = instantiate(con, "pairs", {"strategies": ["all_pairs"]}).to_pylist()
     entropy = {(r["chosen_id"], r["rejected_id"]): r["judge_entropy"] for r in rows}
     assert entropy[("a", "b")] == pytest.approx(1.0)  # the judge cannot tell
-    p = 1 / (1 + math.exp(-1.0))  # a vs c: no pair judge, soft_label with margin 1, tau 1
+    # a vs c: no pair verdict on them, so soft_label (tau 1) of the margin: a's score is the mean of
+    # its point score 1.0 and the pair judge's win rate 0.5, c's is 0.0
+    p = 1 / (1 + math.exp(-0.75))
     assert entropy[("a", "c")] == pytest.approx(-(p * math.log2(p) + (1 - p) * math.log2(1 - p)))
     report = instantiate_with_report(con, "pairs", {"strategies": ["all_pairs"], "max_entropy": 0.99})
     assert [(r["chosen_id"], r["rejected_id"]) for r in report.table.to_pylist()] == [("a", "c"), ("b", "c")]
     assert report.removed == {"entropy_above_max": 1}
     band = instantiate_with_report(con, "pairs", {"strategies": ["all_pairs"], "min_entropy": 0.95})
-    assert band.removed == {"entropy_below_min": 1}  # a-c: 0.8399 bits
+    assert band.removed == {"entropy_below_min": 1}  # a-c: 0.9054 bits
 
 
 # --- diversity (DivPO) ---------------------------------------------------------------------------------

@@ -8,7 +8,13 @@ from __future__ import annotations
 
 import pytest
 
-from prefmill.tasks.evaluation.parse import json_objects, parse_pair, parse_point, parse_rubric
+from prefmill.tasks.evaluation.parse import (
+    close_truncated,
+    json_objects,
+    parse_pair,
+    parse_point,
+    parse_rubric,
+)
 
 SMOLLM2_POINT = ["2+3 equals 5.", "2+3 = 5.\n\n[repair]\n2+3 = 5.", "The primary color is indeed red."]
 SMOLLM2_PAIR = ["A: Paris is the capital of France. B: London is the capital of England."]
@@ -107,3 +113,35 @@ def test_json_objects_finds_objects_after_prose_and_in_fences() -> None:
     text = 'Sure! {"a": 1} and then ```json\n{"b": 2,}\n``` end'
     found = json_objects(text)
     assert {"a": 1} in found and {"b": 2} in found
+
+
+@pytest.mark.parametrize(
+    ("text", "closed"),
+    [
+        # real replies of the embedded model under structured output, cut by max_new_tokens
+        ('{"score":2,"rationale":"2.1.1.1.1', '{"score":2,"rationale":"2.1.1.1.1"}'),
+        ('{"better":"B","strength":1,"rationale":"A is', '{"better":"B","strength":1,"rationale":"A is"}'),
+        ('{"score":2,"rationale":"a \\', '{"score":2,"rationale":"a "}'),  # cut inside an escape
+        ('{"score":2,"rat', '{"score":2,"rat": null}'),  # cut inside a key
+        ('{"score":2,"rationale":', '{"score":2,"rationale": null}'),
+        ('{"score":2,', '{"score":2}'),
+        ('{"score":1', '{"score": null}'),  # "1" may be the start of "10": not trusted
+        ('{"a": ["x", "y', '{"a": ["x", "y"]}'),
+        ('{"a": {"b": tr', '{"a": {"b": null}}'),
+        ('{"score": 2}', None),  # nothing open
+    ],
+)
+def test_json_cut_off_by_the_token_limit_is_closed(text: str, closed: str | None) -> None:
+    assert close_truncated(text) == closed
+
+
+def test_a_verdict_before_a_cut_off_rationale_still_parses() -> None:
+    assert parse_point('{"score":7,"rationale":"because it', 1, 10).score == 7
+    assert (
+        parse_pair(
+            '{"better":"A","strength":3,"rationale":"A is',
+        ).prefers_a
+        == 1.0
+    )
+    cut = parse_point('{"score":1', 1, 10)  # the score itself was cut: an error, not a guess
+    assert cut.score is None and "not a number" in cut.error

@@ -315,3 +315,52 @@ def test_calibration_accuracy_and_file_errors(tmp_path: Path) -> None:
     path.write_text('{"prompt": "Q", "chosen": "x", "rejected": "y"}\nnot json\n', encoding="utf-8")
     with pytest.raises(InputError, match=r"cal.jsonl line 2: not JSON"):
         calibrate(LLMJudge(kind="llm"), path, ScriptedJudge())
+
+
+class StructuredJudge(ScriptedJudge):
+    """The scripted judge on an engine that constrains replies to a JSON schema."""
+
+    supports_response_format = True
+
+
+def test_structured_output_sends_each_ask_its_own_verdict_schema() -> None:
+    cands = shard(("c1", "p", "a good answer"), ("d1", "q", "meh"), rubric={"q": '["clarity", "tone"]'})
+    engine = StructuredJudge()
+    llm_judge(LLMJudge(kind="llm", min_score=0, max_score=9), cands, engine)
+    score = {"type": "integer", "enum": list(range(10))}
+    point = {
+        "type": "object",
+        "properties": {"score": score, "rationale": {"type": "string"}},
+        "required": ["score", "rationale"],
+        "additionalProperties": False,
+    }
+    assert [r.response_format for r in engine.requests] == [point, point]
+    engine.requests.clear()
+    rubric = LLMJudge(kind="llm", mode="rubric", criteria={"helpfulness": "helps"})
+    llm_judge(rubric, cands, engine)
+    schemas = {r.messages[0]["content"].count("- clarity"): r.response_format for r in engine.requests}
+    # each prompt's own criteria, not the union over the shard
+    assert list(schemas[0]["properties"]) == ["helpfulness", "rationale"]
+    assert list(schemas[1]["properties"]) == ["clarity", "tone", "rationale"]
+    assert schemas[1]["required"] == ["clarity", "tone", "rationale"]
+    engine.requests.clear()
+    llm_judge(LLMJudge(kind="llm", mode="pair"), CANDS, engine)
+    pair = engine.requests[0].response_format
+    assert pair["properties"]["better"]["enum"] == ["A", "B", "tie"]
+    assert all(r.response_format == pair for r in engine.requests)
+
+
+def test_no_schema_without_engine_support_or_when_turned_off() -> None:
+    plain = ScriptedJudge()
+    llm_judge(LLMJudge(kind="llm"), CANDS, plain)
+    off = StructuredJudge()
+    llm_judge(LLMJudge(kind="llm", structured_output=False), CANDS, off)
+    assert plain.requests and off.requests
+    assert all(r.response_format is None for r in plain.requests + off.requests)
+
+
+def test_the_repair_prompt_keeps_the_schema() -> None:
+    engine = StructuredJudge("garbage")
+    llm_judge(LLMJudge(kind="llm"), shard(("c1", "p", "meh")), engine)
+    first, repair = engine.requests
+    assert len(repair.messages) == 3 and repair.response_format == first.response_format is not None

@@ -269,3 +269,28 @@ def test_generate_works_inside_a_running_event_loop(server: FaultServer) -> None
         return [g.text for g in engine.generate([req("ok:a")])]
 
     assert asyncio.run(inside()) == ["echo a"]
+
+
+def test_response_format_is_sent_as_a_strict_json_schema(server: FaultServer) -> None:
+    schema = {"type": "object", "properties": {"x": {"type": "integer"}}, "required": ["x"]}
+    structured = GenerationRequest([{"role": "user", "content": "ok:a"}], SAMPLING, 1, schema)
+    engine = OpenAIEngine("m", server.url, max_n=4, **FAST)
+    assert engine.supports_response_format
+    # the same prompt and sampling with and without a schema never share one n>1 request
+    out = engine.generate([structured, req("ok:a", 2), structured])
+    assert all(g.error is None for g in out)
+    by_n = sorted(server.bodies, key=lambda b: b.get("n", 1))
+    assert "response_format" not in by_n[0] and by_n[1]["n"] == 2
+    assert by_n[1]["response_format"] == {
+        "type": "json_schema",
+        "json_schema": {"name": "response", "schema": schema, "strict": True},
+    }
+    server.bodies.clear()
+    clear_engines()
+    try:  # a server without structured output: the option turns it off, the schema is not sent
+        off = get_engine(f"openai:m@{server.url}?structured_output=false")
+        assert not off.supports_response_format
+        assert off.generate([structured])[0].error is None
+        assert "response_format" not in server.bodies[0]
+    finally:
+        clear_engines()

@@ -19,6 +19,7 @@ class ScriptedEngine:
 
     name = "scripted:echo"
     model = "echo"
+    supports_response_format = False
 
     def __init__(self) -> None:
         self.requests: list[GenerationRequest] = []

@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 Messages = list[dict[str, str]]
 """A chat prompt: ``[{"role": "user", "content": "..."}, ...]``."""
@@ -23,13 +23,23 @@ class SamplingParams:
     max_new_tokens: int = 128
 
 
+JsonSchema = dict[str, Any]
+"""A JSON schema (draft 2020-12 subset that OpenAI's strict mode, vLLM and llguidance accept)."""
+
+
 @dataclass(frozen=True)
 class GenerationRequest:
-    """One response to generate; the same request and seed give the same text."""
+    """One response to generate; the same request and seed give the same text.
+
+    ``response_format``: a JSON schema the reply must follow. Engines whose class sets
+    ``supports_response_format = True`` constrain decoding to it (structured output); callers check
+    that flag first and fall back to a format stated in the prompt plus a tolerant parser.
+    """
 
     messages: Messages
     sampling: SamplingParams
     seed: int
+    response_format: JsonSchema | None = None
 
 
 @dataclass
@@ -75,6 +85,7 @@ class Engine(Protocol):
 
     name: str  # e.g. "transformers:smollm2"; stored as the ``generator`` of candidates
     model: str  # the model identifier
+    supports_response_format: bool  # honours ``GenerationRequest.response_format``
 
     def generate(
         self, requests: list[GenerationRequest], progress: Progress | None = None

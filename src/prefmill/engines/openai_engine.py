@@ -56,6 +56,7 @@ OPTIONS = frozenset(
         "input_per_mtok",
         "output_per_mtok",
         "batch_size",
+        "structured_output",
     }
 )
 _RETRY_STATUS = frozenset({408, 409, 429}) | frozenset(range(500, 600))
@@ -203,7 +204,9 @@ class OpenAIEngine:
     missing default variable sends no key, for local servers), ``max_n`` (1: samples sharing prompt
     and sampling per request), ``logprobs`` (true: ask for the sampled tokens' log-probs),
     ``input_per_mtok`` / ``output_per_mtok`` (USD per million tokens; the recipe's ``prices`` set
-    them). ``batch_size`` is accepted for symmetry with the local engines and ignored.
+    them), ``structured_output`` (true: a request's ``response_format`` JSON schema is sent as
+    ``response_format: {type: json_schema, strict: true}``; set false for a server without it).
+    ``batch_size`` is accepted for symmetry with the local engines and ignored.
     """
 
     def __init__(
@@ -224,6 +227,7 @@ class OpenAIEngine:
         input_per_mtok: float | None = None,
         output_per_mtok: float | None = None,
         batch_size: int | None = None,
+        structured_output: bool = True,
     ) -> None:
         problems = []
         if not url.startswith(("http://", "https://")):
@@ -263,6 +267,7 @@ class OpenAIEngine:
         self.logprobs = bool(logprobs)
         self.input_per_mtok = input_per_mtok
         self.output_per_mtok = output_per_mtok
+        self.supports_response_format = bool(structured_output)
         self.stats = EngineStats()
         self.last_limiter: AimdLimiter | None = None
 
@@ -389,7 +394,11 @@ class OpenAIEngine:
             if problem is not None:
                 results[i] = Generation.failed(problem)
                 continue
-            key = json.dumps([req.messages, req.sampling.__dict__], sort_keys=True) if self.max_n > 1 else ""
+            key = (
+                json.dumps([req.messages, req.sampling.__dict__, req.response_format], sort_keys=True)
+                if self.max_n > 1
+                else ""
+            )
             group = open_groups.get(key) if key else None
             if group is None or len(group.rows) >= self.max_n:
                 group = _Group([i], req.messages, req)
@@ -414,6 +423,12 @@ class OpenAIEngine:
             payload["n"] = len(group.rows)
         if self.logprobs:
             payload["logprobs"] = True
+        schema = group.request.response_format
+        if schema is not None and self.supports_response_format:
+            payload["response_format"] = {
+                "type": "json_schema",
+                "json_schema": {"name": "response", "schema": schema, "strict": True},
+            }
         return payload
 
     @staticmethod

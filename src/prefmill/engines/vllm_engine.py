@@ -2,7 +2,8 @@
 
 The whole batch goes to one ``LLM.generate`` call (vLLM schedules it continuously), each request with
 its own ``SamplingParams(seed=...)`` so a candidate depends on its own seed, not on its neighbours.
-``score`` uses ``prompt_logprobs`` over prompt + response + end-of-turn.
+``score`` uses ``prompt_logprobs`` over prompt + response + end-of-turn. A request's
+``response_format`` (JSON schema) becomes vLLM's structured outputs (``StructuredOutputsParams``).
 
 vLLM spawns worker processes: a script that builds this engine needs an
 ``if __name__ == "__main__":`` guard. On CPU, set ``VLLM_CPU_KVCACHE_SPACE`` (GiB of KV cache; this
@@ -20,6 +21,7 @@ from typing import Any
 from prefmill.engines.base import (
     Generation,
     GenerationRequest,
+    JsonSchema,
     Messages,
     Progress,
     check_sampling,
@@ -40,6 +42,8 @@ def _cpu_env(kv_cache_gb: float) -> None:
 
 class VLLMEngine:
     """A model folder served by an in-process ``vllm.LLM`` (loaded once per instance)."""
+
+    supports_response_format = True
 
     def __init__(
         self,
@@ -124,18 +128,25 @@ class VLLMEngine:
                 results[i] = Generation.failed(problem, prompt_tokens=len(ids))
                 continue
             s = req.sampling
-            todo.append(i)
-            prompts.append({"prompt_token_ids": ids})
-            params.append(
-                vllm.SamplingParams(
+            extra: dict[str, Any] = {}
+            if req.response_format is not None:
+                extra["structured_outputs"] = self._structured(req.response_format)
+            try:
+                param = vllm.SamplingParams(
                     n=1,
                     temperature=s.temperature,
                     top_p=s.top_p if s.temperature > 0 else 1.0,
                     max_tokens=s.max_new_tokens,
                     seed=req.seed,
                     logprobs=0,  # the sampled token's log-prob, under the unprocessed model
+                    **extra,
                 )
-            )
+            except Exception as exc:
+                results[i] = Generation.failed(f"{type(exc).__name__}: {exc}", prompt_tokens=len(ids))
+                continue
+            todo.append(i)
+            prompts.append({"prompt_token_ids": ids})
+            params.append(param)
         if progress is not None and len(todo) < len(requests):
             progress(len(requests) - len(todo))
         if todo:
@@ -169,6 +180,13 @@ class VLLMEngine:
             if progress is not None:
                 progress(len(todo))
         return [r if r is not None else Generation.failed("internal error: no result") for r in results]
+
+    def _structured(self, schema: JsonSchema) -> Any:
+        from vllm.sampling_params import StructuredOutputsParams
+
+        # compact JSON, as the transformers engine writes it: a small model may otherwise emit
+        # whitespace until max_tokens
+        return StructuredOutputsParams(json=schema, disable_any_whitespace=True)
 
     def score(self, items: list[tuple[Messages, str]]) -> list[float]:
         """Sum log-prob of each response and its end-of-turn token (``prompt_logprobs``); ``nan`` if it

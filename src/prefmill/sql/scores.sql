@@ -24,7 +24,7 @@
 --   score         DOUBLE   score_mean, score_median or score_vote, as `aggregation` says, rounded to
 --                          12 decimals so that float noise never separates equal scores
 --   spread        DOUBLE   ensemble spread: stddev_pop of the per-judge scores; 0 when one judge
---   n_judgments   BIGINT   usable judgments behind the score
+--   n_judgments   BIGINT   usable judgments behind the score (point rows, and pair rows naming it)
 --   n_judges      BIGINT   distinct judges behind the score
 --   logprob_per_token DOUBLE  coalesce(policy_logprob, logprob) / n_tokens: the policy's mean token
 --                          log-prob (NULL without log-probs or tokens); pairs use it for WPO weights and
@@ -40,7 +40,14 @@
 --                          orders disagree; NULL when it has none
 --   n_swapped     BIGINT   position-swapped comparisons behind swap_inconsistency (0 when none)
 --
--- Usable judgments: mode = 'point', granularity = 'outcome', parse_error IS NULL, score IS NOT NULL.
+-- Usable judgments: granularity = 'outcome', parse_error IS NULL, and score IS NOT NULL (mode 'point')
+-- or prefers_first IS NOT NULL with another candidate (mode 'pair').
+-- A pair judge's score of a candidate is its win rate: the mean, over the pair rows naming it, of
+-- P(it is the better one): prefers_first where it was shown first, 1 - prefers_first where it was
+-- shown second. Judging both orders (position swap) puts each candidate first once per pair, so a
+-- judge that always prefers the first position gives every candidate 0.5. A pair-only recipe (an
+-- LLM pair judge, human pair verdicts) thus scores candidates like a point judge does, and its
+-- win rates join the other judges' scores in the mean / median / vote.
 -- Usable candidates: error IS NULL and response IS NOT NULL. Errors stay in their tables as data;
 -- they are only left out here.
 --
@@ -66,20 +73,40 @@ usable_candidates AS (
     FROM with_policy
     WHERE error IS NULL AND response IS NOT NULL
 ),
+usable_pairs AS (
+    SELECT prompt_id, candidate_id, other_candidate_id, criterion, judge, prefers_first
+    FROM judgments
+    WHERE mode = 'pair'
+      AND granularity = 'outcome'
+      AND parse_error IS NULL
+      AND prefers_first IS NOT NULL
+      AND other_candidate_id IS NOT NULL
+      AND other_candidate_id <> candidate_id
+),
+judge_scores AS (
+    -- point verdicts as they are; each pair verdict gives both of its candidates their probability
+    -- of being the better one (win rate): prefers_first to the one shown first, 1 - it to the other
+    SELECT prompt_id, candidate_id, criterion, judge, score
+    FROM judgments
+    WHERE mode = 'point'
+      AND granularity = 'outcome'
+      AND parse_error IS NULL
+      AND score IS NOT NULL
+    UNION ALL
+    SELECT prompt_id, candidate_id, criterion, judge, prefers_first FROM usable_pairs
+    UNION ALL
+    SELECT prompt_id, other_candidate_id, criterion, judge, 1.0 - prefers_first FROM usable_pairs
+),
 per_judge AS (
     SELECT
-        j.prompt_id,
-        j.candidate_id,
-        j.criterion,
-        j.judge,
-        avg(j.score) AS judge_score,
+        prompt_id,
+        candidate_id,
+        criterion,
+        judge,
+        avg(score) AS judge_score,
         count(*) AS n_judgments
-    FROM judgments AS j
-    WHERE j.mode = 'point'
-      AND j.granularity = 'outcome'
-      AND j.parse_error IS NULL
-      AND j.score IS NOT NULL
-    GROUP BY j.prompt_id, j.candidate_id, j.criterion, j.judge
+    FROM judge_scores
+    GROUP BY prompt_id, candidate_id, criterion, judge
 ),
 per_candidate AS (
     SELECT

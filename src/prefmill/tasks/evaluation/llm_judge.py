@@ -30,7 +30,14 @@ from typing import Any
 
 import pyarrow as pa
 
-from prefmill.engines.base import Engine, Generation, GenerationRequest, Messages, SamplingParams
+from prefmill.engines.base import (
+    Engine,
+    Generation,
+    GenerationRequest,
+    JsonSchema,
+    Messages,
+    SamplingParams,
+)
 from prefmill.errors import EngineError, SchemaError
 from prefmill.ids import content_id, seed_for
 from prefmill.recipe import CritiqueReviseJudge, LLMJudge, MetaJudge
@@ -39,7 +46,7 @@ from prefmill.tasks.evaluation.parse import PARSER_VERSION, parse_pair, parse_po
 from prefmill.tasks.evaluation.templates import Template, load_template
 
 #: Bump when the rows an LLM judge writes for the same replies change meaning.
-LLM_JUDGE_CODE_VERSION = "1"
+LLM_JUDGE_CODE_VERSION = "2"  # 2: structured output
 KIND = "llm"
 GRANULARITY = "outcome"
 
@@ -47,17 +54,27 @@ POINT_FORMAT = '{"score": <integer>, "rationale": "<one sentence>"}'
 PAIR_FORMAT = '{"better": "A" or "B" or "tie", "strength": 1, 2 or 3, "rationale": "<one sentence>"}'
 
 
-def json_schema(mode: str, criteria: Sequence[str] = ()) -> dict[str, Any]:
-    """The JSON schema of a verdict, passed to engines that can constrain their output to it."""
+def json_schema(
+    mode: str, criteria: Sequence[str] = (), min_score: int = 1, max_score: int = 10
+) -> dict[str, Any]:
+    """The JSON schema of a verdict, sent to engines that constrain their output to a schema.
+
+    The verdict comes before the rationale (the key order of the stated formats), so a reply cut
+    off in its rationale still parses, and scores are the stated scale's integers. The schema keeps
+    to the subset every structured-output backend accepts (OpenAI's strict mode has no length
+    limits and, on some models, no numeric bounds): every key required, no extra keys, enums."""
+    score: dict[str, Any] = {"type": "integer", "enum": list(range(min_score, max_score + 1))}
+    if len(score["enum"]) > 101:
+        score = {"type": "integer", "minimum": min_score, "maximum": max_score}
     if mode == "pair":
         props: dict[str, Any] = {
             "better": {"type": "string", "enum": ["A", "B", "tie"]},
             "strength": {"type": "integer", "enum": [1, 2, 3]},
         }
     elif mode == "rubric":
-        props = {c: {"type": "integer"} for c in criteria}
+        props = {c: dict(score) for c in criteria}
     else:
-        props = {"score": {"type": "integer"}}
+        props = {"score": score}
     props["rationale"] = {"type": "string"}
     return {"type": "object", "properties": props, "required": list(props), "additionalProperties": False}
 
@@ -127,6 +144,7 @@ class Ask:
     seed: int
     parse: Callable[[str | None], Any]  # reply -> verdict with an ``error`` attribute (or errors dict)
     fmt: str  # the JSON the judge must write (shown by the repair prompt)
+    schema: JsonSchema | None = None  # the same as a JSON schema, for engines with structured output
 
 
 @dataclass
@@ -144,15 +162,15 @@ def _failed(verdict: Any) -> str | None:
     return getattr(verdict, "error", None)
 
 
-def _generate(
-    engine: Engine, requests: list[GenerationRequest], schema: dict[str, Any] | None
-) -> list[Generation]:
-    # Engines that can constrain output to a JSON schema say so with ``supports_response_format``
-    # and take it as a keyword; the others get the format in the prompt and the tolerant parser.
-    if schema is not None and getattr(engine, "supports_response_format", False):
-        out = engine.generate(requests, response_format=schema)  # type: ignore[call-arg]
-    else:
-        out = engine.generate(requests)
+def structured(engine: Engine, wanted: bool) -> bool:
+    """Whether asks to ``engine`` carry their JSON schema: wanted, and the engine constrains output
+    to a schema (``supports_response_format``); otherwise the format stated in the prompt and the
+    tolerant parser do the work."""
+    return wanted and bool(getattr(engine, "supports_response_format", False))
+
+
+def _generate(engine: Engine, requests: list[GenerationRequest]) -> list[Generation]:
+    out = engine.generate(requests)
     if len(out) != len(requests):
         raise EngineError(f"engine {engine.name} returned {len(out)} results for {len(requests)} requests")
     return out
@@ -166,13 +184,21 @@ def ask_all(
     max_new_tokens: int,
     repair: bool,
     repair_template: Template | None = None,
-    schema: dict[str, Any] | None = None,
+    structured_output: bool = True,
 ) -> list[Answer]:
-    """Send every ask in one batch; re-ask the unparseable ones once with the repair prompt."""
+    """Send every ask in one batch; re-ask the unparseable ones once with the repair prompt.
+
+    With ``structured_output`` and an engine that supports it, each ask's ``schema`` constrains the
+    reply (see ``structured``)."""
     sampling = SamplingParams(temperature=temperature, top_p=1.0, max_new_tokens=max_new_tokens)
-    requests = [GenerationRequest([{"role": "user", "content": a.text}], sampling, a.seed) for a in asks]
+    constrain = structured(engine, structured_output)
+
+    def request(messages: Messages, seed: int, ask: Ask) -> GenerationRequest:
+        return GenerationRequest(messages, sampling, seed, ask.schema if constrain else None)
+
+    requests = [request([{"role": "user", "content": a.text}], a.seed, a) for a in asks]
     answers = []
-    for ask, gen in zip(asks, _generate(engine, requests, schema), strict=True):
+    for ask, gen in zip(asks, _generate(engine, requests), strict=True):
         if gen.error is not None:
             answers.append(Answer(None, None, gen.error))
         else:
@@ -192,8 +218,8 @@ def ask_all(
             {"role": "assistant", "content": first.raw or ""},
             {"role": "user", "content": note},
         ]
-        retry.append(GenerationRequest(messages, sampling, seed_for(ask.seed, "repair")))
-    for i, gen in zip(todo, _generate(engine, retry, schema), strict=True):
+        retry.append(request(messages, seed_for(ask.seed, "repair"), ask))
+    for i, gen in zip(todo, _generate(engine, retry), strict=True):
         first = answers[i]
         if gen.error is not None:
             continue  # keep the first reply and its parse error
@@ -334,6 +360,7 @@ def llm_judge(config: LLMJudge, cands: pa.Table, engine: Engine | None = None) -
         }
 
     if config.mode == "pair":
+        pair_schema = json_schema("pair")
         by_prompt: dict[str, list[dict[str, Any]]] = {}
         for r in rows:
             by_prompt.setdefault(r["prompt_id"], []).append(r)
@@ -350,7 +377,7 @@ def llm_judge(config: LLMJudge, cands: pa.Table, engine: Engine | None = None) -
                         response_b=second["response"],
                     )
                     seed = seed_for(config.seed, judge, a["candidate_id"], b["candidate_id"], order)
-                    asks.append(Ask(text, seed, parse_pair, PAIR_FORMAT))
+                    asks.append(Ask(text, seed, parse_pair, PAIR_FORMAT, pair_schema))
                     units.append(
                         {
                             "prompt_id": pid,
@@ -359,7 +386,6 @@ def llm_judge(config: LLMJudge, cands: pa.Table, engine: Engine | None = None) -
                             "order": order,
                         }
                     )
-        schema = json_schema("pair")
     else:
         for r in rows:
             if config.mode == "rubric":
@@ -372,17 +398,17 @@ def llm_judge(config: LLMJudge, cands: pa.Table, engine: Engine | None = None) -
                 )
                 fmt = "{" + ", ".join(f'"{k}": <integer>' for k in names) + ', "rationale": "..."}'
                 parse = _rubric_parser(names, lo, hi)
+                schema = json_schema("rubric", names, config.min_score, config.max_score)
             else:
                 names = ["overall"]
                 text = template.render(
                     **common(r), rubric=rubric_text(r.get("rubric")), response=r["response"]
                 )
                 fmt, parse = POINT_FORMAT, _point_parser(lo, hi)
+                schema = json_schema("point", (), config.min_score, config.max_score)
             seed = seed_for(config.seed, judge, r["candidate_id"], None, None)
-            asks.append(Ask(text, seed, parse, fmt))
+            asks.append(Ask(text, seed, parse, fmt, schema))
             units.append({"prompt_id": r["prompt_id"], "a": r["candidate_id"], "criteria": names})
-        criteria_union = sorted({c for u in units for c in u["criteria"]})
-        schema = json_schema(config.mode, criteria_union) if config.mode == "rubric" else json_schema("point")
 
     answers = ask_all(
         eng,
@@ -390,7 +416,7 @@ def llm_judge(config: LLMJudge, cands: pa.Table, engine: Engine | None = None) -
         temperature=config.temperature,
         max_new_tokens=config.max_new_tokens,
         repair=config.repair,
-        schema=schema,
+        structured_output=config.structured_output,
     )
     out: list[dict[str, Any]] = []
     base = {"judge": judge, "kind": KIND, "granularity": GRANULARITY}

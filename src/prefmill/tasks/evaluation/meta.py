@@ -29,6 +29,7 @@ from prefmill.tasks.evaluation.llm_judge import (
     _stated,
     ask_all,
     conversation_text,
+    json_schema,
     judgments_table,
     last_user,
     load_template,
@@ -77,6 +78,7 @@ def meta_judge(config: MetaJudge, cands: pa.Table, prior: pa.Table, engine: Engi
     by_id = {r["candidate_id"]: r for r in _rows(cands)}
     template = load_template("meta", config.template)
     lo, hi = float(config.min_score), float(config.max_score)
+    schema = json_schema("point", (), config.min_score, config.max_score)
     asks: list[Ask] = []
     units: list[dict[str, Any]] = []
     for item in items.iter_rows(named=True):
@@ -93,7 +95,7 @@ def meta_judge(config: MetaJudge, cands: pa.Table, prior: pa.Table, engine: Engi
             max_score=config.max_score,
         )
         seed = seed_for(config.seed, config.name, item["candidate_id"], item["criterion"])
-        asks.append(Ask(text, seed, _point_parser(lo, hi), POINT_FORMAT))
+        asks.append(Ask(text, seed, _point_parser(lo, hi), POINT_FORMAT, schema))
         units.append(item)
     if not asks:
         return empty_table("judgments")
@@ -103,6 +105,7 @@ def meta_judge(config: MetaJudge, cands: pa.Table, prior: pa.Table, engine: Engi
         temperature=config.temperature,
         max_new_tokens=config.max_new_tokens,
         repair=config.repair,
+        structured_output=config.structured_output,
     )
     rows = []
     for item, ans in zip(units, answers, strict=True):

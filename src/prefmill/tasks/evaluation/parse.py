@@ -1,6 +1,6 @@
 """Tolerant parsing of judge-model replies: JSON first (also inside code fences, after prose, with
-single quotes or trailing commas), then patterns judges commonly write (``Score: 7``, ``[[7]]``,
-``7/10``, ``[[A]]``, ``Response B is better``, ``Helpfulness: 4``).
+single quotes or trailing commas, or cut off by the token limit), then patterns judges commonly
+write (``Score: 7``, ``[[7]]``, ``7/10``, ``[[A]]``, ``Response B is better``, ``Helpfulness: 4``).
 
 Every parser returns a value or a one-line ``error`` saying what was missing; it never raises on
 model text. Parser changes change verdicts, so ``PARSER_VERSION`` enters the judgments version.
@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 #: Bump whenever a reply parses differently (it is part of the judgments version, DESIGN §8).
-PARSER_VERSION = "1"
+PARSER_VERSION = "2"  # 2: JSON cut off by the token limit is closed and read
 RATIONALE_KEYS = ("rationale", "reason", "reasoning", "explanation", "justification", "comment")
 #: pair mode: strength 1 / 2 / 3 moves the preference 1/6, 2/6, 3/6 away from 0.5
 STRENGTH_STEP = 1.0 / 6.0
@@ -62,6 +62,51 @@ def _loads(text: str) -> Any:
         return None
 
 
+def close_truncated(text: str) -> str | None:
+    """``text`` (a JSON object cut off mid-way, e.g. by the token limit) with its open string, key
+    and brackets closed; None when nothing is open. Structured output puts the verdict before the
+    rationale, so a reply cut inside its rationale still carries a whole verdict."""
+    stack: list[str] = []
+    in_str = escaped = False
+    key = False  # the last string opened where an object key goes
+    last = ""  # the last significant character outside strings
+    for ch in text:
+        if in_str:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
+                in_str = False
+                last = '"'
+            continue
+        if ch == '"':
+            in_str = True
+            key = bool(stack) and stack[-1] == "}" and last in ("{", ",")
+        elif ch in "{[":
+            stack.append("}" if ch == "{" else "]")
+        elif ch in "}]" and stack:
+            stack.pop()
+        if not ch.isspace():
+            last = ch
+    if not stack:
+        return None
+    out = text[:-1] if escaped else text
+    if in_str:
+        out += '"'
+        last = '"'
+    out = out.rstrip()
+    if not in_str and last not in ('"', ",", ":", "{", "[", "}", "]"):
+        # a number or literal at the very end may itself be cut ("1" of "10"): drop it
+        out = re.sub(r"[-+.\w]+$", "", out).rstrip()
+        last = out[-1:] or last
+    if last == ",":
+        out = out[:-1]
+    elif last == ":" or (last == '"' and key):
+        out += " null" if last == ":" else ": null"
+    return out + "".join(reversed(stack))
+
+
 def json_objects(text: str) -> list[dict[str, Any]]:
     """JSON objects found in ``text``: the whole text, fenced blocks, then every ``{...}`` span."""
     found: list[dict[str, Any]] = []
@@ -91,6 +136,11 @@ def json_objects(text: str) -> list[dict[str, Any]]:
             candidates.append(text[start:end])
     for c in candidates:
         obj = _loads(c) if c else None
+        if isinstance(obj, dict):
+            found.append(obj)
+    if not found and "{" in text:  # cut off by the token limit: close it and read what is there
+        closed = close_truncated(text[text.index("{") :])
+        obj = _loads(closed) if closed else None
         if isinstance(obj, dict):
             found.append(obj)
     return found

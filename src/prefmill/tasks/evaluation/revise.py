@@ -57,7 +57,6 @@ def critique_revise(config: CritiqueReviseJudge, cands: pa.Table, engine: Engine
             GenerationRequest([{"role": "user", "content": critique_t.render(**variables(r))}], sampling, s)
             for r, s in zip(rows, seeds, strict=True)
         ],
-        None,
     )
     todo = [i for i, g in enumerate(critiques) if g.error is None]
     revisions = _generate(
@@ -75,7 +74,6 @@ def critique_revise(config: CritiqueReviseJudge, cands: pa.Table, engine: Engine
             )
             for i in todo
         ],
-        None,
     )
     revised = dict(zip(todo, revisions, strict=True))
     out = []
