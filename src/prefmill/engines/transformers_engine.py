@@ -158,12 +158,23 @@ class TransformersEngine:
 
     ``batch_size`` changes speed, never the text. Default 64: on 2 CPU cores, 64 requests x 64 new
     tokens ran at ~110 / ~215 / ~250 tokens/s with batches of 8 / 32 / 64, and 128 was no faster.
+
+    ``share_prefix`` (default on): the k samples of a prompt share its KV cache. A batch holding
+    the same prompt several times runs the prompt's forward pass once per distinct prompt and copies
+    the keys and values to its samples, so prefill costs what the distinct prompts cost, not k times
+    that (benchmarks/prefix_sharing.py measures it). The text is the same either way, as it is for
+    any batch composition (the sampler is robust to float noise).
     """
 
     supports_response_format = True
 
     def __init__(
-        self, model: str = "smollm2", batch_size: int = 64, device: str = "cpu", dtype: str = "float32"
+        self,
+        model: str = "smollm2",
+        batch_size: int = 64,
+        device: str = "cpu",
+        dtype: str = "float32",
+        share_prefix: bool = True,
     ) -> None:
         if batch_size < 1:
             raise EngineError(f"transformers engine: batch_size must be >= 1, got {batch_size}")
@@ -177,6 +188,8 @@ class TransformersEngine:
         self.model = EMBEDDED_FULL_NAME if embedded else str(path)
         self.path: Path = path
         self.batch_size = int(batch_size)
+        self.share_prefix = bool(share_prefix)
+        self.prefill_rows_saved = 0  # prompt rows whose forward pass prefix sharing skipped
         self.device = torch.device(device)
         self.calls = 0
         self.requests_served = 0
@@ -313,6 +326,7 @@ class TransformersEngine:
                 self._constraints(reqs),
             )
             with torch.inference_mode():
+                shared = self._shared_prefix(prompts, input_ids, mask) if self.share_prefix else {}
                 out = self.lm.generate(
                     input_ids=input_ids,
                     attention_mask=mask,
@@ -322,6 +336,7 @@ class TransformersEngine:
                     logits_processor=LogitsProcessorList([sampler]),
                     eos_token_id=sorted(self.eos_ids),
                     pad_token_id=self.pad_id,
+                    **shared,
                 )
             new = out[:, input_ids.shape[1] :].cpu().tolist()
         except Exception as exc:
@@ -345,6 +360,30 @@ class TransformersEngine:
                 )
             )
         return results
+
+    def _shared_prefix(
+        self, prompts: list[list[int]], input_ids: torch.Tensor, mask: torch.Tensor
+    ) -> dict[str, object]:
+        """``past_key_values`` for ``generate`` when the batch repeats a prompt, else nothing.
+
+        The distinct prompts (left-padded like the batch) run one forward pass over all but their
+        last token, with the position ids ``generate`` would give them; the cache's rows are then
+        copied to every row holding that prompt. ``generate`` sees a cache covering the prompt
+        minus one token and feeds only the last one, which yields the first new token as usual."""
+        first: dict[tuple[int, ...], int] = {}
+        rows = [first.setdefault(tuple(p), len(first)) for p in prompts]
+        if len(first) == len(prompts) or input_ids.shape[1] < 2:
+            return {}
+        distinct = torch.tensor([rows.index(u) for u in range(len(first))], device=input_ids.device)
+        ids, m = input_ids[distinct, :-1], mask[distinct, :-1]
+        positions = (m.cumsum(-1) - 1).clamp_(min=0)
+        out = self.lm(
+            input_ids=ids, attention_mask=m, position_ids=positions, use_cache=True, logits_to_keep=1
+        )
+        cache = out.past_key_values
+        cache.batch_select_indices(torch.tensor(rows, device=input_ids.device))
+        self.prefill_rows_saved += len(prompts) - len(first)
+        return {"past_key_values": cache}
 
     def _constraints(self, reqs: list[GenerationRequest]) -> Constraints | None:
         if all(r.response_format is None for r in reqs):
