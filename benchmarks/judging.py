@@ -82,6 +82,8 @@ class Recorder:
 
     def __init__(self, engine: Engine) -> None:
         self.engine, self.name, self.model = engine, engine.name, engine.model
+        # the same structured output as the engine, so the recorded requests carry the same schemas
+        self.supports_response_format = getattr(engine, "supports_response_format", False)
         self.requests: list[GenerationRequest] = []
 
     def generate(self, requests: list[GenerationRequest], progress: object = None) -> list[Generation]:
