@@ -224,6 +224,13 @@ def test_structured_output_through_the_vllm_server(vllm_server: str) -> None:
 def test_structured_output_in_process(vllm_engine: Any) -> None:
     assert vllm_engine.supports_response_format
     _check_verdicts(vllm_engine.generate([_structured(s, t) for s in (1, 2) for t in (0.0, 1.0)]))
+    # a schema vLLM rejects fails its own row only, not the batch
+    bad = GenerationRequest(
+        [{"role": "user", "content": JUDGE_ASK}], SamplingParams(0.0, 1.0, 16), 1, {"type": "nonsense"}
+    )
+    out = vllm_engine.generate([_structured(1, 0.0), bad])
+    assert out[1].text is None and out[1].error
+    _check_verdicts(out[:1])
 
 
 def test_vllm_engine_in_process(vllm_engine: Any, transformers_engine: Any) -> None:

@@ -9,6 +9,7 @@ A request's ``response_format`` (a JSON schema) constrains its tokens through ll
 from __future__ import annotations
 
 import json
+import logging
 import math
 import threading
 import time
@@ -43,6 +44,7 @@ from prefmill.engines.model_cache import (
 )
 from prefmill.errors import EngineError
 
+logger = logging.getLogger(__name__)
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 #: Upper bound on the logits one ``score`` forward pass keeps (rows x kept positions x vocab floats).
 _SCORE_LOGITS_BUDGET = 128 * 1024 * 1024
@@ -377,11 +379,16 @@ class TransformersEngine:
         distinct = torch.tensor([rows.index(u) for u in range(len(first))], device=input_ids.device)
         ids, m = input_ids[distinct, :-1], mask[distinct, :-1]
         positions = (m.cumsum(-1) - 1).clamp_(min=0)
-        out = self.lm(
-            input_ids=ids, attention_mask=m, position_ids=positions, use_cache=True, logits_to_keep=1
-        )
-        cache = out.past_key_values
-        cache.batch_select_indices(torch.tensor(rows, device=input_ids.device))
+        try:
+            out = self.lm(
+                input_ids=ids, attention_mask=m, position_ids=positions, use_cache=True, logits_to_keep=1
+            )
+            cache = out.past_key_values
+            cache.batch_select_indices(torch.tensor(rows, device=input_ids.device))
+        except Exception as exc:  # a model whose cache cannot be copied row-wise: plain prefill
+            logger.warning("transformers engine: prompt KV sharing turned off for %s: %s", self.name, exc)
+            self.share_prefix = False
+            return {}
         self.prefill_rows_saved += len(prompts) - len(first)
         return {"past_key_values": cache}
 

@@ -153,13 +153,20 @@ class VLLMEngine:
             started = time.perf_counter()
             try:
                 outputs = self.llm.generate(prompts, params, use_tqdm=False)
-            except Exception as exc:
-                ms = (time.perf_counter() - started) * 1000 / len(todo)
-                for i in todo:
-                    results[i] = Generation.failed(f"{type(exc).__name__}: {exc}", latency_ms=ms)
+            except Exception:
+                # vLLM rejects the whole batch when it rejects one request (a schema it cannot
+                # compile, say): run each alone so only the rejected ones become error rows
                 outputs = []
+                for i, prompt, param in zip(todo, prompts, params, strict=True):
+                    try:
+                        outputs.extend(self.llm.generate([prompt], [param], use_tqdm=False))
+                    except Exception as exc:
+                        outputs.append(None)
+                        results[i] = Generation.failed(f"{type(exc).__name__}: {exc}")
             ms = (time.perf_counter() - started) * 1000 / max(1, len(todo))
-            for i, out in zip(todo, outputs, strict=False):
+            for i, out in zip(todo, outputs, strict=True):
+                if out is None:
+                    continue
                 comp = out.outputs[0]
                 lp = None
                 if comp.logprobs:

@@ -9,6 +9,9 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
 from prefect.cache_policies import NO_CACHE
 from prefect.exceptions import MissingContextError
 from prefect.logging import get_run_logger
@@ -155,6 +158,17 @@ def latest_retry(store: Store, m: Manifest) -> Manifest:
         if not retries:
             return m
         m = retries[-1]  # versions() is oldest first
+
+
+def candidates_with_prompts(
+    store: Store, candidates: Manifest, index: int, prompts: Manifest, columns: list[str]
+) -> tuple[pa.Table, pa.Table]:
+    """Part file ``index`` of ``candidates``, and the same rows with the prompts' ``columns`` (besides
+    prompt_id) joined on: what the judges and revisers of one shard read."""
+    cands = pq.read_table(store.file_paths(candidates)[index], filesystem=store.fs)
+    refs = store.read_arrow(prompts, columns=["prompt_id", *columns])
+    joined = pl.from_arrow(cands).join(pl.from_arrow(refs), on="prompt_id", how="left").to_arrow()
+    return cands, joined
 
 
 def run_shards(

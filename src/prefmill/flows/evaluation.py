@@ -7,7 +7,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 from prefect import flow, task
@@ -20,6 +19,7 @@ from prefmill.flows.common import (
     TableResult,
     Target,
     cached_result,
+    candidates_with_prompts,
     log,
     run_shards,
 )
@@ -122,9 +122,9 @@ def judge_candidates_shard(
 ) -> dict[str, Any]:
     """Judge the candidates of one candidates part file and write judgments shard ``index``."""
     store = Store(root)
-    cands = pq.read_table(store.file_paths(candidates)[index], filesystem=store.fs)
-    refs = store.read_arrow(prompts, columns=["prompt_id", "messages", "reference", "rubric"])
-    joined = pl.from_arrow(cands).join(pl.from_arrow(refs), on="prompt_id", how="left").to_arrow()
+    cands, joined = candidates_with_prompts(
+        store, candidates, index, prompts, ["messages", "reference", "rubric"]
+    )
     started = time.perf_counter()
     judgments = judge_shard(joined, judges)
     stats = {"judge_seconds": round(time.perf_counter() - started, 3), "judged_candidates": cands.num_rows}

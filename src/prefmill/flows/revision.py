@@ -13,13 +13,18 @@ from __future__ import annotations
 import time
 from typing import Any
 
-import polars as pl
 import pyarrow as pa
-import pyarrow.parquet as pq
 from prefect import flow, task
 
 from prefmill.engines.registry import get_engine
-from prefmill.flows.common import SHARD_TASK, STAGE_FLOW, TableResult, Target, cached_result
+from prefmill.flows.common import (
+    SHARD_TASK,
+    STAGE_FLOW,
+    TableResult,
+    Target,
+    cached_result,
+    candidates_with_prompts,
+)
 from prefmill.flows.evaluation import evaluation_config, judge_configs
 from prefmill.progress import reporter
 from prefmill.recipe import CritiqueReviseJudge, Recipe
@@ -48,10 +53,8 @@ def revise_shard(
 ) -> dict[str, Any]:
     """Shard ``index`` of ``candidates`` followed by every reviser's revisions of it."""
     store = Store(root)
-    cands = pq.read_table(store.file_paths(candidates)[index], filesystem=store.fs)
+    cands, joined = candidates_with_prompts(store, candidates, index, prompts, ["messages"])
     cands = conform("candidates", cands)
-    msgs = store.read_arrow(prompts, columns=["prompt_id", "messages"])
-    joined = pl.from_arrow(cands).join(pl.from_arrow(msgs), on="prompt_id", how="left").to_arrow()
     started = time.perf_counter()
     parts = [cands]
     for config in configs:
