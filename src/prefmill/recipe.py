@@ -472,6 +472,13 @@ class HumanJudge(_Section):
     )
 
 
+#: The description of the `structured_output` field of the judges that write verdicts (llm, meta).
+_STRUCTURED_OUTPUT = (
+    "Constrain the verdict to its JSON schema where the engine can (transformers, vllm, openai with "
+    "`structured_output=true`); otherwise the tolerant parser reads free text."
+)
+
+
 class LLMJudge(_Section):
     """A judge model (any engine) that scores candidates: `point` (one score on a stated scale),
     `pair` (which of two responses is better, both orders), or `rubric` (named criteria scored
@@ -509,11 +516,7 @@ class LLMJudge(_Section):
     repair: bool = Field(
         default=True, description="Ask once more, with a repair prompt, when a verdict cannot be parsed."
     )
-    structured_output: bool = Field(
-        default=True,
-        description="Constrain the verdict to its JSON schema where the engine can (transformers, vllm, "
-        "openai with `structured_output=true`); otherwise the tolerant parser reads free text.",
-    )
+    structured_output: bool = Field(default=True, description=_STRUCTURED_OUTPUT)
     seed: int = Field(default=0, description="Seed of the judge's sampling (with the judged ids).")
 
     @field_validator("criteria")
@@ -547,11 +550,7 @@ class MetaJudge(_Section):
     temperature: float = Field(default=0.0, ge=0, le=5, description="Sampling temperature (0: greedy).")
     max_new_tokens: int = Field(default=256, ge=1, le=32768, description="Longest verdict in tokens.")
     repair: bool = Field(default=True, description="Ask once more when a verdict cannot be parsed.")
-    structured_output: bool = Field(
-        default=True,
-        description="Constrain the verdict to its JSON schema where the engine can (transformers, vllm, "
-        "openai with `structured_output=true`); otherwise the tolerant parser reads free text.",
-    )
+    structured_output: bool = Field(default=True, description=_STRUCTURED_OUTPUT)
     seed: int = Field(default=0, description="Seed of the judge's sampling.")
 
     @property

@@ -73,15 +73,20 @@ usable_candidates AS (
     FROM with_policy
     WHERE error IS NULL AND response IS NOT NULL
 ),
-usable_pairs AS (
-    SELECT prompt_id, candidate_id, other_candidate_id, criterion, judge, prefers_first
+valid_pairs AS (
+    -- pair verdicts that say something: parsed, a preference, two different candidates
+    SELECT *
     FROM judgments
     WHERE mode = 'pair'
-      AND granularity = 'outcome'
       AND parse_error IS NULL
       AND prefers_first IS NOT NULL
       AND other_candidate_id IS NOT NULL
       AND other_candidate_id <> candidate_id
+),
+usable_pairs AS (
+    SELECT prompt_id, candidate_id, other_candidate_id, criterion, judge, prefers_first
+    FROM valid_pairs
+    WHERE granularity = 'outcome'
 ),
 judge_scores AS (
     -- point verdicts as they are; each pair verdict gives both of its candidates their probability
@@ -172,13 +177,8 @@ pair_rows AS (
         greatest(candidate_id, other_candidate_id) AS hi,
         "order",
         prefers_first
-    FROM judgments
-    WHERE mode = 'pair'
-      AND "order" IN ('ab', 'ba')
-      AND parse_error IS NULL
-      AND prefers_first IS NOT NULL
-      AND other_candidate_id IS NOT NULL
-      AND other_candidate_id <> candidate_id
+    FROM valid_pairs
+    WHERE "order" IN ('ab', 'ba')
 ),
 swapped AS (
     -- P(the response shown first in order 'ab' is better): prefers_first of the 'ab' rows, and
