@@ -1,0 +1,95 @@
+"""The `instantiation` section: outputs, SQL parameters, selection filters."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from prefmill.recipe.base import OUTPUTS, _Section
+
+
+class SelectionConfig(_Section):
+    """Selection filters over pairs (prefmill/sql/selection.sql; `min_margin` is the explicit margin).
+    Every filter that removes rows reports how many and why in the pairs version's manifest
+    (`stats.removed`). A field left null switches its filter off."""
+
+    min_implicit_margin: float | None = Field(
+        default=None,
+        description="Implicit margin: keep pairs whose policy log-prob gap (per token, chosen minus "
+        "rejected) is at least this; with `min_margin` both are required (BeeS). Pairs without "
+        "log-probs are dropped while it is set ($min_implicit_margin).",
+    )
+    min_spread: float | None = Field(
+        default=None, ge=0, description="Ensemble spread: keep items whose judge spread is >= this."
+    )
+    max_spread: float | None = Field(
+        default=None, ge=0, description="Ensemble spread: keep items whose judge spread is <= this."
+    )
+    drop_swap_inconsistent: bool = Field(
+        default=True,
+        description="Drop pairs a pair-wise judge preferred differently when the two responses swapped "
+        "places ($drop_swap_inconsistent).",
+    )
+    min_entropy: float | None = Field(
+        default=None, ge=0, le=1, description="Judge entropy band (bits, 0..1): lower bound."
+    )
+    max_entropy: float | None = Field(
+        default=None, ge=0, le=1, description="Judge entropy band (bits, 0..1): upper bound."
+    )
+
+
+class InstantiationConfig(_Section):
+    """Stage 3: preference instantiation (DuckDB SQL turns judgments into training signal)."""
+
+    outputs: list[Literal["pairs", "points", "lists"]] = Field(
+        default_factory=lambda: list(OUTPUTS), min_length=1, description="Tables to build."
+    )
+    min_margin: float = Field(default=0.0, ge=0, description="Pairs: smallest score gap kept ($min_margin).")
+    tau: float = Field(default=1.0, gt=0, description="Pairs: soft_label = sigmoid(margin / tau) ($tau).")
+    label_threshold: float = Field(
+        default=0.5, description="Points: label = reward >= threshold, for KTO ($label_threshold)."
+    )
+    sql: dict[Literal["pairs", "points", "lists", "selection"], str] = Field(
+        default_factory=dict,
+        description="Replace a built-in SQL file: output (or `selection`) -> path of your .sql "
+        "(relative to the recipe).",
+    )
+    pair_strategies: list[Literal["best_vs_worst", "all_pairs", "best_vs_random", "pareto", "diverse"]] = (
+        Field(
+            default_factory=lambda: ["best_vs_worst"],
+            min_length=1,
+            description="Pairs: how pairs are made ($strategies): `best_vs_worst`, `all_pairs` (every "
+            "ordered pair with a score gap), `best_vs_random` (seeded by the recipe seed), `pareto` "
+            "(no worse on every criterion, better on one), `diverse` (DivPO: the most distinct good "
+            "response chosen, by all-MiniLM-L6-v2 embeddings).",
+        )
+    )
+    weight_clip: float = Field(
+        default=5.0,
+        ge=1,
+        description="Pairs: WPO-style weights are clipped to [1/weight_clip, weight_clip] ($weight_clip).",
+    )
+    diversity_quantile: float = Field(
+        default=0.5,
+        ge=0,
+        le=1,
+        description="Pairs, `diverse`: candidates scoring >= this quantile of their group count as good "
+        "($diversity_quantile).",
+    )
+    label_rule: Literal["threshold", "quantile"] = Field(
+        default="threshold",
+        description="Points: KTO label by `threshold` (reward >= label_threshold) or `quantile` (top "
+        "label_quantile of each prompt desirable, bottom one undesirable, the middle left out).",
+    )
+    label_quantile: float = Field(
+        default=0.25, gt=0, le=0.5, description="Points: the quantile of `label_rule: quantile`."
+    )
+    criterion_weights: dict[str, float] = Field(
+        default_factory=dict,
+        description="Weighted scalarisation: {criterion: weight}; candidates scored on every listed "
+        "criterion get an extra criterion `weighted` with score = sum(weight * score).",
+    )
+    selection: SelectionConfig = Field(
+        default_factory=SelectionConfig, description="Selection filters over pairs (and spread on points)."
+    )

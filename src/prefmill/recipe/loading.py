@@ -1,0 +1,145 @@
+"""Loading a recipe file: YAML with line numbers, validation errors in one line each."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from prefmill.errors import RecipeError
+from prefmill.recipe.evaluation import JUDGE_MODELS, EvaluationConfig, FidelityConfig
+from prefmill.recipe.instantiation import InstantiationConfig, SelectionConfig
+from prefmill.recipe.model import ExportConfig, Recipe
+from prefmill.recipe.prompts import ArithmeticSource, FileSource, PromptsConfig
+from prefmill.recipe.synthesis import (
+    BestOfNConfig,
+    DiversityConfig,
+    OfflineSource,
+    PolicyConfig,
+    SynthesisConfig,
+    VerbalizedConfig,
+)
+from prefmill.trainers.config import IterateConfig, TrainConfig, TrainEvalConfig, TrainLoraConfig
+
+# -- loading with line numbers ----------------------------------------------------------------
+
+
+def _node_at(root: yaml.Node | None, loc: Sequence[Any]) -> yaml.Node | None:
+    """The deepest YAML node along a pydantic error location (tags of unions are skipped)."""
+    node = root
+    for part in loc:
+        if isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                if key.value == part:
+                    node = value if not isinstance(value, yaml.ScalarNode) or part != loc[-1] else key
+                    break
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+            node = node.value[part]
+    return node
+
+
+def _section_model(loc: Sequence[Any]) -> type[BaseModel] | None:
+    """The recipe model that holds the last field of ``loc``."""
+    names = tuple(p for p in loc[:-1] if isinstance(p, str))
+    sections: dict[tuple[str, ...], type[BaseModel]] = {
+        (): Recipe,
+        ("prompts",): PromptsConfig,
+        ("prompts", "sources", "file"): FileSource,
+        ("prompts", "sources", "arithmetic"): ArithmeticSource,
+        ("synthesis",): SynthesisConfig,
+        ("synthesis", "best_of_n"): BestOfNConfig,
+        ("synthesis", "verbalized"): VerbalizedConfig,
+        ("synthesis", "policies"): PolicyConfig,
+        ("synthesis", "offline"): OfflineSource,
+        ("synthesis", "diversity"): DiversityConfig,
+        ("evaluation",): EvaluationConfig,
+        ("evaluation", "fidelity"): FidelityConfig,
+        ("instantiation",): InstantiationConfig,
+        **{("evaluation", "judges", kind): model for kind, model in JUDGE_MODELS.items()},
+        ("instantiation", "selection"): SelectionConfig,
+        ("export",): ExportConfig,
+        ("train",): TrainConfig,
+        ("train", "lora"): TrainLoraConfig,
+        ("train", "eval"): TrainEvalConfig,
+        ("iterate",): IterateConfig,
+    }
+    return sections.get(names)
+
+
+def _describe(error: dict[str, Any]) -> str:
+    kind = error["type"]
+    if kind == "extra_forbidden":
+        model = _section_model(error["loc"])
+        allowed = [n for n, f in model.model_fields.items() if not f.exclude] if model else []
+        hint = f" (allowed: {', '.join(allowed)})" if allowed else ""
+        return f"unknown field{hint}; see docs/recipe.md"
+    if kind == "missing":
+        return "required field is missing"
+    message = error["msg"].removeprefix("Value error, ")
+    value = error.get("input")
+    if isinstance(value, str | int | float | bool):
+        message += f" (got {value!r})"
+    return message
+
+
+_TAGS = frozenset({"file", "arithmetic", *JUDGE_MODELS})
+
+
+def _field_path(loc: Sequence[Any]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif part in _TAGS and out.endswith("]"):
+            continue  # discriminator tag pydantic inserts into the location
+        else:
+            out += ("." if out else "") + str(part)
+    return out or "(top level)"
+
+
+def parse_recipe(text: str, *, name: str = "recipe.yaml", base_dir: str | Path = ".") -> Recipe:
+    """Validate recipe YAML text. Errors: ``RecipeError('<name> line N: <field>: <problem>')``."""
+    try:
+        tree = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise RecipeError(f"{name}{where}: not valid YAML: {problem}") from None
+    if data is None:
+        raise RecipeError(f"{name}: the recipe is empty; `prefmill init quickstart` writes an example")
+    if not isinstance(data, dict):
+        raise RecipeError(f"{name} line 1: a recipe is a mapping of fields (dataset, prompts, ...)")
+    data["base_dir"] = str(base_dir)
+    try:
+        return Recipe.model_validate(data)
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            loc = error["loc"]
+            node = _node_at(tree, loc)
+            line = f" line {node.start_mark.line + 1}" if node is not None else ""
+            problems.append(f"{name}{line}: {_field_path(loc)}: {_describe(error)}")
+        more = f" (and {len(problems) - 1} more: {'; '.join(problems[1:])})" if len(problems) > 1 else ""
+        raise RecipeError(problems[0] + more) from None
+
+
+def load_recipe(path: str | os.PathLike[str]) -> Recipe:
+    """Read and validate a recipe file."""
+    file = Path(path)
+    try:
+        text = file.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise RecipeError(
+            f"recipe file not found: {file}; `prefmill init quickstart` writes an example"
+        ) from None
+    except IsADirectoryError:
+        raise RecipeError(f"{file} is a folder, not a recipe file") from None
+    except UnicodeDecodeError as exc:
+        raise RecipeError(f"{file}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    return parse_recipe(text, name=str(file), base_dir=file.resolve().parent)
