@@ -18,6 +18,7 @@ from prefmill.sql import read_sql
 from prefmill.storage import Manifest, Parent, Store
 from prefmill.storage.duck import session
 from prefmill.tasks.instantiation.embeddings import EMBEDDING_MODEL, embed_candidates
+from prefmill.tasks.instantiation.params import sql_params
 from prefmill.tasks.instantiation.run import (
     INSTANTIATION_CODE_VERSION,
     instantiate_with_report,
@@ -29,19 +30,7 @@ STAGE = "instantiation"
 
 def recipe_params(recipe: Recipe) -> dict[str, Any]:
     """Every SQL parameter the recipe sets, by its $name in the SQL files."""
-    i = recipe.instantiation
-    return {
-        "min_margin": i.min_margin,
-        "tau": i.tau,
-        "label_threshold": i.label_threshold,
-        "label_rule": i.label_rule,
-        "label_quantile": i.label_quantile,
-        "strategies": list(i.pair_strategies),
-        "seed": recipe.seed,
-        "diversity_quantile": i.diversity_quantile,
-        "weight_clip": i.weight_clip,
-        **i.selection.model_dump(),
-    }
+    return sql_params(recipe.instantiation, recipe.seed)
 
 
 def output_config(recipe: Recipe, output: str) -> tuple[dict[str, Any], str | None]:

@@ -20,6 +20,7 @@ import pyarrow as pa
 from prefmill.errors import QueryError
 from prefmill.storage.duck import query, session
 from prefmill.storage.store import DEFAULT_REF, Store
+from prefmill.storage.tables import order_key
 
 #: aggregate name -> the tables it reads (an aggregate runs only when the ref has all of them).
 AGGREGATES: dict[str, tuple[str, ...]] = {
@@ -42,9 +43,6 @@ DEFAULT_PARAMS: dict[str, dict[str, int]] = {
     "length_score": {"limit": 5000},
     "pairs_sample": {"limit": 8},
 }
-
-#: Stage order of the tables in the report.
-TABLE_ORDER = ("prompts", "prompts_rejected", "candidates", "judgments", "pairs", "points", "lists")
 
 
 def read_report_sql(name: str) -> str:
@@ -91,10 +89,6 @@ class ReportData:
         return table.to_pylist() if table is not None else []
 
 
-def _rank(table: str) -> tuple[int, str]:
-    return (TABLE_ORDER.index(table) if table in TABLE_ORDER else len(TABLE_ORDER), table)
-
-
 def collect(
     store: Store,
     dataset: str,
@@ -105,7 +99,7 @@ def collect(
     overrides (e.g. ``{"pairs_sample": {"limit": 20}}``)."""
     r = store.read_ref(dataset, ref)
     versions = []
-    for table in sorted(r.tables, key=_rank):
+    for table in sorted(r.tables, key=order_key):
         m = store.manifest(dataset, table, r.tables[table])
         versions.append(
             {
