@@ -14,7 +14,7 @@ from prefect import flow, task
 from prefmill.flows.common import SHARD_TASK, STAGE_FLOW, TableResult, Target, log
 from prefmill.progress import reporter
 from prefmill.recipe import Recipe
-from prefmill.sql import read_sql
+from prefmill.sql import JUDGMENT_MACROS, read_sql
 from prefmill.storage import Manifest, Parent, Store
 from prefmill.storage.duck import session
 from prefmill.tasks.instantiation.embeddings import EMBEDDING_MODEL, embed_candidates
@@ -42,6 +42,7 @@ def output_config(recipe: Recipe, output: str) -> tuple[dict[str, Any], str | No
     where = recipe.instantiation.sql.get(output, f"{output}.sql")  # type: ignore[call-overload]
     used = sql_parameters(text, where=where) | sql_parameters(scores, where="scores.sql")
     parts = [scores, text]
+    parts.insert(0, read_sql(JUDGMENT_MACROS))  # usable_judgments() and swap_pairs(), read by both
     custom_selection = None
     if output == "pairs":
         custom_selection = recipe.sql_text("selection")

@@ -18,6 +18,7 @@ import duckdb
 import pyarrow as pa
 
 from prefmill.errors import QueryError
+from prefmill.sql import define_judgment_macros
 from prefmill.storage.duck import query, session
 from prefmill.storage.store import DEFAULT_REF, Store
 from prefmill.storage.tables import order_key
@@ -56,7 +57,10 @@ def read_report_sql(name: str) -> str:
 def aggregate(
     con: duckdb.DuckDBPyConnection, name: str, params: Mapping[str, object] | None = None
 ) -> pa.Table:
-    """Run report aggregate ``name`` on ``con`` (its input tables bound as views)."""
+    """Run report aggregate ``name`` on ``con`` (its input tables bound as views; the aggregates over
+    judgments read them through ``usable_judgments()``, defined here)."""
+    if "judgments" in AGGREGATES.get(name, ()):
+        define_judgment_macros(con)
     merged = {**DEFAULT_PARAMS.get(name, {}), **(params or {})}
     return query(con, read_report_sql(name), merged or None)
 

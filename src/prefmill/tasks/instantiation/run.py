@@ -19,7 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from prefmill.errors import QueryError
-from prefmill.sql import read_sql
+from prefmill.sql import define_judgment_macros, read_sql
 from prefmill.storage.duck import to_arrow
 from prefmill.storage.schemas import conform, schema_for
 from prefmill.storage.tables import OUTPUTS, TABLES
@@ -133,9 +133,10 @@ def bind_candidate_scores(
         if aggregation is not None:
             con.execute(f"SET VARIABLE aggregation = '{aggregation}'")
         con.execute(CONTENT_ID_MACRO)
+        define_judgment_macros(con)
         con.register("criterion_weights", weights_table(criterion_weights))
         con.execute(f"CREATE OR REPLACE TEMP VIEW candidate_scores AS\n{scores}\n")
-    except duckdb.Error as exc:
+    except (duckdb.Error, QueryError) as exc:
         raise QueryError(
             f"instantiation: cannot create view candidate_scores from prefmill/sql/scores.sql: "
             f"{_duck_message(exc)}; bind the views prompts, candidates and judgments first"
