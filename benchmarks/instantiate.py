@@ -153,7 +153,7 @@ def run_prefmill(root: str, versions: dict[str, str], output: str) -> int:
 
 
 def run_bare(root: str, versions: dict[str, str], output: str) -> int:
-    from prefmill.sql import read_sql
+    from prefmill.sql import define_judgment_macros, read_sql
     from prefmill.storage import Store
     from prefmill.tasks.instantiation.run import CONTENT_ID_MACRO, DEFAULT_PARAMS, EMBEDDINGS_SCHEMA
 
@@ -163,6 +163,7 @@ def run_bare(root: str, versions: dict[str, str], output: str) -> int:
         files = ", ".join(f"'{p}'" for p in store.file_paths(store.manifest(DATASET, t, v)))
         con.execute(f"CREATE VIEW {t} AS SELECT * FROM read_parquet([{files}])")
     con.execute(CONTENT_ID_MACRO)
+    define_judgment_macros(con)  # usable_judgments() and swap_pairs(), read by scores.sql and selection.sql
     weights = pa.table({"criterion": pa.array([], pa.string()), "weight": pa.array([], pa.float64())})
     con.register("criterion_weights", weights)
     con.register("candidate_embeddings", EMBEDDINGS_SCHEMA.empty_table())

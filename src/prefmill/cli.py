@@ -20,6 +20,7 @@ from rich.markup import escape
 from prefmill.commands import pick_dataset as _dataset
 from prefmill.errors import PrefmillError
 from prefmill.storage import DEFAULT_REF, ID_COLUMNS, Manifest, Store
+from prefmill.storage.tables import order_key
 from prefmill.ui import FORMATS, console, human_bytes, render_records, render_rows
 
 app = typer.Typer(
@@ -39,7 +40,6 @@ def _options(
     """Global options (``--debug`` is honoured anywhere on the command line)."""
 
 
-TABLE_ORDER = ("prompts", "prompts_rejected", "candidates", "judgments", "pairs", "points", "lists")
 TEMPLATES = ("quickstart", "strategies")
 
 RootOpt = Annotated[
@@ -75,10 +75,6 @@ def _split_spec(spec: str) -> tuple[str, str | None]:
 def _resolve(store: Store, dataset: str, spec: str, ref: str) -> Manifest:
     table, version = _split_spec(spec)
     return store.resolve_version(dataset, table, version, ref)
-
-
-def _table_rank(name: str) -> tuple[int, str]:
-    return (TABLE_ORDER.index(name) if name in TABLE_ORDER else len(TABLE_ORDER), name)
 
 
 # -- init and build ----------------------------------------------------------------------------
@@ -196,7 +192,7 @@ def tables(
         for t, v in r.tables.items():
             pointed.setdefault((t, v), []).append(name)
     records: list[dict[str, Any]] = []
-    for table in sorted(store.tables(ds), key=_table_rank):
+    for table in sorted(store.tables(ds), key=order_key):
         for m in reversed(store.versions(ds, table)):
             records.append(
                 {

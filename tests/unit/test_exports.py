@@ -222,3 +222,25 @@ def test_cli_export(
     assert (out / "train.jsonl").read_text().count("\n") == 4
     assert run(["export", "points", "-f", "trl-preference", "--out", str(out), "--root", store.root]) == 1
     assert "exports the 'pairs' table, not 'points'" in capsys.readouterr().err
+
+
+def test_card_judge_summary_reads_swap_consistency_from_both_orders() -> None:
+    import duckdb
+
+    from prefmill.exports.card import judge_summary
+
+    base = {"prompt_id": "p", "judge": "J", "kind": "llm", "mode": "pair", "criterion": "overall"}
+    base |= {"granularity": "outcome", "unit_index": None, "score": None, "rationale": None, "raw": None}
+    rows = [  # 'ab' shows the lower id first, 'ba' the higher one; prefers_first = P(first is better)
+        {**base, "judgment_id": "1", "candidate_id": "a", "other_candidate_id": "b", "order": "ab"},
+        {**base, "judgment_id": "2", "candidate_id": "b", "other_candidate_id": "a", "order": "ba"},
+        {**base, "judgment_id": "3", "candidate_id": "a", "other_candidate_id": "c", "order": "ab"},
+        {**base, "judgment_id": "4", "candidate_id": "c", "other_candidate_id": "a", "order": "ba"},
+    ]
+    for row, p in zip(rows, [0.9, 0.2, 0.9, 0.8], strict=True):  # a>b both ways; a>c, then c>a
+        row.update(prefers_first=p, parse_error=None)
+    con = duckdb.connect()
+    con.register("judgments", pa.Table.from_pylist(rows, schema=SCHEMAS["judgments"]))
+    [summary] = judge_summary(con)
+    assert summary["judge"] == "J" and summary["verdicts"] == 4
+    assert summary["swap_consistency"] == 0.5

@@ -93,7 +93,7 @@ BAD_ROWS = [
     ),
     ({"annotator": "ann", "candidate_id": "a1", "score": 1, "stars": 5}, r"line 2: unknown field\(s\) stars"),
     ({"annotator": "bob", "candidate_id": "a2", "score": 1}, r"line 2: repeats the verdict of line 1"),
-    ("[1, 2]", r"line 2: expected a JSON object"),
+    ("[1, 2]", r"line 2: not a JSON object but a list; each line must be one JSON object"),
     ("{oops", r"line 2: not valid JSON"),
 ]
 

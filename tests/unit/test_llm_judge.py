@@ -313,7 +313,7 @@ def test_calibration_accuracy_and_file_errors(tmp_path: Path) -> None:
     with pytest.raises(InputError, match=r"cal.jsonl line 1: a calibration pair needs"):
         calibrate(LLMJudge(kind="llm"), path, ScriptedJudge())
     path.write_text('{"prompt": "Q", "chosen": "x", "rejected": "y"}\nnot json\n', encoding="utf-8")
-    with pytest.raises(InputError, match=r"cal.jsonl line 2: not JSON"):
+    with pytest.raises(InputError, match=r"cal.jsonl line 2: not valid JSON \(.*\); fix or remove the line"):
         calibrate(LLMJudge(kind="llm"), path, ScriptedJudge())
 
 

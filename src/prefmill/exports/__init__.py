@@ -123,7 +123,7 @@ def export_table(
         if m.table in ("prompts", "judgments"):
             bind(con, store, m.table, m)
         names = {r[0] for r in con.sql("SELECT table_name FROM information_schema.tables").fetchall()}
-        if conversational and "prompts" not in names and spec.table in ("pairs", "points"):
+        if conversational and "prompts" not in names and spec.reads_prompts:
             raise ExportError(
                 f"{m.table}@{m.version} has no prompts table in its lineage: "
                 "export it without --conversational"

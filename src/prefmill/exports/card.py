@@ -8,6 +8,7 @@ from typing import Any
 import duckdb
 import yaml
 
+from prefmill.sql import define_judgment_macros
 from prefmill.storage import Manifest
 
 _SIZES = ((1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"), (1_000_000, "100K<n<1M"))
@@ -59,21 +60,14 @@ def breakdowns(con: duckdb.DuckDBPyConnection) -> dict[str, list[dict[str, Any]]
 
 def judge_summary(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
     """Per judge: verdicts, parse errors, mean score, and for pair-wise judges the share of pairs whose
-    two orders agree (swap consistency)."""
+    two orders agree (swap consistency: ``swap_pairs()``, sql/usable_judgments.sql)."""
+    define_judgment_macros(con)
     return _scalar(
         con,
         """
-        WITH pair_orders AS (
-            SELECT judge, candidate_id, other_candidate_id, criterion,
-                   sign(avg(prefers_first) FILTER (WHERE "order" = 'ab') - 0.5) AS ab,
-                   sign(0.5 - avg(prefers_first) FILTER (WHERE "order" = 'ba')) AS ba
-            FROM judgments
-            WHERE mode = 'pair' AND parse_error IS NULL AND prefers_first IS NOT NULL
-            GROUP BY ALL
-        ),
-        consistency AS (
-            SELECT judge, avg(CASE WHEN ab = ba THEN 1.0 ELSE 0.0 END) AS swap_consistency
-            FROM pair_orders WHERE ab IS NOT NULL AND ba IS NOT NULL GROUP BY judge
+        WITH consistency AS (
+            SELECT judge, avg(CASE WHEN consistent THEN 1.0 ELSE 0.0 END) AS swap_consistency
+            FROM swap_pairs() GROUP BY judge
         )
         SELECT j.judge, any_value(j.kind) AS kind, string_agg(DISTINCT j.mode, ',') AS modes,
                count(*) AS verdicts, count(j.parse_error) AS parse_errors,

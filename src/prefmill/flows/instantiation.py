@@ -14,10 +14,11 @@ from prefect import flow, task
 from prefmill.flows.common import SHARD_TASK, STAGE_FLOW, TableResult, Target, log
 from prefmill.progress import reporter
 from prefmill.recipe import Recipe
-from prefmill.sql import read_sql
+from prefmill.sql import JUDGMENT_MACROS, read_sql
 from prefmill.storage import Manifest, Parent, Store
 from prefmill.storage.duck import session
 from prefmill.tasks.instantiation.embeddings import EMBEDDING_MODEL, embed_candidates
+from prefmill.tasks.instantiation.params import sql_params
 from prefmill.tasks.instantiation.run import (
     INSTANTIATION_CODE_VERSION,
     instantiate_with_report,
@@ -29,19 +30,7 @@ STAGE = "instantiation"
 
 def recipe_params(recipe: Recipe) -> dict[str, Any]:
     """Every SQL parameter the recipe sets, by its $name in the SQL files."""
-    i = recipe.instantiation
-    return {
-        "min_margin": i.min_margin,
-        "tau": i.tau,
-        "label_threshold": i.label_threshold,
-        "label_rule": i.label_rule,
-        "label_quantile": i.label_quantile,
-        "strategies": list(i.pair_strategies),
-        "seed": recipe.seed,
-        "diversity_quantile": i.diversity_quantile,
-        "weight_clip": i.weight_clip,
-        **i.selection.model_dump(),
-    }
+    return sql_params(recipe.instantiation, recipe.seed)
 
 
 def output_config(recipe: Recipe, output: str) -> tuple[dict[str, Any], str | None]:
@@ -53,6 +42,7 @@ def output_config(recipe: Recipe, output: str) -> tuple[dict[str, Any], str | No
     where = recipe.instantiation.sql.get(output, f"{output}.sql")  # type: ignore[call-overload]
     used = sql_parameters(text, where=where) | sql_parameters(scores, where="scores.sql")
     parts = [scores, text]
+    parts.insert(0, read_sql(JUDGMENT_MACROS))  # usable_judgments() and swap_pairs(), read by both
     custom_selection = None
     if output == "pairs":
         custom_selection = recipe.sql_text("selection")

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+from typing import Any, Literal
+
 from pydantic import BaseModel, ConfigDict
 
+from prefmill.storage.tables import OUTPUTS
+
 STAGES = ("prompts", "synthesis", "evaluation", "instantiation")
-OUTPUTS = ("pairs", "points", "lists")
+
+#: The recipe's choice of instantiation outputs, built from the table registry.
+Output: Any = Literal[OUTPUTS]  # type: ignore[valid-type]
 
 
 class _Section(BaseModel):

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from prefmill.recipe.base import OUTPUTS, _Section
+from prefmill.recipe.base import OUTPUTS, Output, _Section
 
 
 class SelectionConfig(_Section):
@@ -42,7 +42,7 @@ class SelectionConfig(_Section):
 class InstantiationConfig(_Section):
     """Stage 3: preference instantiation (DuckDB SQL turns judgments into training signal)."""
 
-    outputs: list[Literal["pairs", "points", "lists"]] = Field(
+    outputs: list[Output] = Field(
         default_factory=lambda: list(OUTPUTS), min_length=1, description="Tables to build."
     )
     min_margin: float = Field(default=0.0, ge=0, description="Pairs: smallest score gap kept ($min_margin).")
@@ -50,7 +50,7 @@ class InstantiationConfig(_Section):
     label_threshold: float = Field(
         default=0.5, description="Points: label = reward >= threshold, for KTO ($label_threshold)."
     )
-    sql: dict[Literal["pairs", "points", "lists", "selection"], str] = Field(
+    sql: dict[Output | Literal["selection"], str] = Field(
         default_factory=dict,
         description="Replace a built-in SQL file: output (or `selection`) -> path of your .sql "
         "(relative to the recipe).",

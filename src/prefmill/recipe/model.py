@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
@@ -16,18 +16,21 @@ from prefmill.recipe.instantiation import InstantiationConfig
 from prefmill.recipe.prompts import PromptsConfig
 from prefmill.recipe.synthesis import SynthesisConfig
 from prefmill.storage.store import check_name
+from prefmill.storage.tables import EXPORT_FORMATS
 from prefmill.trainers.config import IterateConfig, TrainConfig
+
+#: The recipe's choice of export formats, built from the table registry.
+ExportFormatName: Any = Literal[tuple(EXPORT_FORMATS)]  # type: ignore[valid-type]
 
 
 class ExportConfig(_Section):
     """One export written at the end of `prefmill build` (same as `prefmill export`): a folder with
     the rows in a training library's format and a dataset card (README.md)."""
 
-    format: Literal["trl-preference", "trl-unpaired", "trl-prompt-only", "trl-reward", "rows"] = Field(
-        description="Columns: `trl-preference` (prompt/chosen/rejected, from pairs), `trl-unpaired` "
-        "(prompt/completion/label for KTO, from points), `trl-prompt-only` (prompt + reference for "
-        "GRPO/RLOO reward functions, from prompts), `trl-reward` (implicit-prompt chosen/rejected + "
-        "margin, from pairs), `rows` (the table as it is)."
+    format: ExportFormatName = Field(
+        description="Columns: "
+        + ", ".join(f"`{f.name}` ({f.summary})" for f in EXPORT_FORMATS.values())
+        + "."
     )
     out: str = Field(description="Output folder; relative paths are relative to the recipe's folder.")
     table: str | None = Field(

@@ -18,8 +18,10 @@ import duckdb
 import pyarrow as pa
 
 from prefmill.errors import QueryError
+from prefmill.sql import define_judgment_macros
 from prefmill.storage.duck import query, session
 from prefmill.storage.store import DEFAULT_REF, Store
+from prefmill.storage.tables import order_key
 
 #: aggregate name -> the tables it reads (an aggregate runs only when the ref has all of them).
 AGGREGATES: dict[str, tuple[str, ...]] = {
@@ -43,9 +45,6 @@ DEFAULT_PARAMS: dict[str, dict[str, int]] = {
     "pairs_sample": {"limit": 8},
 }
 
-#: Stage order of the tables in the report.
-TABLE_ORDER = ("prompts", "prompts_rejected", "candidates", "judgments", "pairs", "points", "lists")
-
 
 def read_report_sql(name: str) -> str:
     """The text of ``prefmill/sql/report/<name>.sql``."""
@@ -58,7 +57,10 @@ def read_report_sql(name: str) -> str:
 def aggregate(
     con: duckdb.DuckDBPyConnection, name: str, params: Mapping[str, object] | None = None
 ) -> pa.Table:
-    """Run report aggregate ``name`` on ``con`` (its input tables bound as views)."""
+    """Run report aggregate ``name`` on ``con`` (its input tables bound as views; the aggregates over
+    judgments read them through ``usable_judgments()``, defined here)."""
+    if "judgments" in AGGREGATES.get(name, ()):
+        define_judgment_macros(con)
     merged = {**DEFAULT_PARAMS.get(name, {}), **(params or {})}
     return query(con, read_report_sql(name), merged or None)
 
@@ -91,10 +93,6 @@ class ReportData:
         return table.to_pylist() if table is not None else []
 
 
-def _rank(table: str) -> tuple[int, str]:
-    return (TABLE_ORDER.index(table) if table in TABLE_ORDER else len(TABLE_ORDER), table)
-
-
 def collect(
     store: Store,
     dataset: str,
@@ -105,7 +103,7 @@ def collect(
     overrides (e.g. ``{"pairs_sample": {"limit": 20}}``)."""
     r = store.read_ref(dataset, ref)
     versions = []
-    for table in sorted(r.tables, key=_rank):
+    for table in sorted(r.tables, key=order_key):
         m = store.manifest(dataset, table, r.tables[table])
         versions.append(
             {

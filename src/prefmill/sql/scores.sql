@@ -40,8 +40,7 @@
 --                          orders disagree; NULL when it has none
 --   n_swapped     BIGINT   position-swapped comparisons behind swap_inconsistency (0 when none)
 --
--- Usable judgments: granularity = 'outcome', parse_error IS NULL, and score IS NOT NULL (mode 'point')
--- or prefers_first IS NOT NULL with another candidate (mode 'pair').
+-- Usable judgments: usable_judgments() (sql/usable_judgments.sql, defined by the runner).
 -- A pair judge's score of a candidate is its win rate: the mean, over the pair rows naming it, of
 -- P(it is the better one): prefers_first where it was shown first, 1 - prefers_first where it was
 -- shown second. Judging both orders (position swap) puts each candidate first once per pair, so a
@@ -51,11 +50,8 @@
 -- Usable candidates: error IS NULL and response IS NOT NULL. Errors stay in their tables as data;
 -- they are only left out here.
 --
--- Pair rows (mode = 'pair'): prefers_first = P(the response shown first is better), so a 'ba' row's
--- preference for the response shown first in 'ab' is 1 - prefers_first (as in
--- sql/report/swap_consistency.sql). For each (judge, criterion, granularity, unit, two candidates)
--- with rows in both orders, the orders disagree when they put that preference on different sides of
--- 0.5 (a tie, exactly 0.5, is a side of its own). Several rows of one order are averaged first.
+-- Position swap: swap_pairs() (sql/usable_judgments.sql) gives, for each (judge, criterion,
+-- granularity, unit, two candidates) with rows in both orders, whether the orders agree.
 WITH with_policy AS (
     -- adds a NULL policy_logprob column when the candidates table has none
     SELECT * FROM candidates
@@ -73,30 +69,17 @@ usable_candidates AS (
     FROM with_policy
     WHERE error IS NULL AND response IS NOT NULL
 ),
-valid_pairs AS (
-    -- pair verdicts that say something: parsed, a preference, two different candidates
-    SELECT *
-    FROM judgments
-    WHERE mode = 'pair'
-      AND parse_error IS NULL
-      AND prefers_first IS NOT NULL
-      AND other_candidate_id IS NOT NULL
-      AND other_candidate_id <> candidate_id
-),
 usable_pairs AS (
     SELECT prompt_id, candidate_id, other_candidate_id, criterion, judge, prefers_first
-    FROM valid_pairs
-    WHERE granularity = 'outcome'
+    FROM usable_judgments()
+    WHERE mode = 'pair'
 ),
 judge_scores AS (
     -- point verdicts as they are; each pair verdict gives both of its candidates their probability
     -- of being the better one (win rate): prefers_first to the one shown first, 1 - it to the other
     SELECT prompt_id, candidate_id, criterion, judge, score
-    FROM judgments
+    FROM usable_judgments()
     WHERE mode = 'point'
-      AND granularity = 'outcome'
-      AND parse_error IS NULL
-      AND score IS NOT NULL
     UNION ALL
     SELECT prompt_id, candidate_id, criterion, judge, prefers_first FROM usable_pairs
     UNION ALL
@@ -166,33 +149,8 @@ all_scores AS (
     UNION ALL BY NAME
     SELECT * FROM weighted
 ),
-pair_rows AS (
-    SELECT
-        judge,
-        criterion,
-        granularity,
-        unit_index,
-        prompt_id,
-        least(candidate_id, other_candidate_id) AS lo,
-        greatest(candidate_id, other_candidate_id) AS hi,
-        "order",
-        prefers_first
-    FROM valid_pairs
-    WHERE "order" IN ('ab', 'ba')
-),
 swapped AS (
-    -- P(the response shown first in order 'ab' is better): prefers_first of the 'ab' rows, and
-    -- 1 - prefers_first of the 'ba' rows (there it is shown second)
-    SELECT
-        prompt_id,
-        criterion,
-        lo,
-        hi,
-        sign(avg(prefers_first) FILTER (WHERE "order" = 'ab') - 0.5)
-            <> sign(0.5 - avg(prefers_first) FILTER (WHERE "order" = 'ba')) AS inconsistent
-    FROM pair_rows
-    GROUP BY judge, criterion, granularity, unit_index, prompt_id, lo, hi
-    HAVING count(*) FILTER (WHERE "order" = 'ab') > 0 AND count(*) FILTER (WHERE "order" = 'ba') > 0
+    SELECT prompt_id, criterion, lo, hi, NOT consistent AS inconsistent FROM swap_pairs()
 ),
 per_candidate_swap AS (
     SELECT

@@ -3,7 +3,7 @@
 -- the manifest's stats (stats.removed), so every filter reports what it removed and why.
 --
 -- Inputs: table pairs_unfiltered (the pairs output, with implicit_margin when it has one), view
---         judgments. Pair-wise judgments (mode 'pair'), as the LLM judge writes them: candidate_id is
+--         judgments, read through usable_judgments() and swap_pairs() (sql/usable_judgments.sql). Pair-wise judgments (mode 'pair'), as the LLM judge writes them: candidate_id is
 --         the response shown first in that row and other_candidate_id the one shown second (order
 --         'ab' shows the lower id first, 'ba' the higher one); prefers_first = P(the response shown
 --         first, candidate_id, is better).
@@ -33,34 +33,32 @@ WITH pair_verdicts AS (
         candidate_id AS a,
         judge,
         criterion,
-        "order",
         prefers_first AS p_a
-    FROM judgments
+    FROM usable_judgments()
     WHERE mode = 'pair'
-      AND parse_error IS NULL
-      AND prefers_first IS NOT NULL
-      AND other_candidate_id IS NOT NULL
+),
+verdict_criterion AS (
+    -- the criterion of the pair-wise verdicts that count for a pair
+    SELECT
+        pair_id,
+        least(chosen_id, rejected_id) AS lo,
+        greatest(chosen_id, rejected_id) AS hi,
+        chosen_id,
+        CASE WHEN criterion IN ('weighted', 'pareto') THEN 'overall' ELSE criterion END AS criterion
+    FROM pairs_unfiltered
 ),
 oriented AS (
     SELECT
         p.pair_id,
-        v.judge,
-        v."order",
         CASE WHEN v.a = p.chosen_id THEN v.p_a ELSE 1.0 - v.p_a END AS p_chosen
-    FROM pairs_unfiltered AS p
-    JOIN pair_verdicts AS v
-      ON v.lo = least(p.chosen_id, p.rejected_id)
-     AND v.hi = greatest(p.chosen_id, p.rejected_id)
-     AND v.criterion = CASE WHEN p.criterion IN ('weighted', 'pareto') THEN 'overall' ELSE p.criterion END
+    FROM verdict_criterion AS p
+    JOIN pair_verdicts AS v ON v.lo = p.lo AND v.hi = p.hi AND v.criterion = p.criterion
 ),
 per_judge AS (
-    SELECT
-        pair_id,
-        judge,
-        sign(avg(p_chosen) FILTER (WHERE "order" = 'ab') - 0.5)
-            <> sign(avg(p_chosen) FILTER (WHERE "order" = 'ba') - 0.5) AS inconsistent
-    FROM oriented
-    GROUP BY pair_id, judge
+    -- swap_pairs() (sql/usable_judgments.sql): a judge's two orders of this pair disagree
+    SELECT p.pair_id, NOT s.consistent AS inconsistent
+    FROM verdict_criterion AS p
+    JOIN swap_pairs() AS s ON s.lo = p.lo AND s.hi = p.hi AND s.criterion = p.criterion
 ),
 per_pair AS (
     SELECT o.pair_id, avg(o.p_chosen) AS judge_preference, any_value(j.swap_inconsistent) AS swap_inconsistent

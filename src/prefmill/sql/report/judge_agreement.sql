@@ -1,10 +1,10 @@
 -- judge_agreement: how far judges agree on the candidates they both scored.
 --
--- Inputs (views): judgments.
+-- Inputs (views): judgments, read through usable_judgments() (sql/usable_judgments.sql).
 -- Parameters: none.
 --
 -- A rater is a (judge, criterion); its score of a candidate is the mean of its usable point judgments
--- of that candidate (mode = 'point', granularity = 'outcome', parse_error IS NULL, score IS NOT NULL).
+-- of that candidate (usable_judgments(), mode = 'point').
 -- Every ordered pair of raters that share at least one candidate gets a row, the diagonal included,
 -- so the rows fill a symmetric matrix.
 --
@@ -19,8 +19,8 @@ WITH per_rater AS (
         CASE WHEN criterion = 'overall' THEN judge ELSE judge || '/' || criterion END AS rater,
         candidate_id,
         avg(score) AS score
-    FROM judgments
-    WHERE mode = 'point' AND granularity = 'outcome' AND parse_error IS NULL AND score IS NOT NULL
+    FROM usable_judgments()
+    WHERE mode = 'point'
     GROUP BY 1, 2
 ),
 joined AS (

@@ -1,6 +1,6 @@
 -- length_score: response length against score, one point per usable candidate and criterion.
 --
--- Inputs (views): candidates, judgments.
+-- Inputs (views): candidates, judgments (through usable_judgments(), sql/usable_judgments.sql).
 -- Parameters:
 --   $limit  INTEGER  at most this many points (a deterministic sample: ordered by md5 of the id)
 --
@@ -14,8 +14,8 @@
 --   score         DOUBLE
 WITH per_judge AS (
     SELECT candidate_id, criterion, judge, avg(score) AS judge_score
-    FROM judgments
-    WHERE mode = 'point' AND granularity = 'outcome' AND parse_error IS NULL AND score IS NOT NULL
+    FROM usable_judgments()
+    WHERE mode = 'point'
     GROUP BY candidate_id, criterion, judge
 ),
 per_candidate AS (

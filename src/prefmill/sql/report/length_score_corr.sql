@@ -1,6 +1,6 @@
 -- length_score_corr: how strongly score follows response length, per criterion (all candidates).
 --
--- Inputs (views): candidates, judgments.
+-- Inputs (views): candidates, judgments (through usable_judgments(), sql/usable_judgments.sql).
 -- Parameters: none.
 --
 -- Output: one row per criterion.
@@ -12,8 +12,8 @@
 --   mean_score   DOUBLE
 WITH per_judge AS (
     SELECT candidate_id, criterion, judge, avg(score) AS judge_score
-    FROM judgments
-    WHERE mode = 'point' AND granularity = 'outcome' AND parse_error IS NULL AND score IS NOT NULL
+    FROM usable_judgments()
+    WHERE mode = 'point'
     GROUP BY candidate_id, criterion, judge
 ),
 per_candidate AS (

@@ -1,11 +1,11 @@
 -- score_histogram: the distribution of point-wise scores, per judge and criterion.
 --
--- Inputs (views): judgments.
+-- Inputs (views): judgments, read through usable_judgments() (sql/usable_judgments.sql).
 -- Parameters:
 --   $bins  INTEGER  bins per (judge, criterion), equal width over that judge's [min, max] score
 --
--- Usable judgments as in scores.sql: mode = 'point', granularity = 'outcome', parse_error IS NULL,
--- score IS NOT NULL. A judge whose scores are all equal gets one bin of width 0.
+-- Usable point judgments (usable_judgments(), as in scores.sql). A judge whose scores are all equal
+-- gets one bin of width 0.
 --
 -- Output: one row per non-empty bin.
 --   judge      VARCHAR
@@ -15,8 +15,8 @@
 --   n          BIGINT  judgments in the bin
 WITH usable AS (
     SELECT judge, criterion, score
-    FROM judgments
-    WHERE mode = 'point' AND granularity = 'outcome' AND parse_error IS NULL AND score IS NOT NULL
+    FROM usable_judgments()
+    WHERE mode = 'point'
 ),
 ranges AS (
     SELECT judge, criterion, min(score) AS lo, max(score) AS hi FROM usable GROUP BY judge, criterion

@@ -8,7 +8,6 @@ one half; a pair it could not judge (parse error) is left out and counted.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +18,7 @@ from prefmill.engines.base import Engine
 from prefmill.errors import InputError
 from prefmill.ids import content_id
 from prefmill.recipe import LLMJudge
+from prefmill.records import read_jsonl
 from prefmill.storage.schemas import MESSAGE
 from prefmill.tasks.evaluation.fidelity import pair_labels
 from prefmill.tasks.evaluation.llm_judge import llm_judge
@@ -28,22 +28,14 @@ def load_calibration(path: str | Path) -> tuple[pa.Table, dict[tuple[str, str], 
     """The pairs as a candidates-like table (candidate_id, prompt_id, response, messages) and the truth:
     (a, b) with a < b -> +1 when a is the chosen one, -1 when b is."""
     file = Path(path)
-    try:
-        lines = file.read_text(encoding="utf-8").splitlines()
-    except OSError as exc:
+    if not file.is_file():
         raise InputError(
-            f"calibration file {file}: cannot read it ({exc.strerror or exc}); fix "
+            f"calibration file {file}: cannot read it (no such file); fix "
             "evaluation.fidelity.calibration in the recipe"
-        ) from None
+        )
     rows: list[dict[str, Any]] = []
     truth: dict[tuple[str, str], int] = {}
-    for n, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            item = json.loads(line)
-        except ValueError as exc:
-            raise InputError(f"{file} line {n}: not JSON ({exc}); one object per line") from None
+    for n, item in read_jsonl(file, example='{"prompt": ..., "chosen": ..., "rejected": ...}'):
         messages = item.get("messages") if isinstance(item, dict) else None
         if messages is None and isinstance(item, dict) and isinstance(item.get("prompt"), str):
             messages = [{"role": "user", "content": item["prompt"]}]

@@ -22,84 +22,44 @@ Pure functions over the ``judgments`` and ``candidates`` tables (Polars / NumPy)
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import duckdb
 import numpy as np
 import polars as pl
 import pyarrow as pa
 
 from prefmill.errors import FidelityError
+from prefmill.sql import define_judgment_macros
+from prefmill.storage.duck import to_arrow
+from prefmill.tasks.evaluation.fidelity_stats import _EPS, _clean, cohen_kappa, fleiss_kappa, spearman
+
+__all__ = [
+    "FidelityError",
+    "agreement",
+    "check_thresholds",
+    "cohen_kappa",
+    "enforce",
+    "family",
+    "fidelity_report",
+    "fleiss_kappa",
+    "gold_agreement",
+    "length_control",
+    "length_controlled",
+    "lengths",
+    "pair_labels",
+    "position_consistency",
+    "self_preference",
+    "spearman",
+    "swap_pairs",
+    "usable",
+]
 
 #: Judges never used as gold: the length heuristic is a weak signal, not ground truth.
 NOT_GOLD = frozenset({"heuristic"})
 GOLD_KINDS = frozenset({"verifier", "human"})
-_EPS = 1e-9
-
-
-# -- statistics -----------------------------------------------------------------------------------
-
-
-def _clean(x: float | None) -> float | None:
-    return None if x is None or not math.isfinite(x) else round(float(x), 6)
-
-
-def cohen_kappa(a: Sequence[Any], b: Sequence[Any]) -> float | None:
-    """Cohen's kappa of two raters' labels over the same items; None when undefined."""
-    if len(a) != len(b) or not a:
-        return None
-    cats = sorted(set(a) | set(b), key=str)
-    index = {c: i for i, c in enumerate(cats)}
-    m = np.zeros((len(cats), len(cats)))
-    for x, y in zip(a, b, strict=True):
-        m[index[x], index[y]] += 1
-    n = m.sum()
-    po = np.trace(m) / n
-    pe = float((m.sum(0) * m.sum(1)).sum()) / (n * n)
-    if abs(1 - pe) < _EPS:
-        return 1.0 if abs(po - 1) < _EPS else None
-    return (po - pe) / (1 - pe)
-
-
-def fleiss_kappa(counts: np.ndarray) -> float | None:
-    """Fleiss' kappa of an items x categories matrix of rater counts (same number of raters per item)."""
-    counts = np.asarray(counts, dtype=float)
-    if counts.ndim != 2 or counts.shape[0] == 0:
-        return None
-    n = counts.sum(1)
-    if not np.allclose(n, n[0]) or n[0] < 2:
-        return None
-    raters = n[0]
-    p_j = counts.sum(0) / counts.sum()
-    p_i = ((counts * counts).sum(1) - raters) / (raters * (raters - 1))
-    p_bar, pe = p_i.mean(), float((p_j * p_j).sum())
-    if abs(1 - pe) < _EPS:
-        return 1.0 if abs(p_bar - 1) < _EPS else None
-    return (p_bar - pe) / (1 - pe)
-
-
-def _ranks(x: np.ndarray) -> np.ndarray:
-    order = np.argsort(x, kind="mergesort")
-    ranks = np.empty(len(x))
-    ranks[order] = np.arange(1, len(x) + 1)
-    _, inverse = np.unique(x, return_inverse=True)
-    sums = np.bincount(inverse, weights=ranks)
-    counts = np.bincount(inverse)
-    return (sums / counts)[inverse]  # average ranks for ties
-
-
-def spearman(x: Sequence[float], y: Sequence[float]) -> float | None:
-    """Spearman's rank correlation (average ranks for ties); None for fewer than 3 points or a constant."""
-    xa, ya = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
-    if len(xa) < 3 or len(xa) != len(ya):
-        return None
-    rx, ry = _ranks(xa), _ranks(ya)
-    sx, sy = rx.std(), ry.std()
-    if sx < _EPS or sy < _EPS:
-        return None
-    return float(((rx - rx.mean()) * (ry - ry.mean())).mean() / (sx * sy))
 
 
 # -- inputs ---------------------------------------------------------------------------------------
@@ -111,14 +71,23 @@ def _df(table: pa.Table | pl.DataFrame) -> pl.DataFrame:
     return df
 
 
+def _judgments_query(judgments: pa.Table | pl.DataFrame, sql: str) -> pl.DataFrame:
+    """Run ``sql`` over ``judgments`` with the usable-judgment macros (sql/usable_judgments.sql)."""
+    data = _df(judgments).with_row_index("__row").to_arrow()
+    con = duckdb.connect()
+    try:
+        con.register("judgments", data)
+        define_judgment_macros(con)
+        out = pl.from_arrow(to_arrow(con.sql(sql)))
+    finally:
+        con.close()
+    assert isinstance(out, pl.DataFrame)
+    return out
+
+
 def usable(judgments: pa.Table | pl.DataFrame) -> pl.DataFrame:
-    """Outcome-level rows with a verdict (no parse_error)."""
-    df = _df(judgments)
-    return df.filter(
-        pl.col("parse_error").is_null()
-        & (pl.col("granularity") == "outcome")
-        & (pl.col("score").is_not_null() | pl.col("prefers_first").is_not_null())
-    )
+    """The usable judgments (``usable_judgments()``, the definition scores.sql uses), in input order."""
+    return _judgments_query(judgments, "SELECT * EXCLUDE (__row) FROM usable_judgments() ORDER BY __row")
 
 
 def lengths(candidates: pa.Table | pl.DataFrame) -> pl.DataFrame:
@@ -142,24 +111,15 @@ def _side(p: pl.Expr) -> pl.Expr:
 
 
 def swap_pairs(judgments: pa.Table | pl.DataFrame) -> pl.DataFrame:
-    """Pair verdicts judged in both orders: judge, prompt_id, candidate_id < other_candidate_id,
-    criterion, ab and ba (P(candidate_id is better) read from each order's rows) and consistent
-    (both on the same side of 0.5)."""
-    df = usable(judgments).filter(pl.col("mode") == "pair")
-    # the pair as (lower id, higher id) and the preference for the lower one, whichever was shown first
-    df = df.with_columns(
-        lo=pl.min_horizontal("candidate_id", "other_candidate_id"),
-        hi=pl.max_horizontal("candidate_id", "other_candidate_id"),
-        p=pl.when(pl.col("candidate_id") <= pl.col("other_candidate_id"))
-        .then(pl.col("prefers_first"))
-        .otherwise(1.0 - pl.col("prefers_first")),
-    ).drop("candidate_id", "other_candidate_id")
-    df = df.rename({"lo": "candidate_id", "hi": "other_candidate_id"})
-    keys = ["judge", "prompt_id", "candidate_id", "other_candidate_id", "criterion"]
-    ab = df.filter(pl.col("order") == "ab").group_by(keys).agg(ab=pl.col("p").mean())
-    ba = df.filter(pl.col("order") == "ba").group_by(keys).agg(ba=pl.col("p").mean())
-    both = ab.join(ba, on=keys, how="inner")
-    return both.with_columns(consistent=_side(pl.col("ab")) == _side(pl.col("ba"))).sort(keys)
+    """Pair verdicts judged in both orders (``swap_pairs()``, the implementation scores.sql and the
+    report use): judge, prompt_id, candidate_id < other_candidate_id, criterion, ab and ba (P(candidate_id
+    is better) read from each order's rows) and consistent (both on the same side of 0.5)."""
+    return _judgments_query(
+        judgments,
+        "SELECT judge, prompt_id, lo AS candidate_id, hi AS other_candidate_id, criterion, p_ab AS ab, "
+        "p_ba AS ba, consistent FROM swap_pairs() "
+        "ORDER BY judge, prompt_id, candidate_id, other_candidate_id, criterion",
+    )
 
 
 def position_consistency(judgments: pa.Table | pl.DataFrame) -> dict[str, dict[str, Any]]:

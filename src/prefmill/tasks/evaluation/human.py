@@ -32,6 +32,7 @@ import pyarrow as pa
 
 from prefmill.errors import InputError
 from prefmill.ids import content_id
+from prefmill.records import read_jsonl
 from prefmill.storage.schemas import conform, empty_table
 from prefmill.tasks.evaluation.verifiers import point_judgment_id
 
@@ -72,20 +73,7 @@ def _rows(path: Path, fmt: str | None) -> Iterator[tuple[int, dict[str, Any]]]:
                 for row in reader:
                     yield reader.line_num, {k: (v if v != "" else None) for k, v in row.items() if k}
             else:
-                for n, line in enumerate(handle, 1):
-                    if not line.strip():
-                        continue
-                    try:
-                        row = json.loads(line)
-                    except ValueError as exc:
-                        raise InputError(
-                            f"{path} line {n}: not valid JSON ({exc}); one object per line"
-                        ) from None
-                    if not isinstance(row, dict):
-                        raise InputError(
-                            f"{path} line {n}: expected a JSON object with fields {', '.join(FIELDS)}"
-                        )
-                    yield n, row
+                yield from read_jsonl(path, example="{" + ", ".join(f'"{f}": ...' for f in FIELDS[:2]) + "}")
         except UnicodeDecodeError as exc:
             raise InputError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
 

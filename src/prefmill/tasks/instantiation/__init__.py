@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
+from prefmill.storage.tables import OUTPUTS
+from prefmill.tasks.instantiation.params import DEFAULT_PARAMS, PAIR_STRATEGIES, check_params, sql_params
 from prefmill.tasks.instantiation.run import (
     CONTENT_ID_MACRO,
-    DEFAULT_PARAMS,
     EMBEDDINGS_SCHEMA,
     INSTANTIATION_CODE_VERSION,
-    OUTPUTS,
-    PAIR_STRATEGIES,
     Instantiated,
     bind_candidate_scores,
     bind_embeddings,
@@ -27,7 +26,9 @@ __all__ = [
     "Instantiated",
     "bind_candidate_scores",
     "bind_embeddings",
+    "check_params",
     "instantiate",
     "instantiate_with_report",
     "sql_parameters",
+    "sql_params",
 ]

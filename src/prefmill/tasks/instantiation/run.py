@@ -13,42 +13,20 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from dataclasses import field as dc_field
-from numbers import Real
 
 import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from prefmill.errors import QueryError
-from prefmill.sql import read_sql
+from prefmill.sql import define_judgment_macros, read_sql
 from prefmill.storage.duck import to_arrow
 from prefmill.storage.schemas import conform, schema_for
+from prefmill.storage.tables import OUTPUTS, TABLES
+from prefmill.tasks.instantiation.params import AGGREGATIONS, DEFAULT_PARAMS, check_params
 
 #: Bump when the built-in SQL or this runner changes what a given input produces.
 INSTANTIATION_CODE_VERSION = "2"
-
-#: Pair strategies the built-in pairs.sql knows.
-PAIR_STRATEGIES: tuple[str, ...] = ("best_vs_worst", "all_pairs", "best_vs_random", "pareto", "diverse")
-
-#: Parameter values used where the recipe sets none (None switches a selection filter off).
-DEFAULT_PARAMS: dict[str, object] = {
-    "min_margin": 0.0,
-    "tau": 1.0,
-    "label_threshold": 0.5,
-    "label_rule": "threshold",
-    "label_quantile": 0.25,
-    "strategies": ["best_vs_worst"],
-    "seed": 0,
-    "diversity_quantile": 0.5,
-    "weight_clip": 5.0,
-    "criterion_weights": {},
-    "min_implicit_margin": None,
-    "min_spread": None,
-    "max_spread": None,
-    "drop_swap_inconsistent": True,
-    "min_entropy": None,
-    "max_entropy": None,
-}
 
 #: Columns of the ``candidate_embeddings`` table the 'diverse' strategy reads.
 EMBEDDINGS_SCHEMA = pa.schema(
@@ -57,12 +35,6 @@ EMBEDDINGS_SCHEMA = pa.schema(
 
 #: Row-order column the runner adds to pairs before selection (and removes after).
 _ROW = "__prefmill_row"
-
-#: How scores.sql combines the judges of a candidate into ``score`` (the ``aggregation`` variable).
-AGGREGATIONS: tuple[str, ...] = ("mean", "median", "vote")
-
-#: The tables instantiation can produce; each has a built-in ``<name>.sql``.
-OUTPUTS: tuple[str, ...] = ("pairs", "points", "lists")
 
 #: ``content_id(list)`` in SQL: the first 16 hex chars of sha256 of the list's canonical JSON, equal to
 #: ``prefmill.ids.content_id`` of the same Python list of strings. DuckDB's ``to_json`` already writes
@@ -161,45 +133,14 @@ def bind_candidate_scores(
         if aggregation is not None:
             con.execute(f"SET VARIABLE aggregation = '{aggregation}'")
         con.execute(CONTENT_ID_MACRO)
+        define_judgment_macros(con)
         con.register("criterion_weights", weights_table(criterion_weights))
         con.execute(f"CREATE OR REPLACE TEMP VIEW candidate_scores AS\n{scores}\n")
-    except duckdb.Error as exc:
+    except (duckdb.Error, QueryError) as exc:
         raise QueryError(
             f"instantiation: cannot create view candidate_scores from prefmill/sql/scores.sql: "
             f"{_duck_message(exc)}; bind the views prompts, candidates and judgments first"
         ) from exc
-
-
-def _is_number(v: object) -> bool:
-    return isinstance(v, Real) and not isinstance(v, bool)
-
-
-def _check_params(values: Mapping[str, object], where: str) -> None:
-    tau = values.get("tau")
-    if tau is not None and (not _is_number(tau) or not float(tau) > 0):  # type: ignore[arg-type]
-        raise QueryError(f"{where}: parameter $tau must be a number > 0, got {tau!r}")
-    clip = values.get("weight_clip")
-    if clip is not None and (not _is_number(clip) or not float(clip) >= 1):  # type: ignore[arg-type]
-        raise QueryError(f"{where}: parameter $weight_clip must be a number >= 1, got {clip!r}")
-    q = values.get("label_quantile")
-    if q is not None and (not _is_number(q) or not 0 < float(q) <= 0.5):  # type: ignore[arg-type]
-        raise QueryError(f"{where}: parameter $label_quantile must be in (0, 0.5], got {q!r}")
-    dq = values.get("diversity_quantile")
-    if dq is not None and (not _is_number(dq) or not 0 <= float(dq) <= 1):  # type: ignore[arg-type]
-        raise QueryError(f"{where}: parameter $diversity_quantile must be in [0, 1], got {dq!r}")
-    rule = values.get("label_rule")
-    if rule is not None and rule not in ("threshold", "quantile"):
-        raise QueryError(f"{where}: parameter $label_rule must be 'threshold' or 'quantile', got {rule!r}")
-    strategies = values.get("strategies")
-    if strategies is not None:
-        if isinstance(strategies, str) or not isinstance(strategies, list | tuple) or not strategies:
-            raise QueryError(f"{where}: parameter $strategies must be a non-empty list, got {strategies!r}")
-        unknown = [s for s in strategies if s not in PAIR_STRATEGIES]
-        if unknown:
-            raise QueryError(
-                f"{where}: unknown pair strategy {', '.join(map(repr, unknown))}; "
-                f"choose from {', '.join(PAIR_STRATEGIES)}"
-            )
 
 
 def _has_relation(con: duckdb.DuckDBPyConnection, name: str) -> bool:
@@ -266,7 +207,7 @@ def _params_for(sql_text: str, params: Mapping[str, object], where: str) -> dict
             "set them in the recipe's instantiation params"
         )
     values = {name: available[name] for name in sorted(used)}
-    _check_params(values, where)
+    check_params(values, where)
     return values
 
 
@@ -300,19 +241,21 @@ def instantiate_with_report(
     selection_text: str | None = None,
     selection_file: str | None = None,
 ) -> Instantiated:
-    """Build the ``output`` table ('pairs', 'points' or 'lists') from the views bound on ``con``.
+    """Build the ``output`` table (one of ``OUTPUTS``: pairs, points, lists) from the views on ``con``.
 
-    Runs the built-in ``prefmill/sql/<output>.sql``, or ``sql_text`` (a user's SQL file, named
-    ``sql_file`` in error messages) when given; for pairs, then the selection SQL (built-in
+    Runs the table's built-in SQL (``prefmill/sql/<output>.sql``, named by its module in
+    ``prefmill.storage.tables``), or ``sql_text`` (a user's SQL file, named ``sql_file`` in error
+    messages) when given; for a table with selection (pairs), then the selection SQL (built-in
     ``selection.sql`` or ``selection_text``) over the result. ``params`` override ``DEFAULT_PARAMS``;
     only the ones each SQL uses are passed. Rows with a ``drop_reason`` are removed and counted. The
     result is checked and cast with ``schemas.conform``.
     """
     if output not in OUTPUTS:
         raise QueryError(f"unknown instantiation output '{output}': choose one of {', '.join(OUTPUTS)}")
+    spec = TABLES[output]
     if sql_text is None:
-        sql_text = read_sql(output)
-        source = f"prefmill/sql/{output}.sql"
+        sql_text = read_sql(spec.sql)  # type: ignore[arg-type]
+        source = f"prefmill/sql/{spec.sql}.sql"
     else:
         source = sql_file or "custom SQL"
     where = f"instantiation of '{output}' ({source})"
@@ -323,13 +266,13 @@ def instantiate_with_report(
     bind_candidate_scores(con, weights, None if aggregation is None else str(aggregation))  # type: ignore[arg-type]
     bind_embeddings(con)
     table = _decimals_to_double(output, _run(con, sql_text, values, where))
-    if output == "pairs":
+    if spec.selection_sql is not None:
         if selection_text is None:
-            selection_text = read_sql("selection")
-            selection_source = "prefmill/sql/selection.sql"
+            selection_text = read_sql(spec.selection_sql)
+            selection_source = f"prefmill/sql/{spec.selection_sql}.sql"
         else:
             selection_source = selection_file or "custom selection SQL"
-        swhere = f"selection of 'pairs' ({selection_source})"
+        swhere = f"selection of '{output}' ({selection_source})"
         svalues = _params_for(selection_text, params, swhere)
         if "implicit_margin" not in table.column_names:
             table = table.append_column("implicit_margin", pa.nulls(table.num_rows, pa.float64()))

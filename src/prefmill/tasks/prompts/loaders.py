@@ -46,6 +46,7 @@ import pyarrow.parquet as pq
 
 from prefmill.errors import InputError
 from prefmill.ids import ID_LENGTH, canonical_json, content_id
+from prefmill.records import read_jsonl
 from prefmill.storage.schemas import MESSAGE, conform
 
 # The string encoder json.dumps(..., ensure_ascii=False) uses (C version when available).
@@ -296,37 +297,9 @@ def load_file(
 
 def _read_jsonl(path: Path, sink: _Sink) -> None:
     name = path.name
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise InputError(f"{path}: cannot read the file ({exc.strerror}); check its permissions") from None
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        lineno = data.count(b"\n", 0, exc.start) + 1
-        raise InputError(
-            f"{name} line {lineno}: not UTF-8 text ({exc.reason}); save the file as UTF-8"
-        ) from None
     columns: set[str] = set()
-    decode = json.JSONDecoder().decode
     add = sink.add
-    for lineno, line in enumerate(text.split("\n"), start=1):
-        if not line or line.isspace():
-            continue
-        try:
-            row = decode(line)
-        except ValueError as exc:
-            msg = getattr(exc, "msg", str(exc))
-            col = getattr(exc, "colno", None)
-            where = f": column {col}" if col is not None else ""
-            raise InputError(
-                f"{name} line {lineno}: not valid JSON ({msg}{where}); fix or remove the line"
-            ) from None
-        if type(row) is not dict:
-            raise InputError(
-                f"{name} line {lineno}: not a JSON object but {_kind(row)}; each line must be an object "
-                'like {"prompt": "..."}; fix or remove the line'
-            )
+    for lineno, row in read_jsonl(path, name=name, example='{"prompt": "..."}'):
         if not sink.has_prompt_column:
             columns.update(row)
         add(row, f"{name}:{lineno}")

@@ -35,6 +35,7 @@ import pyarrow.parquet as pq
 
 from prefmill.errors import InputError
 from prefmill.ids import content_id
+from prefmill.records import read_jsonl
 from prefmill.storage.schemas import conform, empty_table
 
 ORIGIN = "offline"
@@ -87,17 +88,8 @@ def _rows(spec: OfflineSpec) -> Iterator[tuple[str, dict[str, Any]]]:
     fmt = _format(spec)
     name = path.name
     if fmt == "jsonl":
-        with path.open(encoding="utf-8") as f:
-            for lineno, line in enumerate(f, 1):
-                if not line.strip():
-                    continue
-                try:
-                    row = json.loads(line)
-                except ValueError as exc:
-                    raise InputError(f"{name}:{lineno}: not valid JSON ({exc}); fix the line") from None
-                if not isinstance(row, dict):
-                    raise InputError(f"{name}:{lineno}: a line must be a JSON object with a response")
-                yield f"{name}:{lineno}", row
+        for lineno, row in read_jsonl(path, name=name, example='{"prompt": ..., "response": ...}'):
+            yield f"{name}:{lineno}", row
     elif fmt == "csv":
         with path.open(encoding="utf-8", newline="") as f:
             reader = csv.DictReader(f)

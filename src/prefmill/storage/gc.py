@@ -1,0 +1,72 @@
+"""Lineage and garbage collection over a store's versions and refs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from prefmill.storage.manifest import MANIFEST_NAME, Manifest
+
+if TYPE_CHECKING:
+    from prefmill.storage.store import Store
+
+
+@dataclass
+class GcReport:
+    """What garbage collection found (and removed, when applied)."""
+
+    dataset: str
+    unreferenced: list[tuple[str, str]]
+    incomplete: list[tuple[str, str]]
+    kept: int
+    applied: bool
+    bytes: int = 0
+
+
+def ancestors(store: Store, m: Manifest) -> list[Manifest]:
+    """Every version ``m`` was made from, transitively, nearest first, each once."""
+    seen: dict[tuple[str, str], Manifest] = {}
+    frontier = list(m.parents)
+    while frontier:
+        p = frontier.pop(0)
+        key = (p.table, p.version)
+        if key in seen:
+            continue
+        parent = store.find_manifest(m.dataset, p.table, p.version)
+        if parent is None:
+            continue
+        seen[key] = parent
+        frontier.extend(parent.parents)
+    return list(seen.values())
+
+
+def gc(store: Store, dataset: str, *, apply: bool = False, incomplete: bool = False) -> GcReport:
+    """Find versions no ref reaches (directly or as an ancestor); delete them when ``apply``.
+    Incomplete versions (no manifest) are listed, and deleted only with ``incomplete=True``."""
+    reachable: set[tuple[str, str]] = set()
+    for ref in store.refs(dataset).values():
+        for t, v in ref.tables.items():
+            reachable.add((t, v))
+            m = store.find_manifest(dataset, t, v)
+            if m is not None:
+                reachable.update((a.table, a.version) for a in ancestors(store, m))
+    unreferenced, partial, kept, size = [], [], 0, 0
+    for table in store.tables(dataset):
+        base = store.path(dataset, table)
+        for v in store._list_dirs(base):
+            if store.find_manifest(dataset, table, v) is None:
+                partial.append((table, v))
+            elif (table, v) in reachable:
+                kept += 1
+            else:
+                unreferenced.append((table, v))
+                size += sum(f.size or 0 for f in store._list_files(f"{base}/{v}"))
+    if apply:
+        doomed = unreferenced + (partial if incomplete else [])
+        for table, v in doomed:
+            # the manifest goes first, so a half-deleted version is never readable
+            mpath = f"{store.version_path(dataset, table, v)}/{MANIFEST_NAME}"
+            if store._exists(mpath):
+                store.fs.delete_file(mpath)
+            store.fs.delete_dir(store.version_path(dataset, table, v))
+    return GcReport(dataset, unreferenced, partial, kept, apply, size)

@@ -1,0 +1,178 @@
+"""Writing one table version: shards (validated, atomic, first writer wins), then the manifest."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from prefmill.errors import StorageError
+from prefmill.storage.manifest import MANIFEST_NAME, FileEntry, Manifest, Parent
+from prefmill.storage.naming import PART_RE, check_name, now
+from prefmill.storage.schemas import conform
+
+if TYPE_CHECKING:
+    from prefmill.storage.store import Store
+
+#: Columns whose sums become manifest totals when a table has them.
+_SUM_COLUMNS = {"n_tokens": "tokens", "prompt_tokens": "prompt_tokens", "cost_usd": "cost_usd"}
+_ERROR_COLUMNS = ("error", "parse_error")
+
+
+class VersionWriter:
+    """Writes the shards of one version and publishes its manifest."""
+
+    def __init__(self, store: Store, dataset: str, table: str, version: str) -> None:
+        self.store = store
+        self.dataset = check_name("dataset", dataset)
+        self.table = check_name("table", table)
+        self.version = check_name("version", version)
+        self.dir = store.version_path(dataset, table, version)
+
+    def manifest(self) -> Manifest | None:
+        return self.store.find_manifest(self.dataset, self.table, self.version)
+
+    @property
+    def published(self) -> bool:
+        return self.manifest() is not None
+
+    def finished_shards(self) -> list[int]:
+        """Indices of the shards already written (a resumed run skips them)."""
+        out = []
+        for info in self.store._list_files(self.dir):
+            match = PART_RE.match(info.base_name)
+            if match:
+                out.append(int(match.group(1)))
+        return sorted(out)
+
+    def shard_path(self, index: int) -> str:
+        return f"{self.dir}/part-{index:05d}.parquet"
+
+    def shard_path_of(self, version: str, index: int) -> str:
+        return f"{self.store.version_path(self.dataset, self.table, version)}/part-{index:05d}.parquet"
+
+    def write_shard(self, index: int, data: pa.Table, stats: Mapping[str, Any] | None = None) -> int:
+        """Validate ``data`` against the table's schema and write it as shard ``index``, atomically.
+        ``stats`` (numbers) are kept beside the shard and summed into the manifest at publish."""
+        if self.published:
+            raise StorageError(f"version {self.table}@{self.version} is published; nothing is overwritten")
+        data = conform(self.table, data, where=f"shard {index}")
+        fs = self.store.fs
+        fs.create_dir(self.dir, recursive=True)
+        if stats:
+            payload = json.dumps(dict(stats), sort_keys=True).encode()
+            self.store._write_atomic(f"{self.dir}/part-{index:05d}.stats.json", payload, replace=True)
+        final = self.shard_path(index)
+        if self.store.loc.fsspec_fs is not None:  # object store: one conditional PUT, no rename
+            buffer = pa.BufferOutputStream()
+            pq.write_table(data, buffer)
+            self.store._write_atomic(final, buffer.getvalue().to_pybytes(), replace=False)
+            return data.num_rows
+        tmp = f"{self.dir}/.tmp-{uuid.uuid4().hex}-part-{index:05d}.parquet"
+        pq.write_table(data, tmp, filesystem=fs)
+        # first writer wins: a racing writer never replaces a shard (or a published version's part)
+        self.store._move_into_place(tmp, final, replace=False)
+        return data.num_rows
+
+    def _stats(self, index: int) -> dict[str, Any]:
+        path = f"{self.dir}/part-{index:05d}.stats.json"
+        try:
+            return json.loads(self.store._read_text(path))
+        except (FileNotFoundError, OSError):
+            return {}
+
+    def publish(
+        self,
+        *,
+        stage: str,
+        code_version: str,
+        config: Mapping[str, Any],
+        parents: Iterable[Parent] = (),
+        flow_run_id: str | None = None,
+        expected_shards: int | None = None,
+        extra_stats: Mapping[str, Any] | None = None,
+        borrowed: Mapping[int, str] | None = None,
+    ) -> Manifest:
+        """Write the manifest once every shard is in. Returns the winning manifest if another writer
+        published this version first.
+
+        ``borrowed`` maps shard indices to versions of the same table whose shard of that index this
+        version takes by reference instead of writing it (a retry keeps the shards that had no failed
+        rows); those versions must be among ``parents`` so lineage and gc keep them.
+        """
+        if (existing := self.manifest()) is not None:
+            return existing
+        parents = list(parents)
+        borrowed = dict(borrowed or {})
+        own = set(self.finished_shards())
+        unparented = sorted(
+            {v for v in borrowed.values()} - {p.version for p in parents if p.table == self.table}
+        )
+        if unparented:
+            raise StorageError(
+                f"cannot publish {self.table}@{self.version}: borrowed versions {unparented} are not parents"
+            )
+        shards = sorted(own | set(borrowed))
+        if expected_shards is not None:
+            missing = sorted(set(range(expected_shards)) - set(shards))
+            if missing:
+                raise StorageError(
+                    f"cannot publish {self.table}@{self.version}: shards {missing[:10]} are not written"
+                )
+        if not shards:
+            raise StorageError(f"cannot publish {self.table}@{self.version}: no shard was written")
+        fs = self.store.fs
+        files, totals, stats = [], {"rows": 0, "errors": 0}, {}
+        schema: pa.Schema | None = None
+        for i in shards:
+            source = None if i in own else borrowed[i]
+            path = self.shard_path(i) if source is None else self.shard_path_of(source, i)
+            meta = pq.read_metadata(path, filesystem=fs)
+            schema = schema or meta.schema.to_arrow_schema()
+            size = fs.get_file_info(path).size or 0
+            files.append(
+                FileEntry(path=f"part-{i:05d}.parquet", rows=meta.num_rows, bytes=size, version=source)
+            )
+            totals["rows"] += meta.num_rows
+            names = set(meta.schema.names)
+            wanted = [c for c in (*_SUM_COLUMNS, *_ERROR_COLUMNS) if c in names]
+            if wanted and meta.num_rows:
+                cols = pq.read_table(path, filesystem=fs, columns=wanted)
+                for c in wanted:
+                    if c in _SUM_COLUMNS:
+                        key = _SUM_COLUMNS[c]
+                        value = pc.sum(cols.column(c)).as_py() or 0
+                        totals[key] = totals.get(key, 0) + value
+                    else:
+                        totals["errors"] += cols.num_rows - cols.column(c).null_count
+            for k, v in (self._stats(i) if source is None else {}).items():
+                if isinstance(v, int | float) and not isinstance(v, bool):
+                    stats[k] = stats.get(k, 0) + v
+                else:
+                    stats[k] = v
+        stats.update(extra_stats or {})
+        assert schema is not None
+        manifest = Manifest(
+            dataset=self.dataset,
+            table=self.table,
+            version=self.version,
+            stage=stage,
+            code_version=code_version,
+            config=dict(config),
+            parents=parents,
+            schema=[{"name": f.name, "type": str(f.type)} for f in schema],
+            files=files,
+            totals=totals,
+            stats=stats,
+            flow_run_id=flow_run_id,
+            created_at=now(),
+        )
+        won = self.store._write_atomic(
+            f"{self.dir}/{MANIFEST_NAME}", manifest.to_json().encode(), replace=False
+        )
+        return manifest if won else self.manifest()  # type: ignore[return-value]
