@@ -64,3 +64,12 @@ def test_a_missing_package_names_the_extra(monkeypatch: pytest.MonkeyPatch, tmp_
     with pytest.raises(RunnerError, match="unknown: use one of local, dask, ray"):
         check_choice(RunnerChoice("spark"), str(tmp_path))
     check_choice(RunnerChoice("local"), str(tmp_path))
+
+
+def test_the_user_guide_lists_every_runner_and_its_extra() -> None:
+    text = (PYPROJECT.parent / "docs" / "user-guide.md").read_text(encoding="utf-8")
+    section = text[text.index("\n## Task runners") : text.index("\n## Scheduled builds")]
+    for kind in task_runner_kinds().values():
+        assert f"| `{kind.name}`" in section, kind.name
+        if kind.extra:
+            assert f"extra `{kind.extra}`" in section and f"prefmill[{kind.extra}]" in section, kind.name
