@@ -195,12 +195,12 @@ def main() -> int:
     )
     rows: list[dict[str, Any]] = []
     if "transformers" in wanted:
-        from prefmill.engines.transformers_engine import TransformersEngine
+        from prefmill.engines.transformers.engine import TransformersEngine
 
         rows.append(bench_engine(TransformersEngine("smollm2"), args, "transformers"))
     if "vllm" in wanted:
         if has_vllm:
-            from prefmill.engines.vllm_engine import VLLMEngine
+            from prefmill.engines.vllm.engine import VLLMEngine
 
             engine = VLLMEngine("smollm2")
             rows.append(bench_engine(engine, args, "vllm"))
@@ -216,7 +216,7 @@ def main() -> int:
             print("openai: skipped (no --vllm-url and vllm is not installed)")
         else:
             try:
-                from prefmill.engines.openai_engine import OpenAIEngine
+                from prefmill.engines.openai.engine import OpenAIEngine
 
                 engine = OpenAIEngine("smollm2", url, max_concurrency=args.concurrency)
                 rows.append(

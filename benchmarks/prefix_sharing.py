@@ -24,7 +24,7 @@ from datetime import UTC, datetime
 
 import pyarrow as pa
 
-from prefmill.engines.transformers_engine import TransformersEngine
+from prefmill.engines.transformers.engine import TransformersEngine
 from prefmill.storage.schemas import MESSAGE
 from prefmill.tasks.synthesis.online import synthesize
 

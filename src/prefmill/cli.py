@@ -21,8 +21,10 @@ from prefmill.commands import pick_dataset as _dataset
 from prefmill.errors import PrefmillError
 from prefmill.storage import DEFAULT_REF, ID_COLUMNS, Manifest, Store
 from prefmill.storage.tables import order_key
+from prefmill.task_runners import TASK_RUNNERS
 from prefmill.ui import FORMATS, console, human_bytes, render_records, render_rows
 
+_RUNNERS = ", ".join(TASK_RUNNERS[:-1]) + f" or {TASK_RUNNERS[-1]}"  # --task-runner choices
 app = typer.Typer(
     name="prefmill",
     help="Turn prompts into versioned preference datasets (prompts -> candidates -> judgments -> "
@@ -120,7 +122,7 @@ def build(
     ] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show Prefect's logs.")] = False,
     task_runner: Annotated[
-        str | None, typer.Option("--task-runner", help="local, dask or ray (default: the recipe's).")
+        str | None, typer.Option("--task-runner", help=f"{_RUNNERS} (default: the recipe's).")
     ] = None,
     workers: Annotated[int | None, typer.Option("--workers", help="Workers of a local cluster.")] = None,
     runner_address: Annotated[
@@ -165,7 +167,7 @@ def serve(
         str | None, typer.Option("--name", help="Deployment name (default DATASET-build).")
     ] = None,
     root: Annotated[str | None, typer.Option("--root", help="Storage root; overrides the recipe.")] = None,
-    task_runner: Annotated[str | None, typer.Option("--task-runner", help="local, dask or ray.")] = None,
+    task_runner: Annotated[str | None, typer.Option("--task-runner", help=f"{_RUNNERS}.")] = None,
 ) -> None:
     """Register a scheduled build as a Prefect deployment and serve it (needs a Prefect server)."""
     from prefmill.commands.serve import serve as serve_command

@@ -21,7 +21,7 @@ import torch
 from prefmill.engines import model_cache
 from prefmill.engines.base import GenerationRequest, SamplingParams
 from prefmill.engines.registry import clear_engines, get_engine
-from prefmill.engines.transformers_engine import SeededSampler, TransformersEngine
+from prefmill.engines.transformers.engine import SeededSampler, TransformersEngine
 from prefmill.storage.schemas import MESSAGE, schema_for
 from prefmill.tasks.synthesis import synthesize
 

@@ -29,7 +29,7 @@ import pytest
 
 from prefmill.engines.base import GenerationRequest, SamplingParams
 from prefmill.engines.model_cache import embedded_model_dir
-from prefmill.engines.openai_engine import OpenAIEngine
+from prefmill.engines.openai.engine import OpenAIEngine
 from prefmill.storage.schemas import MESSAGE
 from prefmill.tasks.evaluation.parse import parse_pair
 from prefmill.tasks.synthesis import synthesize
@@ -123,7 +123,7 @@ def vllm_server(model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> It
 
 @pytest.fixture(scope="session")
 def transformers_engine(model_dir: Path) -> Any:
-    from prefmill.engines.transformers_engine import TransformersEngine
+    from prefmill.engines.transformers.engine import TransformersEngine
 
     return TransformersEngine(str(model_dir))
 
@@ -132,7 +132,7 @@ def transformers_engine(model_dir: Path) -> Any:
 def vllm_engine(model_dir: Path) -> Any:
     for key, value in _cpu_env().items():
         os.environ.setdefault(key, value)
-    from prefmill.engines.vllm_engine import VLLMEngine
+    from prefmill.engines.vllm.engine import VLLMEngine
 
     return VLLMEngine(str(model_dir), dtype="float32", max_model_len=1024, kv_cache_gb=1)
 

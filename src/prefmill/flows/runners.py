@@ -1,11 +1,12 @@
 """Where shard tasks run: in the flow's own process (``local``, the default) or on the workers of a
-Dask (or Ray) cluster through Prefect's task runners (prefect-dask / prefect-ray).
+Dask or Ray cluster through Prefect's task runners (prefect-dask / prefect-ray).
 
-``runner_session`` is entered once per build: it starts a local cluster (or connects to
-``address``), makes sure every worker reports to the same Prefect API as the flow, and installs a
-factory of task runners that ``flows.common.run_shards`` uses. Only the flow commits manifests;
-workers write shards into the shared store. The runner changes speed, never rows, so it is not part
-of any version id.
+The kinds are declared in ``prefmill.task_runners`` (one module each: name, module, extra, factory).
+``runner_session`` is entered once per build: it checks the choice, makes sure every worker reports
+to the same Prefect API as the flow, starts the kind's cluster (or connects to ``address``) and
+installs the factory of task runners that ``flows.common.run_shards`` uses. Only the flow commits
+manifests; workers write shards into the shared store. The runner changes speed, never rows, so it is
+not part of any version id.
 """
 
 from __future__ import annotations
@@ -14,34 +15,16 @@ import os
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from contextvars import ContextVar
-from dataclasses import dataclass
 from typing import Any
 
 from prefmill.errors import RunnerError
 from prefmill.storage import Store
+from prefmill.task_runners import TASK_RUNNERS, RunnerChoice, task_runner_kinds
 
-RUNNERS = ("local", "dask", "ray")
-_INSTALL = {
-    "dask": "pip install 'prefmill[dask]' (prefect-dask, dask distributed)",
-    "ray": "pip install prefect-ray",
-}
+__all__ = ["RunnerChoice", "check_choice", "current_runner", "runner_session"]
 
 #: a factory of fresh Prefect task runners for the shards of this build, or None (run in process)
 _factory: ContextVar[Callable[[], Any] | None] = ContextVar("prefmill_task_runner", default=None)
-
-
-@dataclass(frozen=True)
-class RunnerChoice:
-    """Which task runner a build uses: ``kind`` (local, dask, ray), the ``address`` of a running
-    cluster (None: start a local one with ``workers`` single-threaded worker processes)."""
-
-    kind: str = "local"
-    address: str | None = None
-    workers: int = 2
-
-    @property
-    def distributed(self) -> bool:
-        return self.kind != "local"
 
 
 def current_runner() -> Callable[[], Any] | None:
@@ -51,17 +34,18 @@ def current_runner() -> Callable[[], Any] | None:
 
 def check_choice(choice: RunnerChoice, root: str) -> None:
     """Fail before any work: unknown runner, missing package, a remote cluster with a local root."""
-    if choice.kind not in RUNNERS:
-        raise RunnerError(f"task runner '{choice.kind}' is unknown: use one of {', '.join(RUNNERS)}")
-    if not choice.distributed:
+    kind = task_runner_kinds().get(choice.kind)
+    if kind is None:
+        raise RunnerError(f"task runner '{choice.kind}' is unknown: use one of {', '.join(TASK_RUNNERS)}")
+    if not kind.distributed:
         return
-    module = "prefect_dask" if choice.kind == "dask" else "prefect_ray"
-    try:
-        __import__(module)
-    except ImportError:
-        raise RunnerError(
-            f"task runner '{choice.kind}' needs {module.replace('_', '-')}: {_INSTALL[choice.kind]}"
-        ) from None
+    if kind.module is not None:
+        try:
+            __import__(kind.module)
+        except ImportError:
+            raise RunnerError(
+                f"task runner '{choice.kind}' needs {kind.module.replace('_', '-')}: {kind.install}"
+            ) from None
     if choice.address and Store(root).loc.is_local:
         raise RunnerError(
             f"task runner '{choice.kind}' at {choice.address}: workers on other machines cannot see the "
@@ -106,43 +90,17 @@ def _shared_api(remote: bool) -> Iterator[str]:
             os.environ["PREFECT_API_URL"] = saved
 
 
-def _dask_factory(choice: RunnerChoice, stack: ExitStack) -> Callable[[], Any]:
-    from prefect_dask import DaskTaskRunner
-
-    address = choice.address
-    if address is None:
-        from distributed import LocalCluster
-
-        cluster = LocalCluster(
-            n_workers=choice.workers,
-            threads_per_worker=1,  # one shard at a time per worker; the engine uses the cores
-            processes=True,
-            dashboard_address=":0",  # a free port: parallel builds never clash on 8787
-        )
-        stack.callback(cluster.close)
-        address = cluster.scheduler_address
-    return lambda: DaskTaskRunner(address=address)
-
-
-def _ray_factory(choice: RunnerChoice, stack: ExitStack) -> Callable[[], Any]:
-    from prefect_ray import RayTaskRunner
-
-    if choice.address:
-        return lambda: RayTaskRunner(address=choice.address)
-    return lambda: RayTaskRunner(init_kwargs={"num_cpus": choice.workers})
-
-
 @contextmanager
 def runner_session(choice: RunnerChoice, root: str) -> Iterator[RunnerChoice]:
     """Run the build's shards on ``choice`` until the block ends (a no-op for ``local``)."""
     check_choice(choice, root)
-    if not choice.distributed:
+    factory = task_runner_kinds()[choice.kind].factory
+    if factory is None:
         yield choice
         return
     with ExitStack() as stack:
         stack.enter_context(_shared_api(remote=choice.address is not None))
-        make = _dask_factory if choice.kind == "dask" else _ray_factory
-        token = _factory.set(make(choice, stack))
+        token = _factory.set(factory(choice, stack))
         try:
             yield choice
         finally:

@@ -124,7 +124,7 @@ def evaluate_task(
     model_dir: str, label: str, phase: str, config: TrainConfig, exclude: list[str]
 ) -> pa.Table:
     """Held-out accuracy of one model folder (loaded for this call only)."""
-    from prefmill.engines.transformers_engine import TransformersEngine
+    from prefmill.engines.transformers.engine import TransformersEngine
     from prefmill.trainers.evaluate import evaluate, held_out_prompts
 
     prompts = held_out_prompts(config.eval, set(exclude))

@@ -17,6 +17,7 @@ from prefmill.recipe.prompts import PromptsConfig
 from prefmill.recipe.synthesis import SynthesisConfig
 from prefmill.storage.store import check_name
 from prefmill.storage.tables import EXPORT_FORMATS
+from prefmill.task_runners import TASK_RUNNERS
 from prefmill.trainers.config import IterateConfig, TrainConfig
 
 #: The recipe's choice of export formats, built from the table registry.
@@ -78,7 +79,7 @@ class Recipe(_Section):
         description="When a finished candidates version has failed rows, write a new version that "
         "re-attempts only those (the rest is taken by reference). Same as `prefmill build --retry-errors`.",
     )
-    task_runner: Literal["local", "dask", "ray"] = Field(
+    task_runner: Literal[TASK_RUNNERS] = Field(  # type: ignore[valid-type]
         default="local",
         description="Where shard tasks run: `local` (in the build's process), `dask` (Prefect's "
         "DaskTaskRunner: a local cluster of `workers` processes, or the cluster at `runner_address`), "

@@ -3,7 +3,7 @@
 Sampling is done by ``SeededSampler``, a logits processor with one ``torch.Generator`` per row, so a
 request's text depends on its own seed and prompt, not on which other requests share its batch.
 A request's ``response_format`` (a JSON schema) constrains its tokens through llguidance
-(``prefmill.engines.constrained``): structured output.
+(``prefmill.engines.transformers.constrained``): structured output.
 """
 
 from __future__ import annotations
@@ -34,7 +34,6 @@ from prefmill.engines.base import (
     SamplingParams,
     check_sampling,
 )
-from prefmill.engines.constrained import Constraints, Grammars, SchemaError
 from prefmill.engines.model_cache import (
     EMBEDDED_FULL_NAME,
     EMBEDDED_NAME,
@@ -42,6 +41,7 @@ from prefmill.engines.model_cache import (
     is_embedded_name,
     resolve_model,
 )
+from prefmill.engines.transformers.constrained import Constraints, Grammars, SchemaError
 from prefmill.errors import EngineError
 
 logger = logging.getLogger(__name__)

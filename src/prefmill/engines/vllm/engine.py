@@ -27,11 +27,8 @@ from prefmill.engines.base import (
     check_sampling,
 )
 from prefmill.engines.model_cache import EMBEDDED_FULL_NAME, EMBEDDED_NAME, is_embedded_name, resolve_model
+from prefmill.engines.vllm import INSTALL
 from prefmill.errors import EngineError
-
-OPTIONS = frozenset(
-    {"batch_size", "dtype", "max_model_len", "enforce_eager", "gpu_memory_utilization", "kv_cache_gb"}
-)
 
 
 def _cpu_env(kv_cache_gb: float) -> None:
@@ -67,9 +64,7 @@ class VLLMEngine:
         try:
             import vllm
         except ImportError as exc:  # pragma: no cover - the registry checks first
-            from prefmill.engines.registry import VLLM_INSTALL
-
-            raise EngineError(f"the vllm engine needs the vllm package: {VLLM_INSTALL} ({exc})") from exc
+            raise EngineError(f"the vllm engine needs the vllm package: {INSTALL} ({exc})") from exc
         self._vllm = vllm
         kwargs: dict[str, Any] = {
             "model": str(path),
