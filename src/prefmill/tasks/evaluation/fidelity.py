@@ -32,10 +32,12 @@ import polars as pl
 import pyarrow as pa
 
 from prefmill.errors import FidelityError
+from prefmill.tasks.evaluation.judges.registry import GOLD_ROW_KINDS, NOT_GOLD_NAMES
 
-#: Judges never used as gold: the length heuristic is a weak signal, not ground truth.
-NOT_GOLD = frozenset({"heuristic"})
-GOLD_KINDS = frozenset({"verifier", "human"})
+#: Gold by default: rows of the kinds the judge kinds declare gold (verifier, human), but for the
+#: judges among them that are not (the length heuristic is a weak signal, not ground truth).
+NOT_GOLD = NOT_GOLD_NAMES
+GOLD_KINDS = GOLD_ROW_KINDS
 _EPS = 1e-9
 
 
