@@ -32,12 +32,9 @@ import polars as pl
 import pyarrow as pa
 
 from prefmill.errors import FidelityError
-from prefmill.tasks.evaluation.judges.registry import GOLD_ROW_KINDS, NOT_GOLD_NAMES
+from prefmill.tasks.evaluation.judges.registry import GOLD_ROW_KINDS as GOLD_KINDS  # gold by default
+from prefmill.tasks.evaluation.judges.registry import NOT_GOLD_NAMES as NOT_GOLD  # but the heuristic
 
-#: Gold by default: rows of the kinds the judge kinds declare gold (verifier, human), but for the
-#: judges among them that are not (the length heuristic is a weak signal, not ground truth).
-NOT_GOLD = NOT_GOLD_NAMES
-GOLD_KINDS = GOLD_ROW_KINDS
 _EPS = 1e-9
 
 
