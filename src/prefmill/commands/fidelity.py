@@ -38,6 +38,7 @@ def load_report(store: Store, m: Manifest) -> dict[str, Any]:
     if isinstance(stored, dict):
         return stored
     from prefmill.tasks.evaluation.fidelity import fidelity_report
+    from prefmill.tasks.evaluation.judges.registry import judge_engines
 
     parent = next((p for p in m.parents if p.table == "candidates"), None)
     if parent is None:
@@ -46,11 +47,7 @@ def load_report(store: Store, m: Manifest) -> dict[str, Any]:
         store.manifest(m.dataset, "candidates", parent.version),
         columns=["candidate_id", "response", "n_tokens", "generator"],
     )
-    engines = {
-        j.get("name") or f"llm-{j.get('mode', 'point')}:{j.get('engine')}": j["engine"]
-        for j in m.config.get("judges", [])
-        if isinstance(j, dict) and j.get("kind") in ("llm", "meta") and j.get("engine")
-    }
+    engines = judge_engines(j for j in m.config.get("judges", []) if isinstance(j, dict))
     report = fidelity_report(store.read_arrow(m), cands, judge_engines=engines)
     report["computed_now"] = True
     return report

@@ -25,16 +25,14 @@ from prefmill.flows.common import (
 )
 from prefmill.flows.incremental import judgments_reuse
 from prefmill.progress import reporter
-from prefmill.recipe import HumanJudge, JudgeConfig, Recipe, file_digest
+from prefmill.recipe import JudgeConfig, Recipe, file_digest
 from prefmill.storage import Manifest, Parent, Store
 from prefmill.tasks.evaluation.calibration import calibrate
 from prefmill.tasks.evaluation.fidelity import enforce, fidelity_report
 from prefmill.tasks.evaluation.human import human_judgments
 from prefmill.tasks.evaluation.judge import EVALUATION_CODE_VERSION, judge_shard
-from prefmill.tasks.evaluation.llm_judge import fingerprint, resolve_paths
-
-#: Judge kinds run by a judge model (their templates and parser enter the version).
-LLM_KINDS = ("llm", "meta", "critique_revise")
+from prefmill.tasks.evaluation.judges.human import HumanJudge
+from prefmill.tasks.evaluation.judges.registry import fingerprint, judge_engines, judge_traits, resolve_paths
 
 STAGE = "evaluation"
 
@@ -43,10 +41,10 @@ def evaluation_config(recipe: Recipe) -> dict[str, Any]:
     """What decides the judgments version: every judge's full config, in order; for LLM judges also
     the text of their templates and the parser version; the calibration file's content."""
     config: dict[str, Any] = {"judges": [j.model_dump(mode="json") for j in recipe.evaluation.judges]}
-    llm = {j.judge_name: fingerprint(j) for j in judge_configs(recipe) if j.kind in LLM_KINDS}
+    llm = {j.judge_name: fp for j in judge_configs(recipe) if (fp := fingerprint(j)) is not None}
     if llm:
         config["llm"] = llm
-    human = [j for j in recipe.evaluation.judges if isinstance(j, HumanJudge)]
+    human = [j for j in recipe.evaluation.judges if judge_traits(j).output == "extra_shard"]
     if human:  # the verdicts' content, not the file name, decides the version
         config["human_files"] = [_human_digest(recipe, j) for j in human]
     if (calibration := recipe.evaluation.fidelity.calibration) is not None:
@@ -66,7 +64,7 @@ def check_judges_config(recipe: Recipe) -> None:
     """Fail before any work: judge engines parse, templates load and compile, names are unique."""
     names: dict[str, int] = {}
     for i, j in enumerate(judge_configs(recipe)):
-        if j.kind not in LLM_KINDS:
+        if not judge_traits(j).engine:
             continue
         if j.judge_name in names:
             raise RecipeError(
@@ -170,7 +168,7 @@ def evaluation_flow(recipe: Recipe, root: str, prompts: Manifest, candidates: Ma
     human = [
         (str(recipe.resolve_path(j.path)), j.format)
         for j in recipe.evaluation.judges
-        if isinstance(j, HumanJudge)
+        if judge_traits(j).output == "extra_shard"
     ]
     if human and n_shards not in finished:  # one more shard after the candidate shards
         human_shard(root, recipe.dataset, target.version, n_shards, candidates, human)
@@ -193,11 +191,13 @@ def fidelity_of(recipe: Recipe, store: Store, paths: list[str], candidates: Mani
     judgments = pa.concat_tables([pq.read_table(p, filesystem=store.fs) for p in paths])
     cands = store.read_arrow(candidates, columns=["candidate_id", "response", "n_tokens", "generator"])
     configs = judge_configs(recipe)
-    engines = {j.judge_name: j.engine for j in configs if j.kind in ("llm", "meta")}
+    engines = judge_engines(configs)
     calibration = None
     if recipe.evaluation.fidelity.calibration is not None:
         path = recipe.resolve_path(recipe.evaluation.fidelity.calibration)
-        calibration = {j.judge_name: calibrate_task(j, str(path)) for j in configs if j.kind == "llm"}
+        calibration = {
+            j.judge_name: calibrate_task(j, str(path)) for j in configs if judge_traits(j).calibrated
+        }
     report = fidelity_report(
         judgments,
         cands,

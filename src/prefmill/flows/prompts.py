@@ -11,11 +11,11 @@ from prefect import flow, task
 from prefmill.errors import InputError
 from prefmill.flows.common import SHARD_TASK, STAGE_FLOW, TableResult, cached_result, current_flow_run_id, log
 from prefmill.progress import reporter
-from prefmill.recipe import ArithmeticSource, FileSource, Recipe, file_digest
+from prefmill.recipe import Recipe, file_digest
 from prefmill.storage import Store, version_id
-from prefmill.tasks.prompts.arithmetic import arithmetic_problems
 from prefmill.tasks.prompts.build import PROMPTS_CODE_VERSION, combine
-from prefmill.tasks.prompts.loaders import load_file
+from prefmill.tasks.prompts.sources.registry import load_source as load_prompt_source
+from prefmill.tasks.prompts.sources.registry import source_kind
 
 STAGE = "prompts"
 
@@ -25,13 +25,13 @@ def prompts_config(recipe: Recipe) -> dict[str, Any]:
     sources = []
     for i, source in enumerate(recipe.prompts.sources):
         entry = source.model_dump()
-        if isinstance(source, FileSource):
-            path = recipe.resolve_path(source.path)
+        if (field := source_kind(source).input_file) is not None:
+            path = recipe.resolve_path(getattr(source, field))
             if not path.is_file():
                 raise InputError(
-                    f"prompt file not found: {path} (recipe field prompts.sources[{i}].path); fix the path"
+                    f"prompt file not found: {path} (recipe field prompts.sources[{i}].{field}); fix the path"
                 )
-            entry["path"] = path.name
+            entry[field] = path.name
             entry["sha256"] = file_digest(path)
         sources.append(entry)
     return {"sources": sources}
@@ -41,17 +41,7 @@ def prompts_config(recipe: Recipe) -> dict[str, Any]:
 def load_source(recipe: Recipe, index: int) -> tuple[pa.Table, pa.Table]:
     """One source's prompts and rejected rows (small: prompts travel in memory)."""
     source = recipe.prompts.sources[index]
-    if isinstance(source, ArithmeticSource):
-        table = arithmetic_problems(source.n, source.seed, max_operand=source.max_operand)
-        return table, pa.table({})
-    return load_file(
-        recipe.resolve_path(source.path),
-        fmt=source.format,
-        field=source.field,
-        messages_field=source.messages_field,
-        reference_field=source.reference_field,
-        rubric_field=source.rubric_field,
-    )
+    return load_prompt_source(source, recipe.resolve_path)
 
 
 @flow(name="prefmill-prompts", **STAGE_FLOW)

@@ -27,9 +27,11 @@ from prefmill.flows.common import (
 )
 from prefmill.flows.evaluation import evaluation_config, judge_configs
 from prefmill.progress import reporter
-from prefmill.recipe import CritiqueReviseJudge, Recipe
+from prefmill.recipe import Recipe
 from prefmill.storage import Manifest, Parent, Store
 from prefmill.storage.schemas import conform
+from prefmill.tasks.evaluation.judges.critique_revise import CritiqueReviseJudge
+from prefmill.tasks.evaluation.judges.registry import judge_traits
 from prefmill.tasks.evaluation.revise import critique_revise
 
 STAGE = "revision"
@@ -38,7 +40,7 @@ REVISION_CODE_VERSION = "1"
 
 
 def revisers(recipe: Recipe) -> list[CritiqueReviseJudge]:
-    return [j for j in judge_configs(recipe) if isinstance(j, CritiqueReviseJudge)]
+    return [j for j in judge_configs(recipe) if judge_traits(j).output == "candidates"]
 
 
 @task(name="revise-shard", **SHARD_TASK)
@@ -86,7 +88,9 @@ def revision_flow(recipe: Recipe, root: str, prompts: Manifest, candidates: Mani
         code_version=REVISION_CODE_VERSION,
         config={
             "revisers": [
-                c.model_dump(mode="json") for c in recipe.evaluation.judges if c.kind == "critique_revise"
+                c.model_dump(mode="json")
+                for c in recipe.evaluation.judges
+                if judge_traits(c).output == "candidates"
             ],
             "templates": {c.judge_name: llm.get(c.judge_name) for c in configs},
         },

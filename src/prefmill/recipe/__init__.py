@@ -6,51 +6,48 @@ field and what is wrong, in one line.
 
 The package holds one module per recipe section (``prompts``, ``synthesis``, ``evaluation``,
 ``instantiation``), the whole ``model``, ``loading`` (YAML with line numbers) and ``reference``
-(the docs generator); the names below are its public face.
+(the docs generator); the names below are its public face. They are imported on first use, so
+that ``prefmill.recipe.base`` (the base class the judge and prompt-source kinds build their configs
+on) can be imported without the sections that are built from those kinds.
 """
 
-from prefmill.recipe.base import OUTPUTS, STAGES
-from prefmill.recipe.evaluation import (
-    DEFAULT_CRITERIA,
-    DEFAULT_PRINCIPLES,
-    JUDGE_MODELS,
-    ArithmeticJudge,
-    CodeVerifier,
-    CritiqueReviseJudge,
-    EvaluationConfig,
-    FidelityConfig,
-    FormatVerifier,
-    HeuristicJudge,
-    HumanJudge,
-    JudgeConfig,
-    LLMJudge,
-    MathVerifier,
-    MetaJudge,
-    RewardModelJudge,
-)
-from prefmill.recipe.instantiation import InstantiationConfig, SelectionConfig
-from prefmill.recipe.loading import load_recipe, parse_recipe
-from prefmill.recipe.model import ExportConfig, Price, Recipe, file_digest
-from prefmill.recipe.prompts import ArithmeticSource, FileSource, PromptsConfig, PromptSource
-from prefmill.recipe.reference import reference_markdown
-from prefmill.recipe.synthesis import (
-    STRATEGIES,
-    BestOfNConfig,
-    DiversityConfig,
-    OfflineSource,
-    PolicyConfig,
-    ResolvedPolicy,
-    SynthesisConfig,
-    VerbalizedConfig,
-)
+from __future__ import annotations
 
-__all__ = [
-    "DEFAULT_CRITERIA", "DEFAULT_PRINCIPLES", "JUDGE_MODELS", "OUTPUTS", "STAGES", "STRATEGIES",
-    "ArithmeticJudge", "ArithmeticSource", "BestOfNConfig", "CodeVerifier", "CritiqueReviseJudge",
-    "DiversityConfig", "EvaluationConfig", "ExportConfig", "FidelityConfig", "FileSource",
-    "FormatVerifier", "HeuristicJudge", "HumanJudge", "InstantiationConfig", "JudgeConfig", "LLMJudge",
-    "MathVerifier", "MetaJudge", "OfflineSource", "PolicyConfig", "Price", "PromptSource",
-    "PromptsConfig", "Recipe", "ResolvedPolicy", "RewardModelJudge", "SelectionConfig",
-    "SynthesisConfig", "VerbalizedConfig", "file_digest", "load_recipe", "parse_recipe",
-    "reference_markdown",
-]  # fmt: skip
+import importlib
+from typing import Any
+
+from prefmill.recipe.base import OUTPUTS as OUTPUTS
+from prefmill.recipe.base import STAGES as STAGES
+
+_HOMES: dict[str, tuple[str, ...]] = {
+    "evaluation": (
+        "DEFAULT_CRITERIA", "DEFAULT_PRINCIPLES", "JUDGE_MODELS", "ArithmeticJudge", "CodeVerifier",
+        "CritiqueReviseJudge", "EvaluationConfig", "FidelityConfig", "FormatVerifier", "HeuristicJudge",
+        "HumanJudge", "JudgeConfig", "LLMJudge", "MathVerifier", "MetaJudge", "RewardModelJudge",
+    ),
+    "instantiation": ("InstantiationConfig", "SelectionConfig"),
+    "loading": ("load_recipe", "parse_recipe"),
+    "model": ("ExportConfig", "Price", "Recipe", "file_digest"),
+    "prompts": ("ArithmeticSource", "FileSource", "PromptsConfig", "PromptSource"),
+    "reference": ("reference_markdown",),
+    "synthesis": (
+        "STRATEGIES", "BestOfNConfig", "DiversityConfig", "OfflineSource", "PolicyConfig",
+        "ResolvedPolicy", "SynthesisConfig", "VerbalizedConfig",
+    ),
+}  # fmt: skip
+_MODULE_OF = {name: module for module, names in _HOMES.items() for name in names}
+
+__all__ = sorted(["OUTPUTS", "STAGES", *_MODULE_OF])
+
+
+def __getattr__(name: str) -> Any:
+    module = _MODULE_OF.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__

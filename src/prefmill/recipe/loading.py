@@ -11,19 +11,8 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from prefmill.errors import RecipeError
-from prefmill.recipe.evaluation import JUDGE_MODELS, EvaluationConfig, FidelityConfig
-from prefmill.recipe.instantiation import InstantiationConfig, SelectionConfig
-from prefmill.recipe.model import ExportConfig, Recipe
-from prefmill.recipe.prompts import ArithmeticSource, FileSource, PromptsConfig
-from prefmill.recipe.synthesis import (
-    BestOfNConfig,
-    DiversityConfig,
-    OfflineSource,
-    PolicyConfig,
-    SynthesisConfig,
-    VerbalizedConfig,
-)
-from prefmill.trainers.config import IterateConfig, TrainConfig, TrainEvalConfig, TrainLoraConfig
+from prefmill.recipe.model import Recipe
+from prefmill.recipe.tree import sections, union_tags
 
 # -- loading with line numbers ----------------------------------------------------------------
 
@@ -42,32 +31,13 @@ def _node_at(root: yaml.Node | None, loc: Sequence[Any]) -> yaml.Node | None:
     return node
 
 
+#: path of field names and union tags (a validation error's location without list indexes) -> model
+_SECTIONS: dict[tuple[str, ...], type[BaseModel]] = {s.path: s.model for s in sections(Recipe) if not s.keyed}
+
+
 def _section_model(loc: Sequence[Any]) -> type[BaseModel] | None:
     """The recipe model that holds the last field of ``loc``."""
-    names = tuple(p for p in loc[:-1] if isinstance(p, str))
-    sections: dict[tuple[str, ...], type[BaseModel]] = {
-        (): Recipe,
-        ("prompts",): PromptsConfig,
-        ("prompts", "sources", "file"): FileSource,
-        ("prompts", "sources", "arithmetic"): ArithmeticSource,
-        ("synthesis",): SynthesisConfig,
-        ("synthesis", "best_of_n"): BestOfNConfig,
-        ("synthesis", "verbalized"): VerbalizedConfig,
-        ("synthesis", "policies"): PolicyConfig,
-        ("synthesis", "offline"): OfflineSource,
-        ("synthesis", "diversity"): DiversityConfig,
-        ("evaluation",): EvaluationConfig,
-        ("evaluation", "fidelity"): FidelityConfig,
-        ("instantiation",): InstantiationConfig,
-        **{("evaluation", "judges", kind): model for kind, model in JUDGE_MODELS.items()},
-        ("instantiation", "selection"): SelectionConfig,
-        ("export",): ExportConfig,
-        ("train",): TrainConfig,
-        ("train", "lora"): TrainLoraConfig,
-        ("train", "eval"): TrainEvalConfig,
-        ("iterate",): IterateConfig,
-    }
-    return sections.get(names)
+    return _SECTIONS.get(tuple(p for p in loc[:-1] if isinstance(p, str)))
 
 
 def _describe(error: dict[str, Any]) -> str:
@@ -86,7 +56,7 @@ def _describe(error: dict[str, Any]) -> str:
     return message
 
 
-_TAGS = frozenset({"file", "arithmetic", *JUDGE_MODELS})
+_TAGS = union_tags(Recipe)
 
 
 def _field_path(loc: Sequence[Any]) -> str:

@@ -1,40 +1,19 @@
-"""The `prompts` section: where prompts come from."""
+"""The `prompts` section: where prompts come from.
+
+The source configs are declared by the prompt-source kinds (``prefmill.tasks.prompts.sources``, one
+module per kind); ``PromptSource`` is built from them by its registry.
+"""
 
 from __future__ import annotations
-
-from typing import Annotated, Literal
 
 from pydantic import Field
 
 from prefmill.recipe.base import _Section
+from prefmill.tasks.prompts.sources.arithmetic import ArithmeticSource
+from prefmill.tasks.prompts.sources.file import FileSource
+from prefmill.tasks.prompts.sources.registry import PromptSource
 
-
-class FileSource(_Section):
-    """Prompts read from a JSONL, CSV or Parquet file."""
-
-    kind: Literal["file"] = Field(description="`file`.")
-    path: str = Field(description="Path of the file; relative paths are relative to the recipe's folder.")
-    format: Literal["jsonl", "csv", "parquet"] | None = Field(
-        default=None, description="File format; by default taken from the suffix."
-    )
-    field: str = Field(default="prompt", description="Column holding the prompt text.")
-    messages_field: str = Field(
-        default="messages", description="Column holding a chat (list of {role, content}) instead of text."
-    )
-    reference_field: str = Field(default="reference", description="Column with a gold answer, if any.")
-    rubric_field: str = Field(default="rubric", description="Column with a per-prompt rubric, if any.")
-
-
-class ArithmeticSource(_Section):
-    """Seeded arithmetic word problems with exact answers in `reference`."""
-
-    kind: Literal["arithmetic"] = Field(description="`arithmetic`.")
-    n: int = Field(ge=1, le=1_000_000, description="How many problems.")
-    seed: int = Field(default=0, description="Seed of the generator: same seed, same problems.")
-    max_operand: int = Field(default=50, ge=2, le=1_000_000, description="Largest operand.")
-
-
-PromptSource = Annotated[FileSource | ArithmeticSource, Field(discriminator="kind")]
+__all__ = ["ArithmeticSource", "FileSource", "PromptSource", "PromptsConfig"]
 
 
 class PromptsConfig(_Section):

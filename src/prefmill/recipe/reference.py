@@ -5,50 +5,14 @@ from __future__ import annotations
 import inspect
 import re
 
-from pydantic import BaseModel
-
-from prefmill.recipe.evaluation import JUDGE_MODELS, EvaluationConfig, FidelityConfig
-from prefmill.recipe.instantiation import InstantiationConfig, SelectionConfig
-from prefmill.recipe.model import ExportConfig, Price, Recipe
-from prefmill.recipe.prompts import ArithmeticSource, FileSource, PromptsConfig
-from prefmill.recipe.synthesis import (
-    BestOfNConfig,
-    DiversityConfig,
-    OfflineSource,
-    PolicyConfig,
-    SynthesisConfig,
-    VerbalizedConfig,
-)
-from prefmill.trainers.config import IterateConfig, TrainConfig, TrainEvalConfig, TrainLoraConfig
+from prefmill.recipe.model import Recipe
+from prefmill.recipe.tree import sections
 
 # -- reference docs ---------------------------------------------------------------------------
 
 
 def reference_markdown() -> str:
     """docs/recipe.md, generated from the field docs above."""
-    sections: list[tuple[str, type[BaseModel]]] = [
-        ("(top level)", Recipe),
-        ("prompts", PromptsConfig),
-        ("prompts.sources[] with kind: file", FileSource),
-        ("prompts.sources[] with kind: arithmetic", ArithmeticSource),
-        ("synthesis", SynthesisConfig),
-        ("synthesis.policies[]", PolicyConfig),
-        ("synthesis.offline[]", OfflineSource),
-        ("synthesis.best_of_n", BestOfNConfig),
-        ("synthesis.verbalized", VerbalizedConfig),
-        ("synthesis.diversity", DiversityConfig),
-        ("evaluation", EvaluationConfig),
-        *((f"evaluation.judges[] with kind: {kind}", model) for kind, model in JUDGE_MODELS.items()),
-        ("evaluation.fidelity", FidelityConfig),
-        ("instantiation", InstantiationConfig),
-        ("instantiation.selection", SelectionConfig),
-        ("export[]", ExportConfig),
-        ("prices.<model>", Price),
-        ("train", TrainConfig),
-        ("train.lora", TrainLoraConfig),
-        ("train.eval", TrainEvalConfig),
-        ("iterate", IterateConfig),
-    ]
     lines = [
         "# Recipe reference",
         "",
@@ -59,7 +23,8 @@ def reference_markdown() -> str:
         "errors, so a misspelt option never passes silently.",
         "",
     ]
-    for title, model in sections:
+    for section in sections(Recipe):
+        title, model = section.title, section.model
         lines += [
             f"## `{title}`",
             "",

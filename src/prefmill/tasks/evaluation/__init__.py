@@ -1,21 +1,34 @@
-"""Evaluation stage: verifiers and heuristics that turn candidates into judgments.
+"""Evaluation stage: verifiers, heuristics and judge models that turn candidates into judgments.
 
-Every function here is a pure function over Arrow tables; the LLM judges are added by the flow.
+Every function here is a pure function over Arrow tables. The judge kinds live in ``judges/`` (one
+module each); the names below are imported on first use, so that the recipe can import the judge
+kinds' configs without the work behind them.
 """
 
-from prefmill.tasks.evaluation.extract import extract_final_number, normalize_number, numbers_equal
-from prefmill.tasks.evaluation.heuristic import heuristic_judge, heuristic_scores
-from prefmill.tasks.evaluation.judge import EVALUATION_CODE_VERSION, KNOWN_JUDGES, judge_shard
-from prefmill.tasks.evaluation.verifiers import arithmetic_verifier
+from __future__ import annotations
 
-__all__ = [
-    "EVALUATION_CODE_VERSION",
-    "KNOWN_JUDGES",
-    "arithmetic_verifier",
-    "extract_final_number",
-    "heuristic_judge",
-    "heuristic_scores",
-    "judge_shard",
-    "normalize_number",
-    "numbers_equal",
-]
+import importlib
+from typing import Any
+
+_MODULE_OF = {
+    "EVALUATION_CODE_VERSION": "judge",
+    "KNOWN_JUDGES": "judge",
+    "judge_shard": "judge",
+    "arithmetic_verifier": "verifiers",
+    "extract_final_number": "extract",
+    "normalize_number": "extract",
+    "numbers_equal": "extract",
+    "heuristic_judge": "heuristic",
+    "heuristic_scores": "heuristic",
+}
+
+__all__ = sorted(_MODULE_OF)
+
+
+def __getattr__(name: str) -> Any:
+    module = _MODULE_OF.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value

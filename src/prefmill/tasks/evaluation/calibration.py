@@ -17,10 +17,10 @@ import pyarrow as pa
 from prefmill.engines.base import Engine
 from prefmill.errors import InputError
 from prefmill.ids import content_id
-from prefmill.recipe import LLMJudge
 from prefmill.records import read_jsonl
 from prefmill.storage.schemas import MESSAGE
 from prefmill.tasks.evaluation.fidelity import pair_labels
+from prefmill.tasks.evaluation.judges.llm import LLMJudge
 from prefmill.tasks.evaluation.llm_judge import llm_judge
 
 

@@ -56,8 +56,8 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from prefmill.recipe import CodeVerifier
 from prefmill.storage.schemas import empty_table
+from prefmill.tasks.evaluation.judges.code import CodeVerifier
 from prefmill.tasks.evaluation.verifiers import point_judgments
 
 _FENCE = re.compile(r"```[ \t]*([\w+-]*)[^\n]*\n(.*?)(?:```|\Z)", re.DOTALL)

@@ -35,6 +35,8 @@ from prefmill.errors import FidelityError
 from prefmill.sql import define_judgment_macros
 from prefmill.storage.duck import to_arrow
 from prefmill.tasks.evaluation.fidelity_stats import _EPS, _clean, cohen_kappa, fleiss_kappa, spearman
+from prefmill.tasks.evaluation.judges.registry import GOLD_ROW_KINDS as GOLD_KINDS  # gold by default
+from prefmill.tasks.evaluation.judges.registry import NOT_GOLD_NAMES as NOT_GOLD  # but the heuristic
 
 __all__ = [
     "FidelityError",
@@ -56,11 +58,6 @@ __all__ = [
     "swap_pairs",
     "usable",
 ]
-
-#: Judges never used as gold: the length heuristic is a weak signal, not ground truth.
-NOT_GOLD = frozenset({"heuristic"})
-GOLD_KINDS = frozenset({"verifier", "human"})
-
 
 # -- inputs ---------------------------------------------------------------------------------------
 

@@ -19,8 +19,8 @@ from typing import Any
 
 import pyarrow as pa
 
-from prefmill.recipe import FormatVerifier
 from prefmill.storage.schemas import empty_table
+from prefmill.tasks.evaluation.judges.format import FormatVerifier
 from prefmill.tasks.evaluation.verifiers import point_judgments
 
 _FENCE = re.compile(r"```[ \t]*([\w+-]*)[^\n]*\n(.*?)```", re.DOTALL)

@@ -25,7 +25,6 @@ import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from itertools import combinations
-from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
@@ -40,8 +39,10 @@ from prefmill.engines.base import (
 )
 from prefmill.errors import EngineError, SchemaError
 from prefmill.ids import content_id, seed_for
-from prefmill.recipe import CritiqueReviseJudge, LLMJudge, MetaJudge
 from prefmill.storage.schemas import conform, empty_table
+from prefmill.tasks.evaluation.judges.critique_revise import CritiqueReviseJudge
+from prefmill.tasks.evaluation.judges.llm import LLMJudge
+from prefmill.tasks.evaluation.judges.meta import MetaJudge
 from prefmill.tasks.evaluation.parse import PARSER_VERSION, parse_pair, parse_point, parse_rubric
 from prefmill.tasks.evaluation.templates import Template, load_template
 
@@ -298,25 +299,11 @@ def _rows(cands: pa.Table) -> list[dict[str, Any]]:
     return [r for r in rows if r.get("error") is None and r.get("response") is not None]
 
 
-def resolve_paths(config: Any, base_dir: str | Path) -> Any:
-    """``config`` with its template paths made absolute (relative ones are relative to ``base_dir``)."""
-    update = {}
-    for name in ("template", "critique_template", "revise_template"):
-        value = getattr(config, name, None)
-        if value is not None and not Path(value).is_absolute():
-            update[name] = str(Path(base_dir) / value)
-    return config.model_copy(update=update) if update else config
-
-
-def fingerprint(config: Any) -> dict[str, Any]:
-    """What besides its config decides an LLM judge's verdicts: its templates' text and the parser."""
-    names = {
-        "llm": {"template": config.mode if config.kind == "llm" else None},
-        "meta": {"template": "meta"},
-        "critique_revise": {"critique_template": "critique", "revise_template": "revise"},
-    }[config.kind]
+def template_fingerprint(config: Any, templates: dict[str, str]) -> dict[str, Any]:
+    """What besides its config decides a model judge's output: the text of its templates (config
+    field -> built-in template it replaces), of the repair template when it repairs, and the parser."""
     out: dict[str, Any] = {"parser": PARSER_VERSION, "code": LLM_JUDGE_CODE_VERSION}
-    for field, builtin in names.items():
+    for field, builtin in templates.items():
         out[field] = load_template(builtin, getattr(config, field)).sha256
     if getattr(config, "repair", False):
         out["repair"] = load_template("repair").sha256

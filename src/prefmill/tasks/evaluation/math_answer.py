@@ -26,7 +26,6 @@ from fractions import Fraction
 
 import pyarrow as pa
 
-from prefmill.recipe import MathVerifier
 from prefmill.storage.schemas import empty_table
 from prefmill.tasks.evaluation.extract import (
     _BOXED_RE,
@@ -36,6 +35,7 @@ from prefmill.tasks.evaluation.extract import (
     normalize_number,
     to_fraction,
 )
+from prefmill.tasks.evaluation.judges.math import MathVerifier
 from prefmill.tasks.evaluation.verifiers import point_judgments
 
 _THOUSANDS = re.compile(r"(?<=\d)(?:\{,\}|\\[,!; ]|[\u2009\u202f]|\s(?=\d{3}(?!\d)))(?=\d{3}(?!\d))")

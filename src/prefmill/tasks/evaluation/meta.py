@@ -15,8 +15,8 @@ import pyarrow as pa
 
 from prefmill.engines.base import Engine
 from prefmill.ids import seed_for
-from prefmill.recipe import MetaJudge
 from prefmill.storage.schemas import empty_table
+from prefmill.tasks.evaluation.judges.meta import MetaJudge
 from prefmill.tasks.evaluation.llm_judge import (
     GRANULARITY,
     KIND,

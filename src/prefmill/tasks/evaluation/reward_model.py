@@ -21,8 +21,8 @@ import pyarrow as pa
 
 from prefmill.engines.model_cache import hf_quiet, resolve_model
 from prefmill.errors import EngineError
-from prefmill.recipe import RewardModelJudge
 from prefmill.storage.schemas import empty_table
+from prefmill.tasks.evaluation.judges.reward_model import RewardModelJudge
 from prefmill.tasks.evaluation.verifiers import point_judgments
 
 _MODELS: dict[str, tuple[Any, Any]] = {}

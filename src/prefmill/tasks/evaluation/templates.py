@@ -16,8 +16,10 @@ from typing import Any
 import jinja2
 
 from prefmill.errors import RecipeError
+from prefmill.tasks.evaluation.judges.registry import BUILTIN_TEMPLATES
 
-BUILTIN = ("point", "pair", "rubric", "repair", "meta", "critique", "revise")
+#: The built-in templates, as the judge kinds declare them.
+BUILTIN = BUILTIN_TEMPLATES
 _ENV = jinja2.Environment(
     undefined=jinja2.StrictUndefined, keep_trailing_newline=False, trim_blocks=False, autoescape=False
 )

@@ -1,10 +1,30 @@
 """Prompts stage: load prompt sources, generate arithmetic problems, combine and de-duplicate.
 
 Every function here is a pure function returning Arrow tables (``prompts`` and ``prompts_rejected``).
+The prompt-source kinds live in ``sources/`` (one module each); the names below are imported on
+first use, so that the recipe can import the source kinds' configs without the work behind them.
 """
 
-from prefmill.tasks.prompts.arithmetic import arithmetic_problems
-from prefmill.tasks.prompts.build import PROMPTS_CODE_VERSION, combine
-from prefmill.tasks.prompts.loaders import FORMATS, load_file
+from __future__ import annotations
 
-__all__ = ["FORMATS", "PROMPTS_CODE_VERSION", "arithmetic_problems", "combine", "load_file"]
+import importlib
+from typing import Any
+
+_MODULE_OF = {
+    "FORMATS": "loaders",
+    "PROMPTS_CODE_VERSION": "build",
+    "arithmetic_problems": "arithmetic",
+    "combine": "build",
+    "load_file": "loaders",
+}
+
+__all__ = sorted(_MODULE_OF)
+
+
+def __getattr__(name: str) -> Any:
+    module = _MODULE_OF.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
