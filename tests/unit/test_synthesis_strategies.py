@@ -13,7 +13,7 @@ import pytest
 from prefmill.engines.base import Generation, GenerationRequest, Messages
 from prefmill.errors import InputError, RecipeError
 from prefmill.ids import content_id, seed_for
-from prefmill.recipe import ResolvedPolicy, parse_recipe
+from prefmill.recipe import DiversityConfig, ResolvedPolicy, VerbalizedConfig, parse_recipe
 from prefmill.storage.schemas import MESSAGE, schema_for
 from prefmill.tasks.synthesis.best_of_n import best_of_n
 from prefmill.tasks.synthesis.offline import OfflineSpec, check_matched, import_offline, read_offline
@@ -98,12 +98,12 @@ synthesis:
 
 def test_recipe_policies_inherit_the_section() -> None:
     policies = parse_recipe(RECIPE).synthesis.resolved_policies()
+    common = {"engine": "transformers:smollm2", "top_ps": [0.9, 1.0], "max_new_tokens": 128, "batch_size": 64}
     assert policies == [
-        ResolvedPolicy(
-            "transformers:smollm2", "transformers:smollm2", 3, [0.7], [0.9, 1.0], 128, 64, "sample"
-        ),
-        ResolvedPolicy("hot", "transformers:smollm2", 1, [1.2], [0.9, 1.0], 128, 64, "verbalized"),
+        ResolvedPolicy(name="transformers:smollm2", k=3, temperatures=[0.7], strategy="sample", **common),
+        ResolvedPolicy(name="hot", k=1, temperatures=[1.2], strategy="verbalized", **common),
     ]
+    assert policies[0].verbalized is None and policies[1].verbalized == VerbalizedConfig()
     legacy = parse_recipe(RECIPE.split("  policies:")[0]).synthesis.resolved_policies()
     assert [p.name for p in legacy] == [None]
 
@@ -358,16 +358,23 @@ def test_shard_runner_combines_strategies_and_retries_failed_rows(tmp_path: Path
         return "Hello there!" if "hi" in content else "A cat."
 
     engines = {"scripted:a": Engine("scripted:a", reply), "scripted:judge": Engine("scripted:judge")}
+    common = {
+        "engine": "scripted:a",
+        "temperatures": [1.0],
+        "top_ps": [1.0],
+        "max_new_tokens": 8,
+        "batch_size": 4,
+    }
     plan = ShardPlan(
         seed=1,
         policies=[
-            ResolvedPolicy("a", "scripted:a", 2, [1.0], [1.0], 8, 4, "sample"),
-            ResolvedPolicy("v", "scripted:a", 1, [1.0], [1.0], 8, 4, "verbalized"),
+            ResolvedPolicy(name="a", k=2, strategy="sample", **common),
+            ResolvedPolicy(name="v", k=1, strategy="verbalized", verbalized=VerbalizedConfig(n=3), **common),
         ],
         offline=[OfflineImport(OfflineSpec(path=str(offline)), data_policy="scripted:judge")],
-        verbalized_n=3,
         policy_engine="scripted:judge",
-        duplicate_threshold=0.95,
+        diversity=DiversityConfig(near_duplicate_threshold=0.95),
+        score_batch_size=4,
     )
     out, stats = synthesize_shard(prompts, plan, lambda spec, _: engines[spec])
     rows = out.to_pylist()

@@ -12,11 +12,12 @@ from prefmill.engines.registry import parse_spec
 from prefmill.exports import default_table
 from prefmill.exports.formats import format_sql, get_format
 from prefmill.flows.common import STAGE_FLOW, TableResult, current_flow_run_id, log
-from prefmill.flows.evaluation import check_judges_config, evaluation_config, evaluation_flow
+from prefmill.flows.evaluation import check_judges_config, evaluation_flow
 from prefmill.flows.export import run_recipe_exports
-from prefmill.flows.instantiation import instantiation_flow, output_config
-from prefmill.flows.prompts import prompts_config, prompts_flow
-from prefmill.flows.revision import revisers, revision_flow
+from prefmill.flows.instantiation import instantiation_flow
+from prefmill.flows.plan import BuildPlan, resolve_plan
+from prefmill.flows.prompts import prompts_flow
+from prefmill.flows.revision import revision_flow
 from prefmill.flows.runners import RunnerChoice, runner_session
 from prefmill.flows.synthesis import synthesis_flow
 from prefmill.recipe import STAGES, Recipe
@@ -56,28 +57,35 @@ def build_flow(
     stop_after: str | None = None,
     ref: str = DEFAULT_REF,
     retry_errors: bool = False,
+    plan: BuildPlan | None = None,
 ) -> BuildSummary:
-    """Run the stages in order (stopping after ``stop_after`` if given) and point ``ref`` at the result."""
+    """Run the stages in order (stopping after ``stop_after`` if given) and point ``ref`` at the result.
+
+    The recipe is resolved once, here (or by the caller: ``plan``), into the plan every stage runs."""
     started = time.perf_counter()
+    plan = plan or resolve_plan(recipe)
     store = Store(root)
-    summary = BuildSummary(recipe.dataset, store.root, ref, flow_run_id=current_flow_run_id())
+    ds = plan.dataset
+    summary = BuildSummary(ds, store.root, ref, flow_run_id=current_flow_run_id())
     last = STAGES.index(stop_after) if stop_after else len(STAGES) - 1
 
-    summary.tables += prompts_flow(recipe, root)
-    man = {"prompts": store.manifest(recipe.dataset, "prompts", summary.version("prompts"))}
+    summary.tables += prompts_flow(plan.prompts, root)
+    man = {"prompts": store.manifest(ds, "prompts", summary.version("prompts"))}
     if last >= 1:
-        summary.tables.append(synthesis_flow(recipe, root, man["prompts"], retry_errors=retry_errors))
-        man["candidates"] = store.manifest(recipe.dataset, "candidates", summary.version("candidates"))
+        summary.tables.append(synthesis_flow(plan.synthesis, root, man["prompts"], retry_errors=retry_errors))
+        man["candidates"] = store.manifest(ds, "candidates", summary.version("candidates"))
     if last >= 2:
         # critique-revise judges first add revisions: a new candidates version that the judges judge
-        if revisers(recipe) and (revised := revision_flow(recipe, root, man["prompts"], man["candidates"])):
+        if plan.revision and (
+            revised := revision_flow(plan.revision, root, man["prompts"], man["candidates"])
+        ):
             summary.tables.append(revised)
-            man["candidates"] = store.manifest(recipe.dataset, "candidates", revised.version)
-        summary.tables.append(evaluation_flow(recipe, root, man["prompts"], man["candidates"]))
-        man["judgments"] = store.manifest(recipe.dataset, "judgments", summary.version("judgments"))
+            man["candidates"] = store.manifest(ds, "candidates", revised.version)
+        summary.tables.append(evaluation_flow(plan.evaluation, root, man["prompts"], man["candidates"]))
+        man["judgments"] = store.manifest(ds, "judgments", summary.version("judgments"))
     if last >= 3:
         summary.tables += instantiation_flow(
-            recipe, root, man["prompts"], man["candidates"], man["judgments"]
+            plan.outputs, root, ds, man["prompts"], man["candidates"], man["judgments"]
         )
 
     store.write_ref(
@@ -94,19 +102,17 @@ def build_flow(
     return summary
 
 
-def preflight(recipe: Recipe, root: str) -> None:
-    """Fail before any work on what can be checked up front: the storage root, prompt files,
-    custom SQL files and the engine spec."""
+def preflight(recipe: Recipe, root: str) -> BuildPlan:
+    """Fail before any work on what can be checked up front: the storage root, prompt and offline
+    files, custom SQL files, human verdict files, the engine specs; returns the build's plan."""
     Store(root)
-    prompts_config(recipe)
-    for output in recipe.instantiation.outputs:
-        output_config(recipe, output)
-    evaluation_config(recipe)  # human verdict files are readable
+    plan = resolve_plan(recipe)
     for spec in recipe.synthesis.engine_specs():
         parse_spec(spec)
     for spec in recipe.export:
         format_sql(get_format(spec.format), spec.table or default_table(spec.format), spec.conversational)
     check_judges_config(recipe)
+    return plan
 
 
 def run_build(
@@ -128,7 +134,7 @@ def run_build(
     if stop_after is not None and stop_after not in STAGES:
         raise ValueError(f"stop_after must be one of {', '.join(STAGES)}")
     target = recipe.storage_root(root)
-    preflight(recipe, target)
+    plan = preflight(recipe, target)
     retry = recipe.retry_errors if retry_errors is None else retry_errors
     choice = RunnerChoice(
         task_runner or recipe.task_runner,
@@ -136,4 +142,4 @@ def run_build(
         workers or recipe.workers,
     )
     with runner_session(choice, target):
-        return build_flow(recipe, target, stop_after=stop_after, ref=ref, retry_errors=retry)
+        return build_flow(recipe, target, stop_after=stop_after, ref=ref, retry_errors=retry, plan=plan)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import inspect
 import logging
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Hashable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -174,11 +174,11 @@ def candidates_with_prompts(
 def run_shards(
     stage: str,
     task: Any,
-    calls: Mapping[int, tuple[Any, ...]],
-    units: Mapping[int, int] | None = None,
-) -> Iterator[tuple[int, Any]]:
+    calls: Mapping[Hashable, tuple[Any, ...]],
+    units: Mapping[Hashable, int] | None = None,
+) -> Iterator[tuple[Hashable, Any]]:
     """Run ``task(*calls[i])`` for every shard ``i``; yield ``(i, result)`` as each finishes and report
-    the shard done.
+    the shard done. Stages call it through ``flows.stage.run_stage`` / ``run_jobs``.
 
     With the default runner the calls are direct, one after the other, in the flow's process (the
     task reports its own progress). Under a distributed runner (``prefmill.flows.runners``) they are
@@ -207,7 +207,7 @@ def run_shards(
             try:
                 result = done.result()
             except BaseException as exc:
-                log().error("%s: shard %d failed on a worker: %s", stage, i, exc)
+                log().error("%s: shard %s failed on a worker: %s", stage, i, exc)
                 first_error = first_error or exc
                 continue
             reporter().advance(stage, units=(units or {}).get(i, 0))

@@ -17,23 +17,21 @@ answers of that shard are unchanged, the judgments shard is borrowed too. The bo
 parents of the new versions, so lineage shows both the new prompts and the versions rows came from,
 and gc keeps them. Rows come out the same as a fresh full build (seeds follow prompt and sample, not
 the shard), and so does the version id.
+
+This module only decides what is reused; the synthesis flow declares the borrowed shards and the
+topped-up ones (``flows.synthesis_shards.top_up``) to the stage skeleton.
 """
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 from typing import Any
 
-import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
-from prefect import task
 
-from prefmill.flows.common import SHARD_TASK, latest_retry, log
-from prefmill.recipe import Recipe
+from prefmill.flows.common import latest_retry, log
 from prefmill.storage import Manifest, Parent, Store
-from prefmill.tasks.synthesis.run import synthesize_shard
 
 
 @dataclass
@@ -102,65 +100,6 @@ def candidates_reuse(
             len(reuse.top_up),
         )
     return reuse
-
-
-@task(name="top-up-shard", **SHARD_TASK)
-def top_up_shard(
-    root: str,
-    dataset: str,
-    version: str,
-    index: int,
-    prompts_version: str,
-    recipe: Recipe,
-    old: Manifest,
-    old_index: int,
-) -> dict[str, Any]:
-    """Shard ``index``: the rows of ``old``'s shard ``old_index`` plus candidates for the prompts it
-    lacks, in the order a fresh shard has (prompt order, then sample order)."""
-    from prefmill.flows.synthesis import _engines, _progress, shard_plan
-
-    store = Store(root)
-    prompts = store.read_arrow(store.manifest(dataset, "prompts", prompts_version))
-    shard = prompts.slice(index * recipe.shard_size, recipe.shard_size)
-    kept = pq.read_table(store.file_paths(old)[old_index], filesystem=store.fs)
-    have = pc.unique(kept.column("prompt_id"))
-    todo = shard.filter(pc.invert(pc.is_in(shard.column("prompt_id"), value_set=have)))
-    started = time.perf_counter()
-    fresh, _ = synthesize_shard(todo, shard_plan(recipe), _engines(recipe), progress=_progress())
-    merged = pa.concat_tables([kept, fresh.cast(kept.schema)]) if fresh.num_rows else kept
-    order = {pid: n for n, pid in enumerate(shard.column("prompt_id").to_pylist())}
-    rank = pa.array([order[p] for p in merged.column("prompt_id").to_pylist()], pa.int64())
-    merged = merged.append_column("_rank", rank).sort_by(
-        [("_rank", "ascending"), ("sample_index", "ascending")]
-    )
-    merged = merged.drop_columns(["_rank"])
-    stats = {
-        "generate_seconds": round(time.perf_counter() - started, 3),
-        "requests": fresh.num_rows,
-        "reused_rows": kept.num_rows,
-    }
-    store.open_version(dataset, "candidates", version).write_shard(index, merged, stats=stats)
-    return stats
-
-
-def top_up_calls(
-    reuse: Reuse, store: Store, root: str, recipe: Recipe, version: str, prompts_version: str, todo: list[int]
-) -> dict[int, tuple[Any, ...]]:
-    """The arguments of ``top_up_shard`` for each topped-up shard still to write."""
-    return {
-        i: (
-            root,
-            recipe.dataset,
-            version,
-            i,
-            prompts_version,
-            recipe,
-            store.manifest(recipe.dataset, "candidates", v),
-            j,
-        )
-        for i, (v, j) in reuse.top_up.items()
-        if i in todo
-    }
 
 
 def judgments_reuse(

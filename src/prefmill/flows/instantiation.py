@@ -5,17 +5,18 @@ changing ``label_threshold`` rebuilds `points` alone, and no stage before this o
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
-from prefect import flow, task
+from prefect import flow
 
-from prefmill.flows.common import SHARD_TASK, STAGE_FLOW, TableResult, Target, log
-from prefmill.progress import reporter
+from prefmill.flows.common import STAGE_FLOW, TableResult
+from prefmill.flows.stage import Shard, ShardContext, StageSpec, Work, run_stage
 from prefmill.recipe import Recipe
 from prefmill.sql import JUDGMENT_MACROS, read_sql
-from prefmill.storage import Manifest, Parent, Store
+from prefmill.storage import Manifest, Parent
 from prefmill.storage.duck import session
 from prefmill.tasks.instantiation.embeddings import EMBEDDING_MODEL, embed_candidates
 from prefmill.tasks.instantiation.params import sql_params
@@ -102,82 +103,80 @@ def output_stats(output: str, table: pa.Table, removed: dict[str, int] | None = 
     return stats
 
 
-@task(name="instantiate-output", **SHARD_TASK)
+@dataclass(frozen=True)
+class OutputPlan:
+    """One output of the instantiation stage, resolved once per build: ``config`` decides its version
+    (``params`` are the SQL parameters it uses); the SQL texts / files to run (None: built-in)."""
+
+    output: str
+    config: dict[str, Any]
+    sql_text: str | None
+    sql_file: str | None
+    selection: tuple[str | None, str | None] = (None, None)
+
+    @property
+    def params(self) -> dict[str, Any]:
+        return self.config["params"]
+
+
+def plan_output(recipe: Recipe, output: str) -> OutputPlan:
+    config, custom_sql = output_config(recipe, output)
+    selection: tuple[str | None, str | None] = (None, None)
+    if output == "pairs":
+        selection = (recipe.sql_text("selection"), recipe.instantiation.sql.get("selection"))
+    sql_file = recipe.instantiation.sql.get(output)  # type: ignore[call-overload]
+    return OutputPlan(output, config, custom_sql, sql_file, selection)
+
+
+def plan_instantiation(recipe: Recipe) -> tuple[OutputPlan, ...]:
+    return tuple(plan_output(recipe, output) for output in recipe.instantiation.outputs)
+
+
 def build_output(
-    root: str,
-    dataset: str,
-    output: str,
-    version: str,
-    sources: dict[str, Manifest],
-    params: dict[str, Any],
-    sql_text: str | None,
-    sql_file: str | None,
-    selection: tuple[str | None, str | None] = (None, None),
-) -> dict[str, Any]:
-    store = Store(root)
-    con = session(store, dataset, versions=sources)
+    ctx: ShardContext, sources: dict[str, Manifest], plan: OutputPlan
+) -> tuple[pa.Table, dict[str, Any]]:
+    """The output's rows: its SQL over the prompts, candidates and judgments versions."""
+    con = session(ctx.store, ctx.dataset, versions=sources)
     try:
-        if "diverse" in params.get("strategies", []):
+        if "diverse" in plan.params.get("strategies", []):
             embed_candidates(con)
         result = instantiate_with_report(
             con,
-            output,
-            params,
-            sql_text,
-            sql_file=sql_file,
-            selection_text=selection[0],
-            selection_file=selection[1],
+            plan.output,
+            plan.params,
+            plan.sql_text,
+            sql_file=plan.sql_file,
+            selection_text=plan.selection[0],
+            selection_file=plan.selection[1],
         )
     finally:
         con.close()
-    table = result.table
-    stats = output_stats(output, table, result.removed)
-    store.open_version(dataset, output, version).write_shard(0, table, stats=stats)
-    return stats
+    return result.table, output_stats(plan.output, result.table, result.removed)
 
 
 @flow(name="prefmill-instantiation", **STAGE_FLOW)
 def instantiation_flow(
-    recipe: Recipe, root: str, prompts: Manifest, candidates: Manifest, judgments: Manifest
+    outputs: tuple[OutputPlan, ...],
+    root: str,
+    dataset: str,
+    prompts: Manifest,
+    candidates: Manifest,
+    judgments: Manifest,
 ) -> list[TableResult]:
-    store = Store(root)
+    """One version per output (each output one shard; they run together on the task runner)."""
     sources = {"prompts": prompts, "candidates": candidates, "judgments": judgments}
     parents = [Parent(t, m.version) for t, m in sources.items()]
-    outputs = list(recipe.instantiation.outputs)
-    reporter().stage_started(STAGE, shards=len(outputs), done=0, units=len(outputs), unit="tables")
-    results = []
-    for output in outputs:
-        config, custom_sql = output_config(recipe, output)
-        target = Target.open(
-            store,
-            recipe.dataset,
-            output,
+    specs = [
+        StageSpec(
             stage=STAGE,
+            table=plan.output,
             code_version=INSTANTIATION_CODE_VERSION,
-            config=config,
+            config=plan.config,
             parents=parents,
+            shards=lambda target: Work([Shard(0, build_output, sources, 1, "instantiate-output")]),
+            settings=plan,
+            unit="tables",
         )
-        if (done := target.existing) is not None:
-            log().info("%s: cached %s@%s (%d rows)", STAGE, done.table, done.version, done.rows)
-            results.append(TableResult.of(store, done, cached=True, started=target.started))
-        else:
-            sql_file = recipe.instantiation.sql.get(output)  # type: ignore[call-overload]
-            selection = (None, None)
-            if output == "pairs":
-                selection = (recipe.sql_text("selection"), recipe.instantiation.sql.get("selection"))
-            build_output(
-                root,
-                recipe.dataset,
-                output,
-                target.version,
-                sources,
-                config["params"],
-                custom_sql,
-                sql_file,
-                selection,
-            )
-            results.append(target.publish(expected_shards=1))
-        reporter().advance(STAGE, units=1)
-        reporter().shard_done(STAGE)
-    reporter().stage_finished(STAGE, cached=all(r.cached for r in results))
-    return results
+        for plan in outputs
+    ]
+    return run_stage(root, dataset, specs)

@@ -1,18 +1,25 @@
-"""Stage 0: read prompt sources into the `prompts` table (and `prompts_rejected`)."""
+"""Stage 0: read prompt sources into the `prompts` table (and `prompts_rejected`).
+
+One shard per source, read on the task runner and returned to the flow (prompts are small), which
+de-duplicates them across sources and publishes `prompts_rejected`, then `prompts`.
+"""
 
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-from prefect import flow, task
+from prefect import flow
 
 from prefmill.errors import InputError
-from prefmill.flows.common import SHARD_TASK, STAGE_FLOW, TableResult, cached_result, current_flow_run_id, log
+from prefmill.flows.common import STAGE_FLOW, TableResult, Target, cached_result, current_flow_run_id, log
+from prefmill.flows.stage import Shard, ShardContext, ShardJob, run_jobs
 from prefmill.progress import reporter
-from prefmill.recipe import Recipe, file_digest
-from prefmill.storage import Store, version_id
+from prefmill.recipe import PromptSource, Recipe, file_digest
+from prefmill.storage import Store
 from prefmill.tasks.prompts.build import PROMPTS_CODE_VERSION, combine
 from prefmill.tasks.prompts.sources.registry import load_source as load_prompt_source
 from prefmill.tasks.prompts.sources.registry import source_kind
@@ -20,9 +27,19 @@ from prefmill.tasks.prompts.sources.registry import source_kind
 STAGE = "prompts"
 
 
-def prompts_config(recipe: Recipe) -> dict[str, Any]:
+@dataclass(frozen=True)
+class PromptsPlan:
+    """The prompts stage, resolved once per build: ``config`` decides the version; ``sources`` are
+    the recipe's sources with file paths made absolute (what each shard reads)."""
+
+    dataset: str
+    config: dict[str, Any]
+    sources: tuple[PromptSource, ...]
+
+
+def plan_prompts(recipe: Recipe) -> PromptsPlan:
     """What decides the prompts version: each source's options and, for files, their content hash."""
-    sources = []
+    entries, sources = [], []
     for i, source in enumerate(recipe.prompts.sources):
         entry = source.model_dump()
         if (field := source_kind(source).input_file) is not None:
@@ -33,50 +50,50 @@ def prompts_config(recipe: Recipe) -> dict[str, Any]:
                 )
             entry[field] = path.name
             entry["sha256"] = file_digest(path)
-        sources.append(entry)
-    return {"sources": sources}
+            source = source.model_copy(update={field: str(path)})
+        entries.append(entry)
+        sources.append(source)
+    return PromptsPlan(recipe.dataset, {"sources": entries}, tuple(sources))
 
 
-@task(name="load-prompt-source", **SHARD_TASK)
-def load_source(recipe: Recipe, index: int) -> tuple[pa.Table, pa.Table]:
-    """One source's prompts and rejected rows (small: prompts travel in memory)."""
-    source = recipe.prompts.sources[index]
-    return load_prompt_source(source, recipe.resolve_path)
+def prompts_config(recipe: Recipe) -> dict[str, Any]:
+    """What decides the prompts version (``plan_prompts(recipe).config``)."""
+    return plan_prompts(recipe).config
+
+
+def load_source(ctx: ShardContext, source: PromptSource, settings: None) -> tuple[pa.Table, pa.Table]:
+    """One source's prompts and rejected rows (its file path is absolute in the plan)."""
+    return load_prompt_source(source, Path)
 
 
 @flow(name="prefmill-prompts", **STAGE_FLOW)
-def prompts_flow(recipe: Recipe, root: str) -> list[TableResult]:
+def prompts_flow(plan: PromptsPlan, root: str) -> list[TableResult]:
     """Load, validate and de-duplicate prompts; publish `prompts_rejected`, then `prompts`."""
     started = time.perf_counter()
     store = Store(root)
-    config = prompts_config(recipe)
-    vid = version_id("prompts", STAGE, PROMPTS_CODE_VERSION, config, [])
-    rid = version_id("prompts_rejected", STAGE, PROMPTS_CODE_VERSION, config, [])
-    done = store.find_manifest(recipe.dataset, "prompts", vid)
-    rejected_done = store.find_manifest(recipe.dataset, "prompts_rejected", rid)
+    common = {"stage": STAGE, "code_version": PROMPTS_CODE_VERSION, "config": plan.config}
+    done = Target.open(store, plan.dataset, "prompts", parents=[], **common).existing
+    rejected_done = Target.open(store, plan.dataset, "prompts_rejected", parents=[], **common).existing
     if done is not None and rejected_done is not None:
         return [cached_result(store, rejected_done, STAGE), cached_result(store, done, STAGE)]
 
-    n_sources = len(recipe.prompts.sources)
+    n_sources = len(plan.sources)
     reporter().stage_started(STAGE, shards=n_sources, done=0, units=n_sources, unit="sources")
-    parts = []
-    for i in range(n_sources):
-        parts.append(load_source(recipe, i))
-        reporter().advance(STAGE, units=1)
-        reporter().shard_done(STAGE)
-    prompts, rejected = combine([(p, r if r.num_columns else None) for p, r in parts])
-    common = {"stage": STAGE, "code_version": PROMPTS_CODE_VERSION, "config": config}
+    jobs = {
+        i: ShardJob(root, plan.dataset, STAGE, Shard(i, load_source, source, 1, "load-prompt-source"))
+        for i, source in enumerate(plan.sources)
+    }
+    parts = dict(run_jobs(STAGE, jobs))
+    prompts, rejected = combine([(p, r if r.num_columns else None) for p, r in (parts[i] for i in jobs)])
     run_id = current_flow_run_id()
-    rejected_m = store.write_version(
-        recipe.dataset, "prompts_rejected", rejected, flow_run_id=run_id, **common
-    )
+    rejected_m = store.write_version(plan.dataset, "prompts_rejected", rejected, flow_run_id=run_id, **common)
     if prompts.num_rows == 0:
         raise InputError(
             f"no valid prompts: all {rejected.num_rows} rows were rejected; see why with "
-            f"`prefmill show prompts_rejected@{rejected_m.version} --dataset {recipe.dataset}`"
+            f"`prefmill show prompts_rejected@{rejected_m.version} --dataset {plan.dataset}`"
         )
     prompts_m = store.write_version(
-        recipe.dataset,
+        plan.dataset,
         "prompts",
         prompts,
         flow_run_id=run_id,

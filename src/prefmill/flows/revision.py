@@ -11,24 +11,18 @@ instantiation pairs revisions with their originals like any other candidates.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import pyarrow as pa
-from prefect import flow, task
+from prefect import flow
 
 from prefmill.engines.registry import get_engine
-from prefmill.flows.common import (
-    SHARD_TASK,
-    STAGE_FLOW,
-    TableResult,
-    Target,
-    cached_result,
-    candidates_with_prompts,
-)
-from prefmill.flows.evaluation import evaluation_config, judge_configs
-from prefmill.progress import reporter
+from prefmill.flows.common import STAGE_FLOW, TableResult, Target, candidates_with_prompts
+from prefmill.flows.evaluation import EvaluationPlan, judge_configs
+from prefmill.flows.stage import Shard, ShardContext, StageSpec, Work, run_table
 from prefmill.recipe import Recipe
-from prefmill.storage import Manifest, Parent, Store
+from prefmill.storage import Manifest, Parent
 from prefmill.storage.schemas import conform
 from prefmill.tasks.evaluation.judges.critique_revise import CritiqueReviseJudge
 from prefmill.tasks.evaluation.judges.registry import judge_traits
@@ -39,78 +33,85 @@ STAGE = "revision"
 REVISION_CODE_VERSION = "1"
 
 
+def is_reviser(judge: Any) -> bool:
+    """A judge that revises candidates before the judges run."""
+    return judge_traits(judge).output == "candidates"
+
+
 def revisers(recipe: Recipe) -> list[CritiqueReviseJudge]:
-    return [j for j in judge_configs(recipe) if judge_traits(j).output == "candidates"]
+    return [j for j in judge_configs(recipe) if is_reviser(j)]
 
 
-@task(name="revise-shard", **SHARD_TASK)
-def revise_shard(
-    root: str,
-    dataset: str,
-    version: str,
-    index: int,
-    prompts: Manifest,
-    candidates: Manifest,
-    configs: list[CritiqueReviseJudge],
-) -> dict[str, Any]:
-    """Shard ``index`` of ``candidates`` followed by every reviser's revisions of it."""
-    store = Store(root)
-    cands, joined = candidates_with_prompts(store, candidates, index, prompts, ["messages"])
+@dataclass(frozen=True)
+class RevisionPlan:
+    """The revision stage, resolved once per build: ``config`` decides the new candidates version;
+    ``revisers`` are the critique-revise judges with absolute template paths."""
+
+    dataset: str
+    config: dict[str, Any]
+    revisers: tuple[CritiqueReviseJudge, ...]
+
+
+def plan_revision(recipe: Recipe, evaluation: EvaluationPlan) -> RevisionPlan | None:
+    """The revision stage of ``recipe``, or None when it has no critique_revise judge."""
+    configs = [j for j in evaluation.judges if is_reviser(j)]
+    if not configs:
+        return None
+    llm = evaluation.config.get("llm", {})
+    config = {
+        "revisers": [c.model_dump(mode="json") for c in recipe.evaluation.judges if is_reviser(c)],
+        "templates": {c.judge_name: llm.get(c.judge_name) for c in configs},
+    }
+    return RevisionPlan(recipe.dataset, config, tuple(configs))  # type: ignore[arg-type]
+
+
+def revise(
+    ctx: ShardContext, sources: tuple[Manifest, Manifest], plan: RevisionPlan
+) -> tuple[pa.Table, dict[str, Any]]:
+    """Shard ``index`` of the candidates (input: prompts, candidates) followed by every reviser's
+    revisions of it."""
+    prompts, candidates = sources
+    cands, joined = candidates_with_prompts(ctx.store, candidates, ctx.index, prompts, ["messages"])
     cands = conform("candidates", cands)
     started = time.perf_counter()
     parts = [cands]
-    for config in configs:
+    for config in plan.revisers:
         revised = critique_revise(config, joined, get_engine(config.engine))
         parts.append(revised.cast(cands.schema))
-        reporter().advance(STAGE, units=revised.num_rows)
+        ctx.advance(units=revised.num_rows)
     out = pa.concat_tables(parts)
     stats = {
         "revise_seconds": round(time.perf_counter() - started, 3),
         "revisions": out.num_rows - cands.num_rows,
     }
-    store.open_version(dataset, "candidates", version).write_shard(index, out, stats=stats)
-    return stats
+    return out, stats
 
 
 @flow(name="prefmill-revision", **STAGE_FLOW)
-def revision_flow(recipe: Recipe, root: str, prompts: Manifest, candidates: Manifest) -> TableResult | None:
+def revision_flow(
+    plan: RevisionPlan | None, root: str, prompts: Manifest, candidates: Manifest
+) -> TableResult | None:
     """The candidates version with revisions, or None when the recipe has no critique_revise judge."""
-    configs = revisers(recipe)
-    if not configs:
+    if plan is None:
         return None
-    store = Store(root)
-    llm = evaluation_config(recipe).get("llm", {})
-    target = Target.open(
-        store,
-        recipe.dataset,
-        "candidates",
+    per_row = len(plan.revisers)
+
+    def shards(target: Target) -> Work:
+        return Work(
+            [
+                Shard(i, revise, (prompts, candidates), f.rows * per_row, "revise-shard")
+                for i, f in enumerate(candidates.files)
+            ]
+        )
+
+    spec = StageSpec(
         stage=STAGE,
+        table="candidates",
         code_version=REVISION_CODE_VERSION,
-        config={
-            "revisers": [
-                c.model_dump(mode="json")
-                for c in recipe.evaluation.judges
-                if judge_traits(c).output == "candidates"
-            ],
-            "templates": {c.judge_name: llm.get(c.judge_name) for c in configs},
-        },
+        config=plan.config,
         parents=[Parent("prompts", prompts.version), Parent("candidates", candidates.version)],
-    )
-    if (done := target.existing) is not None:
-        return cached_result(store, done, STAGE)
-    n_shards = len(candidates.files)
-    finished = set(target.writer.finished_shards())
-    todo = [i for i in range(n_shards) if i not in finished]
-    reporter().stage_started(
-        STAGE,
-        shards=n_shards,
-        done=len(finished),
-        units=sum(candidates.files[i].rows for i in todo) * len(configs),
+        shards=shards,
+        settings=plan,
         unit="revisions",
     )
-    for i in todo:
-        revise_shard(root, recipe.dataset, target.version, i, prompts, candidates, configs)
-        reporter().shard_done(STAGE)
-    result = target.publish(expected_shards=n_shards)
-    reporter().stage_finished(STAGE, cached=False)
-    return result
+    return run_table(root, plan.dataset, spec)

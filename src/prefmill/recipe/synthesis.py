@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
@@ -230,35 +230,32 @@ class SynthesisConfig(_Section):
         return _ladder(self.top_p)
 
     def resolved_policies(self) -> list[ResolvedPolicy]:
-        """The online policies with every field filled in (none when ``online`` is false).
+        """The online policies with every field filled in (none when ``online`` is false): an unset
+        field of a ``policies`` entry takes the section's value, and a policy carries the settings
+        of its strategy (``best_of_n`` / ``verbalized``).
 
         With no ``policies`` list the one policy has ``name`` None: its seeds and ids are those of a
         single-engine build (``seed_for(seed, prompt_id, i)``)."""
         if not self.online:
             return []
         if not self.policies:
-            return [
-                ResolvedPolicy(
-                    None, self.engine, self.k, self.temperatures, self.top_ps, self.max_new_tokens,
-                    self.batch_size, self.strategy,
-                )
-            ]  # fmt: skip
-        out = []
-        for p in self.policies:
-            engine = p.engine or self.engine
-            out.append(
-                ResolvedPolicy(
-                    p.name or engine,
-                    engine,
-                    p.k or self.k,
-                    _ladder(p.temperature) if p.temperature is not None else self.temperatures,
-                    _ladder(p.top_p) if p.top_p is not None else self.top_ps,
-                    p.max_new_tokens or self.max_new_tokens,
-                    p.batch_size or self.batch_size,
-                    p.strategy or self.strategy,
-                )
-            )
-        return out
+            return [self._resolve(None, PolicyConfig())]
+        return [self._resolve(p.name or p.engine or self.engine, p) for p in self.policies]
+
+    def _resolve(self, name: str | None, p: PolicyConfig) -> ResolvedPolicy:
+        strategy = p.strategy or self.strategy
+        return ResolvedPolicy(
+            name=name,
+            engine=p.engine or self.engine,
+            k=p.k or self.k,
+            temperatures=_ladder(p.temperature) if p.temperature is not None else self.temperatures,
+            top_ps=_ladder(p.top_p) if p.top_p is not None else self.top_ps,
+            max_new_tokens=p.max_new_tokens or self.max_new_tokens,
+            batch_size=p.batch_size or self.batch_size,
+            strategy=strategy,
+            best_of_n=self.best_of_n if strategy == "best_of_n" else None,
+            verbalized=self.verbalized if strategy == "verbalized" else None,
+        )
 
     def engine_specs(self) -> list[str]:
         """Every engine spec the section names (policies, data policies, the target policy)."""
@@ -269,9 +266,12 @@ class SynthesisConfig(_Section):
         return specs
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class ResolvedPolicy:
-    """An online policy with its fields filled in from the synthesis section."""
+    """An online policy with every field filled in (``SynthesisConfig.resolved_policies``): the one
+    shape a synthesis shard runs it with and, by ``fingerprint``, what of it enters the candidates
+    version. ``best_of_n`` / ``verbalized`` are the settings of its strategy (their defaults when not
+    given), None for the other strategies."""
 
     name: str | None
     engine: str
@@ -280,4 +280,34 @@ class ResolvedPolicy:
     top_ps: list[float]
     max_new_tokens: int
     batch_size: int
-    strategy: str
+    strategy: str = "sample"
+    best_of_n: BestOfNConfig | None = None
+    verbalized: VerbalizedConfig | None = None
+
+    def __post_init__(self) -> None:
+        if self.strategy == "best_of_n" and self.best_of_n is None:
+            object.__setattr__(self, "best_of_n", BestOfNConfig())
+        if self.strategy == "verbalized" and self.verbalized is None:
+            object.__setattr__(self, "verbalized", VerbalizedConfig())
+
+    def fingerprint(self) -> dict[str, Any]:
+        """What of the policy decides its rows (the batch size changes speed only)."""
+        entry: dict[str, Any] = {
+            "name": self.name,
+            "engine": self.engine,
+            "k": self.k,
+            "temperatures": self.temperatures,
+            "top_p": self.top_ps,
+            "max_new_tokens": self.max_new_tokens,
+            "strategy": self.strategy,
+        }
+        if self.best_of_n is not None:
+            entry["best_of_n"] = self.best_of_n.model_dump()
+        if self.verbalized is not None:
+            entry["verbalized"] = self.verbalized.model_dump()
+        return entry
+
+    @property
+    def verbalized_n(self) -> int:
+        """Responses per call: ``verbalized.n`` for a verbalized policy, else 1 (a call is a sample)."""
+        return self.verbalized.n if self.verbalized is not None else 1

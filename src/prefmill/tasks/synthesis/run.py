@@ -7,15 +7,15 @@ only a shard's failed rows (each with the policy and strategy that made it) and 
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from prefmill.engines.base import Engine, Progress
-from prefmill.recipe import ResolvedPolicy
+from prefmill.recipe import DiversityConfig, ResolvedPolicy
 from prefmill.storage.schemas import conform, empty_table
 from prefmill.tasks.synthesis.best_of_n import best_of_n, verify
 from prefmill.tasks.synthesis.diversity import diversity, diversity_stats
@@ -36,22 +36,17 @@ class OfflineImport:
     data_policy: str | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class ShardPlan:
-    """Everything a synthesis shard needs besides its prompts (built by the flow from the recipe)."""
+    """Everything a synthesis shard needs besides its prompts: the synthesis stage's slice of a
+    build's plan (``flows.synthesis.plan_synthesis``). Each policy carries its strategy's settings."""
 
     seed: int
-    policies: list[ResolvedPolicy] = field(default_factory=list)
-    offline: list[OfflineImport] = field(default_factory=list)
-    best_of_n_budget: int = 8
-    best_of_n_min_accepted: int = 1
-    best_of_n_accept: str = "arithmetic"
-    verbalized_n: int = 5
-    verbalized_template: str | None = None
+    policies: Sequence[ResolvedPolicy] = ()
+    offline: Sequence[OfflineImport] = ()
     policy_engine: str | None = None
-    duplicate_threshold: float | None = None
-    low_spread: float = 0.05
-    score_batch_size: int = 64
+    diversity: DiversityConfig | None = None
+    score_batch_size: int
 
 
 def _policy(
@@ -71,29 +66,23 @@ def _policy(
         "progress": progress,
     }
     if p.strategy == "verbalized":
-        out = verbalize(
-            prompts,
-            engine,
-            k=p.k,
-            n=plan.verbalized_n,
-            template=plan.verbalized_template,
-            only=only,
-            **common,
-        )
-        return out, {"verbalized_calls": len({(a, b // plan.verbalized_n) for a, b in _keys(out)})}
+        assert p.verbalized is not None
+        n = p.verbalized.n
+        out = verbalize(prompts, engine, k=p.k, n=n, template=p.verbalized.template, only=only, **common)
+        return out, {"verbalized_calls": len({(a, b // n) for a, b in _keys(out)})}
     if p.strategy == "best_of_n":
+        assert p.best_of_n is not None
+        bon = p.best_of_n
         if only is not None:  # a retry: the failed samples again, judged again; no new rounds
-            out = synthesize(
-                prompts, engine, k=plan.best_of_n_budget, only=only, strategy="best_of_n", **common
-            )
+            out = synthesize(prompts, engine, k=bon.budget, only=only, strategy="best_of_n", **common)
             return out, {}
         return best_of_n(
             prompts,
             engine,
             k=p.k,
-            budget=plan.best_of_n_budget,
-            accept=plan.best_of_n_accept,
-            min_accepted=plan.best_of_n_min_accepted,
+            budget=bon.budget,
+            accept=bon.accept,
+            min_accepted=bon.min_accepted,
             **common,
         )
     return synthesize(prompts, engine, k=p.k, only=only, **common), {}
@@ -127,9 +116,9 @@ def _finish(
             mask = [v is None for v in cands.column("policy_logprob").to_pylist()]
         engine = engine_for(plan.policy_engine, plan.score_batch_size)
         cands, stats["policy_scored"] = score_into(cands, messages, engine, "policy_logprob", mask)
-    if plan.duplicate_threshold is not None:
-        cands, report = diversity(cands, threshold=plan.duplicate_threshold)
-        stats.update(diversity_stats(report, low_spread=plan.low_spread))
+    if plan.diversity is not None:
+        cands, report = diversity(cands, threshold=plan.diversity.near_duplicate_threshold)
+        stats.update(diversity_stats(report, low_spread=plan.diversity.low_spread))
     return cands, stats
 
 
@@ -186,9 +175,7 @@ def retry_shard(
     failed: dict[str | None, set[tuple[str, int]]] = {}
     for row in rows:
         if row["error"] is not None and row["policy"] in by_name:
-            unit = row["sample_index"]
-            if by_name[row["policy"]].strategy == "verbalized":
-                unit //= plan.verbalized_n
+            unit = row["sample_index"] // by_name[row["policy"]].verbalized_n
             failed.setdefault(row["policy"], set()).add((row["prompt_id"], unit))
     fresh: dict[tuple[str | None, str, int], list[dict[str, Any]]] = {}
     references = dict(
@@ -204,19 +191,16 @@ def retry_shard(
                 index, out.schema.field(index), pa.array(verify(out, references), pa.bool_())
             )
         for row in out.to_pylist():
-            unit = (
-                row["sample_index"] // plan.verbalized_n
-                if p.strategy == "verbalized"
-                else row["sample_index"]
-            )
+            unit = row["sample_index"] // p.verbalized_n
             fresh.setdefault((name, row["prompt_id"], unit), []).append(row)
     merged: list[dict[str, Any]] = []
     for row in rows:
         if row["error"] is None:
             merged.append(row)
             continue
-        strategy = by_name[row["policy"]].strategy if row["policy"] in by_name else None
-        unit = row["sample_index"] // plan.verbalized_n if strategy == "verbalized" else row["sample_index"]
+        policy = by_name.get(row["policy"])
+        strategy = policy.strategy if policy is not None else None
+        unit = row["sample_index"] // policy.verbalized_n if policy is not None else row["sample_index"]
         new = fresh.get((row["policy"], row["prompt_id"], unit))
         if not new:
             merged.append(row)

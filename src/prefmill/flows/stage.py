@@ -1,0 +1,229 @@
+"""The one skeleton every stage runs on: ``run_stage`` and one shard-task wrapper.
+
+A stage declares what it makes (``StageSpec``: table, stage name, code version, config, parents,
+its slice of the build's plan) and, once the version id is known, its shards (``Work``): each
+``Shard`` names a pure shard function ``(ShardContext, input, settings) -> (table, stats)``, the
+small picklable ``input`` that says which rows it reads, and its rows of work. ``run_stage`` does the
+rest, the same way for every stage:
+
+- caching: the version id follows from the spec; a published version is reused (``Target``);
+- resume: shards already written are skipped; borrowed shards (incremental reuse, a retry's shards
+  without errors) are taken by reference;
+- the task runner: every shard is one Prefect task (``shard_task``) run through ``run_shards``, in
+  the flow's process or on the workers of a Dask / Ray cluster;
+- progress: ``stage_started`` / ``advance`` / ``shard_done`` / ``stage_finished``;
+- publishing: the manifest, with the stage's extra stats, once all shards are in.
+
+``shard_task`` is the shard-task prologue once: open the store, run the shard function, write its
+table as shard ``index`` of the version, report the shard's work. A job whose ``table`` is None
+returns the function's result to the flow instead (small results: a prompt source, a calibration).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from prefect import task
+
+from prefmill.flows.common import SHARD_TASK, TableResult, Target, log, run_shards
+from prefmill.progress import reporter
+from prefmill.storage import Manifest, Parent, Store
+
+ShardFn = Callable[["ShardContext", Any, Any], Any]
+"""``(context, input, settings) -> (table, stats)`` (or any small result for an in-memory job); a
+module-level function, so that it travels to workers by reference."""
+
+
+@dataclass(frozen=True)
+class Shard:
+    """One shard of a version: its ``index``, the function that makes it, the ``input`` that says
+    which rows it reads, its rows of ``units`` of work (progress) and the Prefect task's name."""
+
+    index: int
+    work: ShardFn
+    input: Any = None
+    units: int = 0
+    task: str = "shard"
+
+
+@dataclass
+class ShardContext:
+    """What a shard function gets besides its input and settings: the store, where it is, and a
+    progress hook (``advance``); the wrapper reports whatever of the shard's units it did not."""
+
+    store: Store
+    dataset: str
+    stage: str
+    index: int
+    reported: int = 0
+
+    def advance(self, units: int = 0, tokens: int = 0) -> None:
+        self.reported += units
+        reporter().advance(self.stage, units=units, tokens=tokens)
+
+    def progress(self) -> Callable[[int], None]:
+        """An engine's ``progress`` callback: ``n`` more rows done."""
+        return lambda n: self.advance(units=n)
+
+    def manifest(self, table: str, version: str) -> Manifest:
+        return self.store.manifest(self.dataset, table, version)
+
+
+@dataclass(frozen=True)
+class ShardJob:
+    """One shard task's arguments: small and picklable (the shard's slice of the plan, never the
+    recipe). ``table`` None: the result comes back to the flow instead of being written."""
+
+    root: str
+    dataset: str
+    stage: str
+    shard: Shard
+    settings: Any = None
+    table: str | None = None
+    version: str | None = None
+
+
+def _run_job(job: ShardJob) -> Any:
+    ctx = ShardContext(Store(job.root), job.dataset, job.stage, job.shard.index)
+    out = job.shard.work(ctx, job.shard.input, job.settings)
+    if job.table is not None:
+        assert job.version is not None
+        table, stats = out
+        writer = ctx.store.open_version(job.dataset, job.table, job.version)
+        writer.write_shard(job.shard.index, table, stats=stats)
+        out = stats
+    if job.shard.units > ctx.reported:
+        reporter().advance(job.stage, units=job.shard.units - ctx.reported)
+    return out
+
+
+#: The one shard task; ``run_jobs`` names each run after its shard (``generate-shard``, ``judge-shard``...).
+shard_task = task(name="shard", **SHARD_TASK)(_run_job)
+
+
+def run_jobs(stage: str, jobs: Mapping[Hashable, ShardJob]) -> Iterator[tuple[Hashable, Any]]:
+    """Run ``jobs`` on the build's task runner (``run_shards``), those of one task name together,
+    and yield ``(key, result)`` as each finishes."""
+    groups: dict[str, dict[Hashable, ShardJob]] = {}
+    for key, job in jobs.items():
+        groups.setdefault(job.shard.task, {})[key] = job
+    for name, group in groups.items():
+        calls = {key: (job,) for key, job in group.items()}
+        units = {key: job.shard.units for key, job in group.items()}
+        yield from run_shards(stage, shard_task.with_options(name=name), calls, units)
+
+
+@dataclass
+class Work:
+    """The shards of a version about to be made: the ``shards`` to write, how many it has in all
+    (``total``; default: as many as ``shards``), those ``borrowed`` by reference (shard -> version)
+    and the ``parents`` that adds (versions rows are borrowed or kept from)."""
+
+    shards: list[Shard]
+    total: int | None = None
+    borrowed: dict[int, str] = field(default_factory=dict)
+    parents: list[Parent] = field(default_factory=list)
+
+    @property
+    def expected(self) -> int:
+        return len(self.shards) if self.total is None else self.total
+
+
+Finish = Callable[[Target, Work, set[int]], dict[str, Any]]
+"""``(target, work, shards found written) -> extra manifest stats``, once every shard is in."""
+
+
+@dataclass
+class StageSpec:
+    """What a stage declares about one table version it makes; ``run_stage`` does the rest.
+
+    ``shards`` is called with the open target once the version is known not to exist; ``finish``
+    gives extra manifest stats; ``existing`` replaces the default handling of a published version
+    (reuse it as cached) and reports its own progress."""
+
+    stage: str
+    table: str
+    code_version: str
+    config: dict[str, Any]
+    parents: list[Parent]
+    shards: Callable[[Target], Work]
+    settings: Any = None
+    unit: str = "rows"
+    finish: Finish | None = None
+    existing: Callable[[Manifest], TableResult] | None = None
+
+
+def run_stage(root: str, dataset: str, specs: Sequence[StageSpec]) -> list[TableResult]:
+    """Make (or find) the versions ``specs`` declare, all of one stage; their shards run together on
+    the task runner. Results are in ``specs`` order."""
+    store = Store(root)
+    stage = specs[0].stage
+    results: dict[int, TableResult] = {}
+    pending: list[tuple[int, StageSpec, Target]] = []
+    plain_cached = 0
+    for n, spec in enumerate(specs):
+        target = Target.open(
+            store,
+            dataset,
+            spec.table,
+            stage=spec.stage,
+            code_version=spec.code_version,
+            config=spec.config,
+            parents=list(spec.parents),
+        )
+        if (done := target.existing) is None:
+            pending.append((n, spec, target))
+        elif spec.existing is not None:
+            results[n] = spec.existing(done)
+        else:
+            log().info("%s: cached %s@%s (%d rows)", stage, done.table, done.version, done.rows)
+            results[n] = TableResult.of(store, done, cached=True, started=target.started)
+            plain_cached += 1
+    if not pending:
+        if plain_cached:
+            reporter().stage_finished(stage, cached=True)
+        return [results[n] for n in range(len(specs))]
+
+    runs: list[tuple[int, StageSpec, Target, Work, set[int]]] = []
+    jobs: dict[Hashable, ShardJob] = {}
+    for n, spec, target in pending:
+        work = spec.shards(target)
+        target.parents += work.parents
+        finished = set(target.writer.finished_shards())
+        if finished:
+            log().info(
+                "%s: resuming %s@%s, %d of %d shards done",
+                stage,
+                spec.table,
+                target.version,
+                len(finished),
+                work.expected,
+            )
+        for s in work.shards:
+            if s.index not in finished and s.index not in work.borrowed:
+                job = ShardJob(root, dataset, stage, s, spec.settings, spec.table, target.version)
+                jobs[(n, s.index)] = job
+        runs.append((n, spec, target, work, finished))
+    reporter().stage_started(
+        stage,
+        shards=sum(w.expected for *_, w, _ in runs) + plain_cached,
+        done=sum(len(f | set(w.borrowed)) for *_, w, f in runs) + plain_cached,
+        units=sum(job.shard.units for job in jobs.values()),
+        unit=specs[pending[0][0]].unit,
+    )
+    totals = {n: w.expected for n, _, _, w, _ in runs}
+    for key, stats in run_jobs(stage, jobs):
+        n, i = key  # type: ignore[misc]
+        log().info("%s: shard %d/%d written (%s)", stage, i + 1, totals[n], stats)
+    for n, spec, target, work, finished in runs:
+        extra = spec.finish(target, work, finished) if spec.finish is not None else None
+        results[n] = target.publish(expected_shards=work.expected, extra_stats=extra, borrowed=work.borrowed)
+    reporter().stage_finished(stage, cached=False)
+    return [results[n] for n in range(len(specs))]
+
+
+def run_table(root: str, dataset: str, spec: StageSpec) -> TableResult:
+    """``run_stage`` for a stage that makes one table."""
+    return run_stage(root, dataset, [spec])[0]
