@@ -8,13 +8,12 @@ from typing import Annotated
 import typer
 
 from prefmill.cli.options import JsonFormatOpt, RecipeRootOpt, check_format
+from prefmill.trainers.methods import METHODS
 
 
 def train(
     recipe: Annotated[Path, typer.Argument(help="Recipe YAML file (its `train:` section, if any).")],
-    method: Annotated[
-        str | None, typer.Option("--method", help="dpo, kto, reward, grpo, cpo, simpo, orpo.")
-    ] = None,
+    method: Annotated[str | None, typer.Option("--method", help=", ".join(METHODS) + ".")] = None,
     table: Annotated[str | None, typer.Option("--table", help="Input TABLE or TABLE@VERSION.")] = None,
     ref: Annotated[str | None, typer.Option("--ref", help="Ref naming the input version.")] = None,
     base_model: Annotated[
