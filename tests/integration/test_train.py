@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 import os
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -177,8 +178,15 @@ def test_missing_trainer_names_the_trl_version(monkeypatch: pytest.MonkeyPatch) 
     from importlib.metadata import version
 
     from prefmill.trainers import runner
+    from prefmill.trainers.methods import METHODS
 
-    monkeypatch.setitem(runner._TRAINERS, "orpo", (("trl.experimental.nothing", "trl"), "X", "NoSuchTrainer"))
+    missing = replace(
+        METHODS["orpo"],
+        trl_modules=("trl.experimental.nothing", "trl"),
+        trl_config="X",
+        trl_trainer="NoSuchTrainer",
+    )
+    monkeypatch.setitem(METHODS, "orpo", missing)
     with pytest.raises(
         runner.TrainerError, match=rf"NoSuchTrainer, which the installed TRL {version('trl')}"
     ):

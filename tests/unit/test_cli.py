@@ -256,3 +256,35 @@ def test_inspection_does_not_import_prefect(store_root: Path) -> None:
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stderr
     assert "HEAVY []" in result.stdout
+
+
+def test_only_the_entry_point_imports_the_cli() -> None:
+    import ast
+
+    src = Path(__file__).parents[2] / "src" / "prefmill"
+    importers = []
+    for path in src.rglob("*.py"):
+        if path.is_relative_to(src / "cli") or path == src / "__main__.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = (
+                [node.module or ""]
+                if isinstance(node, ast.ImportFrom)
+                else [a.name for a in node.names]
+                if isinstance(node, ast.Import)
+                else []
+            )
+            if any(n == "prefmill.cli" or n.startswith("prefmill.cli.") for n in names):
+                importers.append(str(path.relative_to(src)))
+    assert importers == []
+
+
+def test_every_command_group_is_registered() -> None:
+    from prefmill.cli.app import GROUPS, app
+
+    registered = [c.callback for c in app.registered_commands]
+    assert registered == [command for group in GROUPS for command in group.COMMANDS]
+    assert [c.__name__ for c in registered] == [
+        "init", "build", "serve", "tables", "show", "sql", "lineage", "diff", "gc", "report", "export",
+        "train", "iterate",
+    ]  # fmt: skip

@@ -98,7 +98,7 @@ def test_grpo_rows_need_a_reference() -> None:
 
 
 def test_verifier_reward_scores_completions() -> None:
-    from prefmill.trainers.runner import verifier_reward
+    from prefmill.trainers.methods.grpo import verifier_reward
 
     completions = [[{"role": "assistant", "content": "The answer is 5."}], "It is 6", "no idea"]
     assert verifier_reward([None] * 3, completions, reference=["5", "5", "5"]) == [1.0, 0.0, 0.0]
@@ -129,3 +129,44 @@ def test_train_command_errors_are_one_line(tmp_path, capsys) -> None:  # type: i
     assert "--method: Input should be 'dpo', 'kto'" in err and "Traceback" not in err
     assert run(["train", str(recipe), "--root", str(tmp_path / "empty")]) == 1
     assert "no dataset 'd' under" in capsys.readouterr().err  # nothing built yet: said before any work
+
+
+def test_every_method_is_declared_in_its_module() -> None:
+    from typing import get_args
+
+    from prefmill.trainers.methods import METHODS
+    from prefmill.trainers.methods.grpo import GRPOOptions
+
+    assert list(METHODS) == ["dpo", "kto", "reward", "grpo", "cpo", "simpo", "orpo"]
+    assert get_args(TrainConfig.model_fields["method"].annotation) == tuple(METHODS)
+    for name, method in METHODS.items():
+        assert method.name == name and method.table in method.accepts
+        assert TrainConfig(method=name).input_table() == (method.table, None)
+        assert f"`{name}`" in (TrainConfig.model_fields["method"].description or "")
+    # a method's own options join the train section (and only GRPO has any)
+    assert set(GRPOOptions.model_fields) <= set(TrainConfig.model_fields)
+    assert TrainConfig(num_generations=8).num_generations == 8
+    assert [m.name for m in METHODS.values() if m.options] == ["grpo"]
+    assert not METHODS["reward"].generates and METHODS["reward"].with_margin
+
+
+def test_method_rows_follow_the_contract() -> None:
+    from prefmill.trainers.methods import METHODS
+
+    assert [r["margin"] for r in METHODS["reward"].rows(_pairs(), _prompts(), "pairs@v").rows] == [1.0, 0.5]
+    assert "margin" not in METHODS["dpo"].rows(_pairs(), _prompts(), "pairs@v").rows[0]
+    assert METHODS["grpo"].rows(_pairs(), _prompts(), "pairs@v").rows == [{"prompt": CHAT, "reference": "5"}]
+    with pytest.raises(InputError, match=r"grpo needs the prompts pairs@v was made from"):
+        METHODS["grpo"].rows(_pairs(), None, "pairs@v")
+
+
+def test_train_config_imports_no_trainer_library() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; import prefmill.trainers.config; "
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'torch', 'trl', 'transformers', 'peft'}))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

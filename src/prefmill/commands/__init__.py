@@ -1,4 +1,5 @@
-"""Bodies of CLI commands that are more than a few lines; cli.py registers them."""
+"""Bodies of CLI commands that are more than a few lines (no Typer here: ``prefmill.cli`` registers
+the commands and parses their options)."""
 
 from __future__ import annotations
 

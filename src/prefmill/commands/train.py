@@ -1,4 +1,4 @@
-"""Bodies of `prefmill train` and `prefmill iterate` (registered in cli.py)."""
+"""Bodies of `prefmill train` and `prefmill iterate` (registered in ``prefmill.cli.train``)."""
 
 from __future__ import annotations
 

@@ -28,6 +28,7 @@ from prefmill.flows.train import TrainSummary, resolve_base, train_flow
 from prefmill.recipe import ArithmeticSource, Recipe
 from prefmill.storage import Store
 from prefmill.trainers.config import IterateConfig, TrainConfig
+from prefmill.trainers.methods import METHODS
 
 ROUND_REF = "round-{r}"
 
@@ -146,10 +147,12 @@ def run_iterate(
 
     train = train or recipe.train or TrainConfig()
     it = it or recipe.iterate or IterateConfig()
-    if it.mode == "dpo" and train.method not in ("dpo", "cpo", "simpo", "orpo"):
+    on_pairs = [m.name for m in METHODS.values() if m.contract == "preference" and m.generates]
+    if it.mode == "dpo" and train.method not in on_pairs:
         raise RecipeError(
-            "iterate: mode dpo trains on each round's pairs, so train.method must be dpo, cpo, simpo "
-            f"or orpo (got {train.method}); use mode: spin or change train.method"
+            "iterate: mode dpo trains on each round's pairs, so train.method must be "
+            f"{', '.join(on_pairs[:-1])} or {on_pairs[-1]} (got {train.method}); use mode: spin or change "
+            "train.method"
         )
     if it.mode == "spin" and "arithmetic" not in recipe.evaluation.judge_kinds:
         raise RecipeError(

@@ -25,8 +25,9 @@ from prefmill.errors import InputError, NotFoundError
 from prefmill.flows.common import SHARD_TASK, STAGE_FLOW, Target, current_flow_run_id, log
 from prefmill.ids import content_id
 from prefmill.storage import Manifest, Parent, Store
-from prefmill.trainers.config import ACCEPTS, TrainConfig
-from prefmill.trainers.data import TrainRows, pairs_to_preference, points_to_unpaired, prompts_to_grpo
+from prefmill.trainers.config import TrainConfig
+from prefmill.trainers.data import TrainRows
+from prefmill.trainers.methods import METHODS
 
 STAGE = "train"
 #: Bump when the rows or checkpoints this flow writes for the same inputs change meaning.
@@ -95,22 +96,16 @@ def prompts_of(store: Store, m: Manifest) -> Manifest | None:
 
 def training_rows(store: Store, config: TrainConfig, m: Manifest) -> TrainRows:
     """The TRL rows of ``config.method`` from table version ``m``."""
-    method = config.method
-    if m.table not in ACCEPTS[method]:
+    method = METHODS[config.method]
+    if m.table not in method.accepts:
         raise InputError(
-            f"train: method '{method}' trains on {' or '.join(ACCEPTS[method])}, not '{m.table}'; "
+            f"train: method '{method.name}' trains on {' or '.join(method.accepts)}, not '{m.table}'; "
             f"set train.table (or --table) to one of those"
         )
     table = store.read_arrow(m)
     pm = prompts_of(store, m)
     prompts = store.read_arrow(pm) if pm is not None else None
-    if method == "kto":
-        return points_to_unpaired(table, prompts)
-    if method == "grpo":
-        if prompts is None:
-            raise InputError(f"train: grpo needs the prompts {m.table}@{m.version} was made from; none found")
-        return prompts_to_grpo(table, prompts)
-    return pairs_to_preference(table, prompts, with_margin=method == "reward")
+    return method.rows(table, prompts, f"{m.table}@{m.version}")
 
 
 def version_config(config: TrainConfig, base: StartModel, trl: str) -> dict[str, Any]:
@@ -243,7 +238,7 @@ def train_flow(config: TrainConfig, root: str, dataset: str) -> TrainSummary:
     out_dir = _checkpoint_dir(store, config, dataset, target.version)
     result = train_task(rows.rows, config, str(base.path), str(out_dir))
     label = f"checkpoints@{target.version}"
-    if config.eval.n and config.method != "reward":
+    if config.eval.n and METHODS[config.method].generates:
         evals.append(evaluate_task(result["path"], label, "after", config, exclude))
     before = accuracy(evals[0]) if evals else None
     after = accuracy(evals[1]) if len(evals) > 1 else None

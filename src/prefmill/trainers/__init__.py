@@ -1,5 +1,6 @@
-"""Trainer flow that consumes prefmill tables with TRL (extra ``train``).
+"""Training on prefmill tables with TRL (extra ``train``).
 
-Not built yet: the `train` flow, TRL configs and the closed loop are tracked in issue 6. Tables
-produced by `build` (pairs / points / lists) already follow the columns TRL expects after export.
+``config`` holds the recipe's ``train:`` / ``iterate:`` sections (pydantic only: the one module of this
+package the recipe imports); ``method`` and ``methods/`` declare the training methods, one module each;
+``data`` turns tables into TRL rows; ``runner`` runs a TRL trainer; ``evaluate`` scores a checkpoint.
 """

@@ -1,44 +1,39 @@
 """Trainer recipe sections: ``train:`` (one TRL training run) and ``iterate:`` (the closed loop).
 
-Pure pydantic, no torch or TRL import: the recipe loads these without the ``train`` extra. Each field
-is documented where it is declared; ``docs/recipe.md`` is generated from these docs.
+Pure pydantic, no torch or TRL import: the recipe loads these without the ``train`` extra. This module
+(with the light method declarations of ``prefmill.trainers.methods`` it builds on) is all the recipe
+imports of prefmill.trainers. ``train.method``'s choices, its docs and the methods' own options come
+from the method modules. Each field is documented where it is declared; ``docs/recipe.md`` is
+generated from these docs.
 """
 
 from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field, field_validator
 
-#: TRL methods prefmill can run, and the table each one reads by default.
-METHODS: dict[str, str] = {
-    "dpo": "pairs",
-    "kto": "points",
-    "reward": "pairs",
-    "grpo": "prompts",
-    "cpo": "pairs",
-    "simpo": "pairs",
-    "orpo": "pairs",
-}
-#: The tables each method accepts (GRPO takes prompts, or any table with prompt_id joined to prompts).
-ACCEPTS: dict[str, tuple[str, ...]] = {
-    "dpo": ("pairs",),
-    "kto": ("points",),
-    "reward": ("pairs",),
-    "grpo": ("prompts", "pairs", "points", "lists"),
-    "cpo": ("pairs",),
-    "simpo": ("pairs",),
-    "orpo": ("pairs",),
-}
+from prefmill.trainers.method import TrainSection
+from prefmill.trainers.methods import METHODS, OPTIONS
 
-Method = Literal["dpo", "kto", "reward", "grpo", "cpo", "simpo", "orpo"]
+#: The methods, from their modules (``prefmill.trainers.methods``).
+Method = Literal[tuple(METHODS)]  # type: ignore[valid-type]
 
 
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+def _method_doc() -> str:
+    names = (f"`{m.name}`" + (f" ({m.doc})" if m.doc else "") for m in METHODS.values())
+    return "TRL trainer: " + ", ".join(names) + "."
 
 
-class TrainLoraConfig(_Section):
+def _table_doc() -> str:
+    by_table: dict[str, list[str]] = {}
+    for m in METHODS.values():
+        by_table.setdefault(m.table, []).append(m.name)
+    defaults = ", ".join(f"{table} ({', '.join(names)})" for table, names in by_table.items())
+    return f"Input as TABLE or TABLE@VERSION. Default: {defaults}."
+
+
+class TrainLoraConfig(TrainSection):
     """LoRA adapters (peft). The saved checkpoint is always a plain model folder: adapters are merged."""
 
     enabled: bool = Field(default=True, description="Train LoRA adapters instead of every weight.")
@@ -50,7 +45,7 @@ class TrainLoraConfig(_Section):
     )
 
 
-class TrainEvalConfig(_Section):
+class TrainEvalConfig(TrainSection):
     """Held-out evaluation before and after training: greedy answers, arithmetic verifier accuracy."""
 
     n: int = Field(default=16, ge=0, le=100_000, description="Held-out problems; 0 turns evaluation off.")
@@ -59,21 +54,11 @@ class TrainEvalConfig(_Section):
     max_new_tokens: int = Field(default=64, ge=1, le=32768, description="Longest answer in tokens.")
 
 
-class TrainConfig(_Section):
-    """`prefmill train`: one TRL training run on a table version of the recipe's dataset."""
+class _TrainHead(TrainSection):
+    """The fields of ``train:`` before the methods' own options."""
 
-    method: Method = Field(
-        default="dpo",
-        description="TRL trainer: `dpo` (DPOTrainer; IPO and the other variants via `loss_type`), `kto`, "
-        "`reward` (RewardTrainer, pairs' margin passed as `margin`), `grpo` (GRPOTrainer with prefmill's "
-        "arithmetic verifier against `reference` as reward), `cpo`, `simpo` (CPOTrainer with "
-        "loss_type simpo, cpo_alpha 0), `orpo` (experimental trainers, where the installed TRL has them).",
-    )
-    table: str | None = Field(
-        default=None,
-        description="Input as TABLE or TABLE@VERSION. Default: pairs (dpo, reward, cpo, simpo, orpo), "
-        "points (kto), prompts (grpo).",
-    )
+    method: Method = Field(default="dpo", description=_method_doc())
+    table: str | None = Field(default=None, description=_table_doc())
     ref: str = Field(default="latest", description="Ref that names the input version when none is given.")
     base_model: str = Field(
         default="smollm2",
@@ -92,10 +77,18 @@ class TrainConfig(_Section):
     batch_size: int = Field(default=4, ge=1, le=65536, description="Examples per device and step.")
     grad_accum: int = Field(default=1, ge=1, le=65536, description="Gradient accumulation steps.")
     max_length: int = Field(default=512, ge=8, description="Longest prompt + completion in tokens.")
-    max_completion_length: int = Field(default=64, ge=1, description="grpo: longest sampled completion.")
-    num_generations: int = Field(
-        default=4, ge=2, description="grpo: completions per prompt (batch_size must be a multiple)."
-    )
+
+    @field_validator("loss_type")
+    @classmethod
+    def _loss_type(cls, v: str | list[str] | None) -> str | list[str] | None:
+        if isinstance(v, list) and not v:
+            raise ValueError("loss_type must name at least one loss")
+        return v
+
+
+class _TrainTail(TrainSection):
+    """The fields of ``train:`` after the methods' own options."""
+
     seed: int = Field(default=0, description="Training seed (data order, initialisation of adapters).")
     lora: TrainLoraConfig = Field(default_factory=TrainLoraConfig, description="LoRA adapters.")
     eval: TrainEvalConfig = Field(default_factory=TrainEvalConfig, description="Evaluation before and after.")
@@ -110,21 +103,19 @@ class TrainConfig(_Section):
         "gradient_checkpointing, warmup_ratio on a GPU machine).",
     )
 
-    @field_validator("loss_type")
-    @classmethod
-    def _loss_type(cls, v: str | list[str] | None) -> str | list[str] | None:
-        if isinstance(v, list) and not v:
-            raise ValueError("loss_type must name at least one loss")
-        return v
+
+# Field order is the reverse of the bases: _TrainHead, then each method's options, then _TrainTail.
+class TrainConfig(_TrainTail, *OPTIONS, _TrainHead):  # type: ignore[misc]
+    """`prefmill train`: one TRL training run on a table version of the recipe's dataset."""
 
     def input_table(self) -> tuple[str, str | None]:
         """(table, version or None) of the input."""
-        spec = self.table or METHODS[self.method]
+        spec = self.table or METHODS[self.method].table
         table, _, version = spec.partition("@")
         return table, version or None
 
 
-class IterateConfig(_Section):
+class IterateConfig(TrainSection):
     """`prefmill iterate`: build -> train rounds; round r samples from round r-1's checkpoint."""
 
     rounds: int = Field(default=2, ge=1, le=100, description="Build + train rounds.")

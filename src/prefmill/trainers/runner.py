@@ -1,9 +1,10 @@
 """Run one TRL trainer on TRL-ready rows and save a plain model folder (extra ``train``: trl, peft).
 
-Every loss is TRL's own: this module only picks the trainer and its config, builds the LoRA config,
-and saves the result. A trainer that the installed TRL does not have is a ``TrainerError`` naming the
-TRL version. LoRA adapters are merged before saving, so a checkpoint is always a folder that
-``transformers:/path`` (synthesis) and ``AutoModel*.from_pretrained`` load as they are.
+Every loss is TRL's own: this module only picks the trainer and its config (from the method's
+declaration in ``prefmill.trainers.methods``), builds the LoRA config, and saves the result. A
+trainer that the installed TRL does not have is a ``TrainerError`` naming the TRL version.
+LoRA adapters are merged before saving, so a checkpoint is always a folder that ``transformers:/path``
+(synthesis) and ``AutoModel*.from_pretrained`` load as they are.
 """
 
 from __future__ import annotations
@@ -20,25 +21,13 @@ from typing import Any
 from prefmill.engines.model_cache import hf_quiet
 from prefmill.errors import PrefmillError
 from prefmill.trainers.config import TrainConfig
-from prefmill.trainers.data import completion_text
+from prefmill.trainers.methods import METHODS
 
 INSTALL = "pip install 'prefmill[train]'  (trl and peft)"
 
 
 class TrainerError(PrefmillError):
     """A trainer cannot be built or run (missing extra, trainer absent from the installed TRL, ...)."""
-
-
-#: method -> (module, config class, trainer class); experimental trainers moved in recent TRL.
-_TRAINERS: dict[str, tuple[tuple[str, ...], str, str]] = {
-    "dpo": (("trl",), "DPOConfig", "DPOTrainer"),
-    "kto": (("trl", "trl.experimental.kto"), "KTOConfig", "KTOTrainer"),
-    "reward": (("trl",), "RewardConfig", "RewardTrainer"),
-    "grpo": (("trl",), "GRPOConfig", "GRPOTrainer"),
-    "cpo": (("trl.experimental.cpo", "trl"), "CPOConfig", "CPOTrainer"),
-    "simpo": (("trl.experimental.cpo", "trl"), "CPOConfig", "CPOTrainer"),
-    "orpo": (("trl.experimental.orpo", "trl"), "ORPOConfig", "ORPOTrainer"),
-}
 
 
 def trl_version() -> str:
@@ -55,7 +44,8 @@ def trl_version() -> str:
 
 def trainer_classes(method: str) -> tuple[type, type]:
     """(config class, trainer class) of ``method`` from the installed TRL."""
-    modules, config_name, trainer_name = _TRAINERS[method]
+    spec = METHODS[method]
+    modules, config_name, trainer_name = spec.trl_modules, spec.trl_config, spec.trl_trainer
     version = trl_version()
     for module_name in modules:
         try:
@@ -121,20 +111,12 @@ def _trl_args(config: TrainConfig, method: str, work_dir: Path, config_cls: type
         "gradient_checkpointing": False,
         "dataloader_num_workers": 0,
     }
-    if method == "grpo":
-        args.update(
-            max_completion_length=config.max_completion_length,
-            num_generations=config.num_generations,
-            logging_steps=1,
-        )
-    else:
-        args["max_length"] = config.max_length
+    spec = METHODS[method]
+    args.update(spec.trl_args(config))
     if config.beta is not None:
         args["beta"] = config.beta
-    if method == "simpo":
-        args.update(loss_type="simpo", cpo_alpha=0.0)
     if config.loss_type is not None:
-        if method in ("dpo",):
+        if spec.loss_list:
             args["loss_type"] = [config.loss_type] if isinstance(config.loss_type, str) else config.loss_type
         elif isinstance(config.loss_type, list):
             if len(config.loss_type) != 1:
@@ -154,32 +136,6 @@ def _trl_args(config: TrainConfig, method: str, work_dir: Path, config_cls: type
         return config_cls(**args)
     except (ValueError, TypeError) as exc:
         raise TrainerError(f"train: {config_cls.__name__} refused the arguments: {exc}") from exc
-
-
-def verifier_reward(
-    prompts: list[Any], completions: list[Any], reference: list[str], **_: Any
-) -> list[float]:
-    """GRPO reward: prefmill's arithmetic verifier on each completion against the prompt's reference
-    (1.0 for the exact final answer, else 0.0)."""
-    import pyarrow as pa
-
-    from prefmill.tasks.evaluation.verifiers import arithmetic_verifier
-
-    n = len(completions)
-    ids = [str(i) for i in range(n)]
-    cands = pa.table(
-        {
-            "candidate_id": ids,
-            "prompt_id": ids,
-            "response": [completion_text(c) for c in completions],
-            "reference": [str(r) for r in reference],
-        }
-    )
-    judged = arithmetic_verifier(cands)
-    scores = dict(
-        zip(judged.column("candidate_id").to_pylist(), judged.column("score").to_pylist(), strict=True)
-    )
-    return [float(scores.get(i) or 0.0) for i in ids]
 
 
 def _losses(history: list[dict[str, Any]]) -> list[float]:
@@ -229,11 +185,10 @@ def train(
         tokenizer.pad_token = tokenizer.eos_token
     dataset = Dataset.from_list(rows)
     kwargs: dict[str, Any] = {"args": args, "train_dataset": dataset, "processing_class": tokenizer}
-    task_type = "CAUSAL_LM"
-    if method == "reward":
+    spec = METHODS[method]
+    if spec.task_type == "SEQ_CLS":
         from transformers import AutoModelForSequenceClassification
 
-        task_type = "SEQ_CLS"
         model = AutoModelForSequenceClassification.from_pretrained(
             model_dir, num_labels=1, dtype=torch.float32
         )
@@ -241,9 +196,9 @@ def train(
         kwargs["model"] = model
     else:
         kwargs["model"] = str(model_dir)
-    if method == "grpo":
-        kwargs["reward_funcs"] = reward_funcs or [verifier_reward]
-    if (peft := _lora(config, task_type)) is not None:
+    if spec.rewards:
+        kwargs["reward_funcs"] = reward_funcs or list(spec.rewards)
+    if (peft := _lora(config, spec.task_type)) is not None:
         kwargs["peft_config"] = peft
     started = time.perf_counter()
     verbosity = hf_logging.get_verbosity()

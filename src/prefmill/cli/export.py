@@ -7,12 +7,14 @@ from typing import Annotated
 
 import typer
 
+from prefmill.cli.options import DatasetOpt, RefOpt, RootOpt, resolve
+from prefmill.commands import pick_dataset
 from prefmill.exports import CONTAINERS, FORMATS, default_table, export_table
 from prefmill.storage import DEFAULT_REF, Store
 from prefmill.ui import console
 
 
-def export_command(
+def export(
     out: Annotated[Path, typer.Option("--out", "-o", help="Output folder (required).")],
     spec: Annotated[
         str | None,
@@ -33,25 +35,16 @@ def export_command(
     push_to_hub: Annotated[
         str | None, typer.Option("--push-to-hub", help="Also push to this Hub dataset repo ($HF_TOKEN).")
     ] = None,
-    root: Annotated[
-        str | None,
-        typer.Option("--root", envvar="PREFMILL_HOME", help="Storage root (default ./prefmill-data)."),
-    ] = None,
-    dataset: Annotated[
-        str | None,
-        typer.Option("--dataset", "-d", envvar="PREFMILL_DATASET", help="Dataset (default: the only one)."),
-    ] = None,
-    ref: Annotated[str, typer.Option("--ref", help="Ref whose versions are used by default.")] = DEFAULT_REF,
+    root: RootOpt = None,
+    dataset: DatasetOpt = None,
+    ref: RefOpt = DEFAULT_REF,
 ) -> None:
     """Export a table version in a training library's format (TRL), with a dataset card README.md."""
-    from prefmill.cli import _resolve
-    from prefmill.commands import pick_dataset
-
     if fmt not in FORMATS:
         raise typer.BadParameter(f"'{fmt}' is not one of {', '.join(FORMATS)}", param_hint="--format")
     store = Store(root)
     ds = pick_dataset(store, dataset)
-    m = _resolve(store, ds, spec or default_table(fmt), ref)
+    m = resolve(store, ds, spec or default_table(fmt), ref)
     result = export_table(
         store,
         m,
@@ -67,3 +60,6 @@ def export_command(
         f"exported {m.table}@{m.version} as {fmt}: {result.rows:,} rows -> {result.out} "
         f"({', '.join(result.files)})" + (f"; pushed to {result.pushed_to}" if result.pushed_to else "")
     )
+
+
+COMMANDS = (export,)
