@@ -10,7 +10,8 @@ counts them by reason, and returns an Arrow table checked against the output's s
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from dataclasses import field as dc_field
 from numbers import Real
@@ -57,6 +58,9 @@ EMBEDDINGS_SCHEMA = pa.schema(
 
 #: Row-order column the runner adds to pairs before selection (and removes after).
 _ROW = "__prefmill_row"
+
+#: Temporary table holding ``candidate_scores`` while one output's SQL runs.
+_SCORES = "__prefmill_candidate_scores"
 
 #: How scores.sql combines the judges of a candidate into ``score`` (the ``aggregation`` variable).
 AGGREGATIONS: tuple[str, ...] = ("mean", "median", "vote")
@@ -139,6 +143,10 @@ def weights_table(weights: Mapping[str, float] | list[Mapping[str, object]] | No
     return pa.Table.from_pylist(rows, schema=WEIGHTS_SCHEMA)
 
 
+def _scores_view(scores: str) -> str:
+    return f"CREATE OR REPLACE TEMP VIEW candidate_scores AS\n{scores}\n"
+
+
 def bind_candidate_scores(
     con: duckdb.DuckDBPyConnection,
     criterion_weights: Mapping[str, float] | None = None,
@@ -162,7 +170,7 @@ def bind_candidate_scores(
             con.execute(f"SET VARIABLE aggregation = '{aggregation}'")
         con.execute(CONTENT_ID_MACRO)
         con.register("criterion_weights", weights_table(criterion_weights))
-        con.execute(f"CREATE OR REPLACE TEMP VIEW candidate_scores AS\n{scores}\n")
+        con.execute(_scores_view(scores))
     except duckdb.Error as exc:
         raise QueryError(
             f"instantiation: cannot create view candidate_scores from prefmill/sql/scores.sql: "
@@ -290,6 +298,25 @@ def _split_dropped(table: pa.Table) -> tuple[pa.Table, dict[str, int]]:
     return kept.drop_columns(["drop_reason"]), removed
 
 
+@contextmanager
+def _scores_computed_once(con: duckdb.DuckDBPyConnection, where: str) -> Iterator[None]:
+    """Compute ``candidate_scores`` once for the output SQL, and put the view back afterwards.
+
+    DuckDB plans and runs a view again at every reference, and the built-in SQL reads candidate_scores
+    many times (pairs.sql about fifteen): planning scores.sql that often cost ~0.5 s per call even on a
+    dozen rows. Within one call the inputs do not change, so a snapshot gives the same rows."""
+    try:
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {_SCORES} AS SELECT * FROM candidate_scores")
+        con.execute(f"CREATE OR REPLACE TEMP VIEW candidate_scores AS SELECT * FROM {_SCORES}")
+    except duckdb.Error as exc:
+        raise QueryError(f"{where}: {_duck_message(exc)}") from exc
+    try:
+        yield
+    finally:
+        con.execute(_scores_view(read_sql("scores")))
+        con.execute(f"DROP TABLE IF EXISTS {_SCORES}")
+
+
 def instantiate_with_report(
     con: duckdb.DuckDBPyConnection,
     output: str,
@@ -322,7 +349,8 @@ def instantiate_with_report(
     aggregation = params.get("aggregation")
     bind_candidate_scores(con, weights, None if aggregation is None else str(aggregation))  # type: ignore[arg-type]
     bind_embeddings(con)
-    table = _decimals_to_double(output, _run(con, sql_text, values, where))
+    with _scores_computed_once(con, where):
+        table = _decimals_to_double(output, _run(con, sql_text, values, where))
     if output == "pairs":
         if selection_text is None:
             selection_text = read_sql("selection")
