@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import shutil
 import sys
 import tempfile
 import time
@@ -139,7 +140,10 @@ def main() -> int:
     print(
         f"\nbase accuracy {base:.3f} on {summary.rounds[0].train.eval_n} held-out problems; {seconds:.0f} s"
     )
-    print(f"data: {folder / 'data'}")
+    if args.smoke and args.root is None:
+        shutil.rmtree(folder, ignore_errors=True)
+    else:
+        print(f"data: {folder / 'data'}")
     return 0
 
 
