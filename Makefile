@@ -1,4 +1,5 @@
-# `make demo` builds the quickstart dataset; `make test` runs the test suite.
+# `make demo` builds the quickstart dataset; `make test` runs the test suite; `make bench-smoke` runs
+# every benchmark at tiny sizes (seconds each), as CI does.
 # Both create .venv and install what they need on first use.
 
 PYTHON ?= python3
@@ -19,7 +20,7 @@ export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 export DO_NOT_TRACK ?= 1
 export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS ?= 90
 
-.PHONY: demo test lint format install clean-demo test-vllm
+.PHONY: demo test lint format install clean-demo test-vllm bench-smoke bench-smoke-vllm
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -43,6 +44,14 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
+
+# Every script in benchmarks/ (helpers start with _) with --smoke: tiny sizes, the same checks that both
+# sides give the same rows, its ratio line printed (not held to the target). A new benchmark is in here
+# as soon as it exists. vLLM's two comparisons in engines.py run in the vLLM environment (bench-smoke-vllm).
+BENCHMARKS := $(filter-out benchmarks/_%,$(sort $(wildcard benchmarks/*.py)))
+
+bench-smoke: $(STAMP)
+	@set -e; for b in $(BENCHMARKS); do echo "== $$b --smoke"; $(BIN)/python $$b --smoke; done
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
@@ -73,3 +82,6 @@ $(VLLM_STAMP): pyproject.toml
 
 test-vllm: $(VLLM_STAMP)
 	$(VLLM_VENV)/bin/python -m pytest tests/integration/test_vllm.py
+
+bench-smoke-vllm: $(VLLM_STAMP)
+	$(VLLM_VENV)/bin/python benchmarks/engines.py --smoke --engines vllm,openai

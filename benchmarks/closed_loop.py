@@ -1,4 +1,4 @@
-"""Closed-loop benchmark (not in CI): iterative DPO rounds on arithmetic prompts with the embedded model.
+"""Closed-loop benchmark: iterative DPO rounds on arithmetic prompts with the embedded model.
 
 Each round builds a fresh set of arithmetic word problems, samples k answers from the current policy
 (round 1: SmolLM2-135M-Instruct; round r: round r-1's checkpoint), judges them with the arithmetic
@@ -8,6 +8,11 @@ same run on the same held-out problems; the script prints each round's accuracy 
 
     .venv/bin/python benchmarks/closed_loop.py                       # 2 rounds, small
     .venv/bin/python benchmarks/closed_loop.py --rounds 3 --prompts 48 --eval 48 --mode spin
+    .venv/bin/python benchmarks/closed_loop.py --smoke                # seconds to minutes; CI runs it
+
+``--smoke`` runs one tiny SPIN round (2 prompts x 2 samples, 1 held-out problem, 8 new tokens, one
+epoch): SPIN pairs the reference answer against each sample, so a tiny round always has pairs to
+train on, where DPO on a handful of samples of a 135M model often has none.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import shutil
 import sys
 import tempfile
 import time
@@ -71,7 +77,13 @@ def main() -> int:
     parser.add_argument("--beta", type=float, default=0.1)
     parser.add_argument("--epochs", type=float, default=2.0)
     parser.add_argument("--root", default=None, help="storage root (default: a temporary folder)")
+    parser.add_argument(
+        "--smoke", action="store_true", help="one tiny SPIN round: 2 prompts x 2, 1 held out, 8 new tokens"
+    )
     args = parser.parse_args()
+    if args.smoke:
+        args.rounds, args.prompts, args.k, args.eval, args.max_new_tokens, args.epochs = 1, 2, 2, 1, 8, 1.0
+        args.mode = "spin"
 
     from prefmill.prefect_env import apply_prefect_env
 
@@ -128,7 +140,10 @@ def main() -> int:
     print(
         f"\nbase accuracy {base:.3f} on {summary.rounds[0].train.eval_n} held-out problems; {seconds:.0f} s"
     )
-    print(f"data: {folder / 'data'}")
+    if args.smoke and args.root is None:
+        shutil.rmtree(folder, ignore_errors=True)
+    else:
+        print(f"data: {folder / 'data'}")
     return 0
 
 

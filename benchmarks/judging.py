@@ -4,6 +4,7 @@ Run::
 
     .venv/bin/python benchmarks/judging.py [--engine transformers:smollm2] [--candidates 16]
                                            [--mode point] [--max-new-tokens 24] [--repeats 3]
+                                           [--check] [--smoke]
 
 It builds ``--candidates`` candidates (half as many prompts, two responses each), then, in the same
 run and on the same engine object:
@@ -17,7 +18,9 @@ Each side is timed ``--repeats`` times, alternating which goes first; the ratio 
 prefmill / the median of bare (target <= 1.05: at most 5% overhead). Greedy decoding makes both sides
 generate the same tokens. The per-verdict cost of prefmill's own work (everything but the engine) is
 also measured on its own, with an engine that answers instantly, to show what the overhead is made of.
-Exit status is 0, or 1 with ``--check`` when the target is missed.
+Both sides must give the same replies (prefmill's ``raw`` column against the bare generations).
+Exit status is 0, or 1 with ``--check`` when the target is missed. ``--smoke`` (4 candidates, 8 new
+tokens, one run) checks the replies in seconds without holding the ratio to the target (CI runs it).
 """
 
 from __future__ import annotations
@@ -117,7 +120,14 @@ def main() -> int:
     ap.add_argument("--max-new-tokens", type=int, default=24)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--check", action="store_true")
+    ap.add_argument(
+        "--smoke", action="store_true", help="seconds: 4 candidates, 8 new tokens, 1 run; replies, not target"
+    )
     args = ap.parse_args()
+    own_candidates = 2000
+    if args.smoke:
+        args.candidates, args.max_new_tokens, args.repeats, args.check = 4, 8, 1, False
+        own_candidates = 200
 
     cands = candidates(args.candidates)
     config = LLMJudge(kind="llm", mode=args.mode, max_new_tokens=args.max_new_tokens, repair=False)
@@ -127,12 +137,15 @@ def main() -> int:
     requests = recorder.requests
     times: dict[str, list[float]] = {"prefmill": [], "bare": []}
 
+    replies: dict[str, set[str | None]] = {}
+
     def run_prefmill() -> None:
         out = llm_judge(config, cands, engine)
         assert out.num_rows == first.num_rows
+        replies["prefmill"] = set(out.column("raw").to_pylist())
 
     def run_bare() -> None:
-        engine.generate(requests)
+        replies["bare"] = {g.text for g in engine.generate(requests)}
 
     sides = {"prefmill": run_prefmill, "bare": run_bare}
     for i in range(args.repeats):
@@ -146,7 +159,9 @@ def main() -> int:
     )
     if args.mode == "rubric":
         own = Instant('{"helpfulness": 7, "harmlessness": 8, "honesty": 6, "conciseness": 5}')
-    big = candidates(2000)
+    if replies["prefmill"] != replies["bare"]:  # greedy decoding: the same calls give the same replies
+        raise SystemExit("prefmill's judgments hold other replies than the bare engine gave")
+    big = candidates(own_candidates)
     started = time.perf_counter()
     rows = llm_judge(config, big, own).num_rows
     own_seconds = time.perf_counter() - started
@@ -179,7 +194,11 @@ def main() -> int:
         f"prefmill's own work (instant engine): {rows} rows from {big.num_rows} candidates in "
         f"{own_seconds:.3f} s = {own_seconds / max(rows, 1) * 1e6:.0f} us per verdict row"
     )
-    print("PASS: overhead within target" if ok else "FAIL: overhead above target")
+    print("same replies on both sides")
+    if args.smoke:
+        print("smoke: the ratio at tiny sizes is not held to the target")
+    else:
+        print("PASS: overhead within target" if ok else "FAIL: overhead above target")
     return 1 if args.check and not ok else 0
 
 

@@ -3,14 +3,15 @@
 Run::
 
     .venv/bin/python benchmarks/prefix_sharing.py [--prompts 8] [--k 1,4,8] [--max-new-tokens 32]
-        [--context-words 0,150] [--repeats 3]
+        [--context-words 0,150] [--repeats 3] [--smoke]
 
 For each k (samples per prompt) and prompt length (``--context-words`` words of context put before
 each question, as in few-shot or document-grounded prompts), it times ``synthesize()`` on the
 embedded model with ``share_prefix`` on (the prompt's forward pass once per distinct prompt, its KV
 cache copied to the k samples) and off (every sample runs its prompt), alternating which goes first,
-and prints off / on: the speed-up. It also checks that both give the same texts. k=1 is the control:
-nothing to share, so the ratio should be ~1.
+and prints off / on: the speed-up. It also checks that both give the same texts (exit status 1 when
+not). k=1 is the control: nothing to share, so the ratio should be ~1. ``--smoke`` runs the same
+checks in seconds on tiny sizes (CI runs it).
 """
 
 from __future__ import annotations
@@ -57,7 +58,12 @@ def main() -> int:
     parser.add_argument("--max-new-tokens", type=int, default=32)
     parser.add_argument("--context-words", default="0,150")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument(
+        "--smoke", action="store_true", help="seconds: 2 prompts, k=1,2, 4 new tokens, 0 or 20 words, 1 run"
+    )
     args = parser.parse_args()
+    if args.smoke:
+        args.prompts, args.k, args.max_new_tokens, args.context_words, args.repeats = 2, "1,2", 4, "0,20", 1
     print(
         f"prefmill prefix-sharing benchmark: {args.prompts} prompts, max_new_tokens={args.max_new_tokens}, "
         f"median of {args.repeats}; CPython {platform.python_version()}, {os.cpu_count()} cores, "
@@ -65,6 +71,7 @@ def main() -> int:
         flush=True,
     )
     engine = TransformersEngine("smollm2")
+    differ = 0
     for words in (int(w) for w in args.context_words.split(",")):
         prompts = _prompts(args.prompts, words)
         prompt_tokens = engine._prompt_ids(prompts.column("messages").to_pylist()[0])
@@ -89,11 +96,16 @@ def main() -> int:
             engine.share_prefix = True
             on, off = statistics.median(times[True]), statistics.median(times[False])
             same = sum(a == b for a, b in zip(texts[True], texts[False], strict=True))
+            differ += len(texts[True]) - same
             print(
                 f"prompt {len(prompt_tokens)} tokens, k={k}: shared {on:.2f}s, unshared {off:.2f}s, "
                 f"speed-up {off / on:.3f}; same text {same}/{len(texts[True])}",
                 flush=True,
             )
+    if differ:
+        print(f"FAIL: {differ} texts differ with and without prefix sharing")
+        return 1
+    print("same texts with and without prefix sharing")
     return 0
 
 

@@ -1,7 +1,8 @@
 """Scale-out: the same build in the flow's process, on a local Dask cluster of 1 worker and of 2
 workers (Prefect's DaskTaskRunner), each into a fresh root. Prints wall times, the speed-up of 2
 workers over 1 and the overhead of the task runner (1 Dask worker / in-process), and checks that the
-three builds made the same rows.
+three builds made the same rows (exit status 1 when not). ``--smoke``: the same three builds on 4
+prompts x 1 sample of 4 tokens (CI runs it).
 
     python benchmarks/scale.py --prompts 16 --k 2 --max-new-tokens 16 --shard-size 4
 
@@ -45,13 +46,16 @@ def _rows(root: str, summary: object) -> list[tuple]:
     return sorted(zip(*(data.column(c).to_pylist() for c in ("candidate_id", "response")), strict=True))
 
 
-def main() -> None:
+def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--prompts", type=int, default=16)
     parser.add_argument("--k", type=int, default=2)
     parser.add_argument("--max-new-tokens", type=int, default=16)
     parser.add_argument("--shard-size", type=int, default=4)
+    parser.add_argument("--smoke", action="store_true", help="tiny: 4 prompts x 1, 4 new tokens, 2 shards")
     args = parser.parse_args()
+    if args.smoke:
+        args.prompts, args.k, args.max_new_tokens, args.shard_size = 4, 1, 4, 2
 
     from prefect.testing.utilities import prefect_test_harness
 
@@ -86,7 +90,8 @@ def main() -> None:
     print(f"speed-up, 2 workers over 1: {speedup:.2f}x")
     print(f"overhead, 1 Dask worker / in-process: {overhead:.2f}x")
     print(f"same rows in all three builds: {'PASS' if same else 'FAIL'}")
+    return 0 if same else 1
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

@@ -6,6 +6,7 @@ import json
 
 import pyarrow as pa
 import pytest
+from tinybuild import TinyBuild
 
 from prefmill.cli import run
 from prefmill.engines.registry import loaded_engines
@@ -199,15 +200,15 @@ def test_cli_inspects_the_real_build(
     assert len(json.loads(capsys.readouterr().out)) == 48
 
 
-def test_the_tables_read_as_arrow_polars_and_duckdb(quickstart: tuple[Recipe, Store, BuildSummary]) -> None:
-    _, store, summary = quickstart
-    m = store.resolve_version("quickstart", "lists")
+def test_the_tables_read_as_arrow_polars_and_duckdb(tiny_build: TinyBuild) -> None:
+    store, summary = Store(tiny_build.root), tiny_build.summary  # the session's shared build: read only
+    m = store.resolve_version(tiny_build.dataset, "lists")
     assert m.version == summary.version("lists")
     arrow = store.read_arrow(m)
     assert isinstance(arrow, pa.Table) and store.read_polars(m).height == arrow.num_rows
     from prefmill.storage.duck import session
 
-    con = session(store, "quickstart")
+    con = session(store, tiny_build.dataset)
     assert con.sql("SELECT count(*) FROM lists").fetchall() == [(arrow.num_rows,)]
 
 

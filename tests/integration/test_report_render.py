@@ -1,10 +1,9 @@
-"""A small real build (embedded model, real Prefect flows), then what users see of it: the progress
-lines, the Prefect artifacts of every stage read back through the Prefect client, and the HTML
-report drawn in headless Chromium with the network cut off."""
+"""The session's tiny real build (embedded model, real Prefect flows), then what users see of it:
+the progress lines, the Prefect artifacts of every stage read back through the Prefect client, and
+the HTML report drawn in headless Chromium with the network cut off."""
 
 from __future__ import annotations
 
-import io
 import json
 import re
 from pathlib import Path
@@ -13,50 +12,22 @@ from typing import Any
 import numpy as np
 import pytest
 from chromium import dump_dom, screenshot
+from tinybuild import TinyBuild
 
 from prefmill.cli import run
-from prefmill.flows import BuildSummary, run_build
-from prefmill.progress import use_reporter
-from prefmill.recipe import load_recipe
+from prefmill.flows import BuildSummary
 from prefmill.storage import Store
-from prefmill.ui import PlainReporter
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_api")]
 
-DATASET = "reportdemo"
-RECIPE = f"""\
-dataset: {DATASET}
-seed: 1
-shard_size: 3
-prompts:
-  sources:
-    - kind: arithmetic
-      n: 3
-      seed: 5
-    - kind: file
-      path: open.jsonl
-synthesis:
-  k: 2
-  temperature: [0.7, 1.0]
-  max_new_tokens: 24
-  batch_size: 12
-evaluation:
-  judges: [arithmetic, heuristic]
-instantiation:
-  outputs: [pairs, points, lists]
-"""
-OPEN = ["Name a colour of the sea.", "Say hello politely.", "Give one tip for sleeping well."]
+DATASET = "tiny"
 
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, BuildSummary, str]:
-    folder = tmp_path_factory.mktemp("report")
-    (folder / "open.jsonl").write_text("".join(json.dumps({"prompt": p}) + "\n" for p in OPEN))
-    (folder / "recipe.yaml").write_text(RECIPE)
-    progress = io.StringIO()
-    with use_reporter(PlainReporter(progress)):
-        summary = run_build(load_recipe(folder / "recipe.yaml"), str(folder / "data"))
-    return folder, summary, progress.getvalue()
+def built(tiny_build: TinyBuild) -> tuple[Path, BuildSummary, str]:
+    """The session's shared tiny build (tests/integration/conftest.py): this module only reads it."""
+    assert tiny_build.dataset == DATASET
+    return tiny_build.folder, tiny_build.summary, tiny_build.progress
 
 
 def test_progress_lines(built: tuple[Path, BuildSummary, str]) -> None:

@@ -10,7 +10,8 @@ counts them by reason, and returns an Arrow table checked against the output's s
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from dataclasses import field as dc_field
 
@@ -35,6 +36,9 @@ EMBEDDINGS_SCHEMA = pa.schema(
 
 #: Row-order column the runner adds to pairs before selection (and removes after).
 _ROW = "__prefmill_row"
+
+#: Temporary table holding ``candidate_scores`` while one output's SQL runs.
+_SCORES = "__prefmill_candidate_scores"
 
 #: ``content_id(list)`` in SQL: the first 16 hex chars of sha256 of the list's canonical JSON, equal to
 #: ``prefmill.ids.content_id`` of the same Python list of strings. DuckDB's ``to_json`` already writes
@@ -111,6 +115,10 @@ def weights_table(weights: Mapping[str, float] | list[Mapping[str, object]] | No
     return pa.Table.from_pylist(rows, schema=WEIGHTS_SCHEMA)
 
 
+def _scores_view(scores: str) -> str:
+    return f"CREATE OR REPLACE TEMP VIEW candidate_scores AS\n{scores}\n"
+
+
 def bind_candidate_scores(
     con: duckdb.DuckDBPyConnection,
     criterion_weights: Mapping[str, float] | None = None,
@@ -135,7 +143,7 @@ def bind_candidate_scores(
         con.execute(CONTENT_ID_MACRO)
         define_judgment_macros(con)
         con.register("criterion_weights", weights_table(criterion_weights))
-        con.execute(f"CREATE OR REPLACE TEMP VIEW candidate_scores AS\n{scores}\n")
+        con.execute(_scores_view(scores))
     except (duckdb.Error, QueryError) as exc:
         raise QueryError(
             f"instantiation: cannot create view candidate_scores from prefmill/sql/scores.sql: "
@@ -231,6 +239,25 @@ def _split_dropped(table: pa.Table) -> tuple[pa.Table, dict[str, int]]:
     return kept.drop_columns(["drop_reason"]), removed
 
 
+@contextmanager
+def _scores_computed_once(con: duckdb.DuckDBPyConnection, where: str) -> Iterator[None]:
+    """Compute ``candidate_scores`` once for the output SQL, and put the view back afterwards.
+
+    DuckDB plans and runs a view again at every reference, and the built-in SQL reads candidate_scores
+    many times (pairs.sql about fifteen): planning scores.sql that often cost ~0.5 s per call even on a
+    dozen rows. Within one call the inputs do not change, so a snapshot gives the same rows."""
+    try:
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {_SCORES} AS SELECT * FROM candidate_scores")
+        con.execute(f"CREATE OR REPLACE TEMP VIEW candidate_scores AS SELECT * FROM {_SCORES}")
+    except duckdb.Error as exc:
+        raise QueryError(f"{where}: {_duck_message(exc)}") from exc
+    try:
+        yield
+    finally:
+        con.execute(_scores_view(read_sql("scores")))
+        con.execute(f"DROP TABLE IF EXISTS {_SCORES}")
+
+
 def instantiate_with_report(
     con: duckdb.DuckDBPyConnection,
     output: str,
@@ -265,7 +292,8 @@ def instantiate_with_report(
     aggregation = params.get("aggregation")
     bind_candidate_scores(con, weights, None if aggregation is None else str(aggregation))  # type: ignore[arg-type]
     bind_embeddings(con)
-    table = _decimals_to_double(output, _run(con, sql_text, values, where))
+    with _scores_computed_once(con, where):
+        table = _decimals_to_double(output, _run(con, sql_text, values, where))
     if spec.selection_sql is not None:
         if selection_text is None:
             selection_text = read_sql(spec.selection_sql)

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from prefmill.embeddings import DIMENSION, cosine_matrix, embed
+
+pytestmark = pytest.mark.slow  # loads the packaged embedding model
 
 
 def test_paraphrases_are_closer_than_unrelated_text() -> None:
