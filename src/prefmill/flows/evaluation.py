@@ -38,11 +38,6 @@ def runs_judge_model(judge: Any) -> bool:
     return judge_traits(judge).engine
 
 
-def fidelity_engine(judge: Any) -> str | None:
-    """The engine the fidelity report names for a judge (its self-preference check), if any."""
-    return judge_engines([judge]).get(judge.judge_name)
-
-
 def is_calibrated(judge: Any) -> bool:
     """A judge run on the calibration pairs."""
     return judge_traits(judge).calibrated
@@ -212,7 +207,7 @@ def fidelity_of(plan: EvaluationPlan, root: str, paths: list[str], candidates: M
     store = Store(root)
     judgments = pa.concat_tables([pq.read_table(p, filesystem=store.fs) for p in paths])
     cands = store.read_arrow(candidates, columns=["candidate_id", "response", "n_tokens", "generator"])
-    engines = {j.judge_name: e for j in plan.judges if (e := fidelity_engine(j)) is not None}
+    engines = judge_engines(plan.judges)  # the judges the self-preference check names
     accuracy = None
     if plan.calibration is not None:
         calibrated = [j for j in plan.judges if is_calibrated(j)]
