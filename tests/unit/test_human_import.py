@@ -65,6 +65,19 @@ def test_csv_with_empty_cells(tmp_path: Path) -> None:
     ]
 
 
+def test_csv_errors_name_the_line_a_record_starts_on(tmp_path: Path) -> None:
+    path = tmp_path / "v.csv"
+    path.write_text('annotator,candidate_id,score,rationale\nann,a1,1,"two\nlines"\n\nann,nope,1,"a\nb"\n')
+    with pytest.raises(InputError, match=r"v\.csv line 5: candidate_id 'nope' is not a candidate"):
+        human_judgments(path, None, CANDIDATES)
+    path.write_text("annotator,candidate_id,score\nann,a1\n")
+    with pytest.raises(InputError, match=r"v\.csv line 2: the row has 2 cells but the header has 3"):
+        human_judgments(path, None, CANDIDATES)
+    path.write_text("")
+    with pytest.raises(InputError, match=r"v\.csv line 1: no header row"):
+        human_judgments(path, None, CANDIDATES)
+
+
 def test_empty_file_gives_no_rows(tmp_path: Path) -> None:
     assert human_judgments(write_jsonl(tmp_path / "v.jsonl", [""]), None, CANDIDATES).num_rows == 0
 

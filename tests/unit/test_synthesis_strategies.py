@@ -203,6 +203,16 @@ def test_offline_wide_list_of_objects_and_hf_folder(tmp_path: Path) -> None:
     assert out.to_pylist()[0]["response"] == "hey\nthere" and out.to_pylist()[0]["generator"] == "old-model"
 
 
+def test_offline_csv_locations_and_ragged_rows(tmp_path: Path) -> None:
+    path = tmp_path / "r.csv"
+    path.write_text('prompt,response\n"Say hi","hey\nthere"\n\nSay hi,yo\n')
+    rows = read_offline(OfflineSpec(path=str(path)))
+    assert rows.column("location").to_pylist() == ["r.csv:row 2", "r.csv:row 5"]
+    path.write_text("prompt,response\nSay hi,yo,extra\n")
+    with pytest.raises(InputError, match=r"r\.csv line 2: the row has 3 cells but the header has 2"):
+        read_offline(OfflineSpec(path=str(path)))
+
+
 def test_offline_errors_name_file_and_line(tmp_path: Path) -> None:
     path = _jsonl(
         tmp_path / "r.jsonl",

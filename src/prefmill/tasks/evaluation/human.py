@@ -21,7 +21,6 @@ file, the line and the fix; nothing is imported from a file with an error.
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 from collections.abc import Iterator
@@ -32,7 +31,7 @@ import pyarrow as pa
 
 from prefmill.errors import InputError
 from prefmill.ids import content_id
-from prefmill.records import read_jsonl
+from prefmill.records import read_csv, read_jsonl
 from prefmill.storage.schemas import conform, empty_table
 from prefmill.tasks.evaluation.verifiers import point_judgment_id
 
@@ -55,27 +54,17 @@ def _rows(path: Path, fmt: str | None) -> Iterator[tuple[int, dict[str, Any]]]:
             f"{path}: unknown verdicts format '{kind}'; use a .jsonl or .csv file, or set `format`"
         )
     try:
-        handle = path.open(encoding="utf-8", newline="")
+        path.open("rb").close()
     except OSError as exc:
         raise InputError(
             f"{path}: cannot read the human verdicts file ({exc.strerror}); fix the path"
         ) from None
-    with handle:
-        try:
-            if kind == "csv":
-                reader = csv.DictReader(handle)
-                missing = {"annotator", "candidate_id"} - set(reader.fieldnames or [])
-                if missing:
-                    raise InputError(
-                        f"{path} line 1: the header lacks {', '.join(sorted(missing))}; columns are "
-                        f"{', '.join(FIELDS)}"
-                    )
-                for row in reader:
-                    yield reader.line_num, {k: (v if v != "" else None) for k, v in row.items() if k}
-            else:
-                yield from read_jsonl(path, example="{" + ", ".join(f'"{f}": ...' for f in FIELDS[:2]) + "}")
-        except UnicodeDecodeError as exc:
-            raise InputError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    if kind == "csv":
+        rows = read_csv(path, required=FIELDS[:2], columns_hint=", ".join(FIELDS))
+        for line, row in rows:
+            yield line, {k: (v if v != "" else None) for k, v in row.items() if k}
+    else:
+        yield from read_jsonl(path, example="{" + ", ".join(f'"{f}": ...' for f in FIELDS[:2]) + "}")
 
 
 def _number(value: Any, field: str, where: str, low: float | None = None, high: float | None = None) -> float:

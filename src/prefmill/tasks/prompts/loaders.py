@@ -35,7 +35,6 @@ that ``build.combine`` uses to report duplicates and then drops.
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import json
 from pathlib import Path
@@ -46,7 +45,7 @@ import pyarrow.parquet as pq
 
 from prefmill.errors import InputError
 from prefmill.ids import ID_LENGTH, canonical_json, content_id
-from prefmill.records import read_jsonl
+from prefmill.records import read_csv, read_jsonl
 from prefmill.storage.schemas import MESSAGE, conform
 
 # The string encoder json.dumps(..., ensure_ascii=False) uses (C version when available).
@@ -308,44 +307,19 @@ def _read_jsonl(path: Path, sink: _Sink) -> None:
 
 def _read_csv(path: Path, sink: _Sink) -> None:
     name = path.name
-    try:
-        handle = path.open(newline="", encoding="utf-8-sig")
-    except OSError as exc:
-        raise InputError(f"{path}: cannot read the file ({exc.strerror}); check its permissions") from None
-    with handle:
-        reader = csv.reader(handle)
-        try:
-            header = next(reader, None)
-            while header is not None and not any(cell.strip() for cell in header):
-                header = next(reader, None)
-            sink.columns_seen = set(header or [])
-            if header is None:
-                return
-            if len(set(header)) != len(header):
-                dupes = sorted({h for h in header if header.count(h) > 1})
-                raise InputError(
-                    f"{name} line {reader.line_num}: the header repeats column(s) {', '.join(dupes)}; "
-                    "give every column a distinct name"
-                )
-            width = len(header)
-            start = reader.line_num + 1
-            for cells in reader:
-                location = f"{name}:row {start}"
-                start = reader.line_num + 1
-                if not cells:
-                    continue
-                if len(cells) != width:
-                    row: dict[str, Any] = {f"column {i + 1}": c for i, c in enumerate(cells)}
-                    sink.rows += 1
-                    sink.reject(location, f"row has {len(cells)} cells but the header has {width}", row)
-                    continue
-                sink.add(dict(zip(header, cells, strict=True)), location)
-        except csv.Error as exc:
-            raise InputError(
-                f"{name} line {reader.line_num}: not readable as CSV ({exc}); fix the quoting on that line"
-            ) from None
-        except UnicodeDecodeError as exc:
-            raise InputError(f"{path}: not UTF-8 text ({exc.reason}); save the file as UTF-8") from None
+    columns: set[str] = set()
+
+    def reject_width(line: int, cells: list[str], header: list[str]) -> None:
+        columns.update(header)
+        row: dict[str, Any] = {f"column {i + 1}": c for i, c in enumerate(cells)}
+        sink.rows += 1
+        sink.reject(f"{name}:row {line}", f"row has {len(cells)} cells but the header has {len(header)}", row)
+
+    for line, row in read_csv(path, name=name, on_width=reject_width):
+        if not columns:
+            columns.update(row)
+        sink.add(row, f"{name}:row {line}")
+    sink.columns_seen = columns
 
 
 def _read_parquet(path: Path, sink: _Sink) -> None:

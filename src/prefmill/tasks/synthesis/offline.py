@@ -22,7 +22,6 @@ Locations: ``file.jsonl:12`` (line), ``file.csv:row 5`` (the line the record sta
 
 from __future__ import annotations
 
-import csv
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -35,7 +34,7 @@ import pyarrow.parquet as pq
 
 from prefmill.errors import InputError
 from prefmill.ids import content_id
-from prefmill.records import read_jsonl
+from prefmill.records import read_csv, read_jsonl
 from prefmill.storage.schemas import conform, empty_table
 
 ORIGIN = "offline"
@@ -91,12 +90,8 @@ def _rows(spec: OfflineSpec) -> Iterator[tuple[str, dict[str, Any]]]:
         for lineno, row in read_jsonl(path, name=name, example='{"prompt": ..., "response": ...}'):
             yield f"{name}:{lineno}", row
     elif fmt == "csv":
-        with path.open(encoding="utf-8", newline="") as f:
-            reader = csv.DictReader(f)
-            start = 2
-            for row in reader:
-                yield f"{name}:row {start}", {k: v for k, v in row.items() if k is not None}
-                start = reader.line_num + 1
+        for lineno, row in read_csv(path, name=name):
+            yield f"{name}:row {lineno}", row
     else:
         for i, row in enumerate(_arrow_table(path, fmt).to_pylist(), 1):
             yield f"{name}:row {i}", row
