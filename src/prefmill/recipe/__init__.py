@@ -13,9 +13,7 @@ on) can be imported without the sections that are built from those kinds.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
-
+from prefmill.lazy import lazy_exports
 from prefmill.recipe.base import OUTPUTS as OUTPUTS
 from prefmill.recipe.base import STAGES as STAGES
 
@@ -40,14 +38,4 @@ _MODULE_OF = {name: module for module, names in _HOMES.items() for name in names
 __all__ = sorted(["OUTPUTS", "STAGES", *_MODULE_OF])
 
 
-def __getattr__(name: str) -> Any:
-    module = _MODULE_OF.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return __all__
+__getattr__, __dir__ = lazy_exports(__name__, _MODULE_OF, also=("OUTPUTS", "STAGES"))

@@ -7,8 +7,7 @@ kinds' configs without the work behind them.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from prefmill.lazy import lazy_exports
 
 _MODULE_OF = {
     "EVALUATION_CODE_VERSION": "judge",
@@ -25,10 +24,4 @@ _MODULE_OF = {
 __all__ = sorted(_MODULE_OF)
 
 
-def __getattr__(name: str) -> Any:
-    module = _MODULE_OF.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
-    globals()[name] = value
-    return value
+__getattr__, __dir__ = lazy_exports(__name__, _MODULE_OF)
