@@ -11,14 +11,13 @@ import typer
 
 from prefmill.cli.options import RecipeRootOpt, task_runner_option
 from prefmill.errors import PrefmillError
+from prefmill.recipes import TEMPLATES
 from prefmill.storage import DEFAULT_REF
 from prefmill.ui import console
 
-TEMPLATES = ("quickstart", "strategies")
-
 
 def init(
-    template: Annotated[str, typer.Argument(help="Template name.")] = "quickstart",
+    template: Annotated[str, typer.Argument(help=f"Template: {', '.join(TEMPLATES)}.")] = "quickstart",
     directory: Annotated[Path, typer.Option("--dir", help="Where to write the recipe.")] = Path("."),
     force: Annotated[bool, typer.Option("--force", help="Overwrite existing files.")] = False,
 ) -> None:
