@@ -39,6 +39,8 @@ _ROW = "__prefmill_row"
 
 #: Temporary table holding ``candidate_scores`` while one output's SQL runs.
 _SCORES = "__prefmill_candidate_scores"
+#: Output SQL naming candidate_scores at least this often runs on a snapshot of it (pairs.sql: 15).
+_SNAPSHOT_MIN_REFERENCES = 6
 
 #: ``content_id(list)`` in SQL: the first 16 hex chars of sha256 of the list's canonical JSON, equal to
 #: ``prefmill.ids.content_id`` of the same Python list of strings. DuckDB's ``to_json`` already writes
@@ -240,12 +242,17 @@ def _split_dropped(table: pa.Table) -> tuple[pa.Table, dict[str, int]]:
 
 
 @contextmanager
-def _scores_computed_once(con: duckdb.DuckDBPyConnection, where: str) -> Iterator[None]:
+def _scores_computed_once(con: duckdb.DuckDBPyConnection, where: str, sql_text: str) -> Iterator[None]:
     """Compute ``candidate_scores`` once for the output SQL, and put the view back afterwards.
 
     DuckDB plans and runs a view again at every reference, and the built-in SQL reads candidate_scores
     many times (pairs.sql about fifteen): planning scores.sql that often cost ~0.5 s per call even on a
-    dozen rows. Within one call the inputs do not change, so a snapshot gives the same rows."""
+    dozen rows. Within one call the inputs do not change, so a snapshot gives the same rows. SQL that
+    names the view only a few times (points, lists) keeps the view: at 2M judgments materialising it
+    cost lists ~25% (benchmarks/instantiate.py), more than re-planning saves."""
+    if sql_text.count("candidate_scores") < _SNAPSHOT_MIN_REFERENCES:
+        yield
+        return
     try:
         con.execute(f"CREATE OR REPLACE TEMP TABLE {_SCORES} AS SELECT * FROM candidate_scores")
         con.execute(f"CREATE OR REPLACE TEMP VIEW candidate_scores AS SELECT * FROM {_SCORES}")
@@ -292,7 +299,7 @@ def instantiate_with_report(
     aggregation = params.get("aggregation")
     bind_candidate_scores(con, weights, None if aggregation is None else str(aggregation))  # type: ignore[arg-type]
     bind_embeddings(con)
-    with _scores_computed_once(con, where):
+    with _scores_computed_once(con, where, sql_text):
         table = _decimals_to_double(output, _run(con, sql_text, values, where))
     if spec.selection_sql is not None:
         if selection_text is None:
