@@ -9,7 +9,7 @@ one half; a pair it could not judge (parse error) is left out and counted.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
 import pyarrow as pa
@@ -20,8 +20,10 @@ from prefmill.ids import content_id
 from prefmill.records import read_jsonl
 from prefmill.storage.schemas import MESSAGE
 from prefmill.tasks.evaluation.fidelity import pair_labels
-from prefmill.tasks.evaluation.judges.llm import LLMJudge
 from prefmill.tasks.evaluation.llm_judge import llm_judge
+
+if TYPE_CHECKING:
+    from prefmill.tasks.evaluation.judges.llm import LLMJudge
 
 
 def load_calibration(path: str | Path) -> tuple[pa.Table, dict[tuple[str, str], int]]:

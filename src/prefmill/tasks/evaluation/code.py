@@ -53,12 +53,15 @@ from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
 
 from prefmill.storage.schemas import empty_table
-from prefmill.tasks.evaluation.judges.code import CodeVerifier
 from prefmill.tasks.evaluation.verifiers import point_judgments
+
+if TYPE_CHECKING:
+    from prefmill.tasks.evaluation.judges.code import CodeVerifier
 
 _FENCE = re.compile(r"```[ \t]*([\w+-]*)[^\n]*\n(.*?)(?:```|\Z)", re.DOTALL)
 _PYTHON_TAGS = {"python", "py", "python3"}

@@ -15,13 +15,15 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
 from prefmill.storage.schemas import empty_table
-from prefmill.tasks.evaluation.judges.format import FormatVerifier
 from prefmill.tasks.evaluation.verifiers import point_judgments
+
+if TYPE_CHECKING:
+    from prefmill.tasks.evaluation.judges.format import FormatVerifier
 
 _FENCE = re.compile(r"```[ \t]*([\w+-]*)[^\n]*\n(.*?)```", re.DOTALL)
 

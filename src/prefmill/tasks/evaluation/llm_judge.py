@@ -25,7 +25,7 @@ import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from itertools import combinations
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
@@ -40,11 +40,13 @@ from prefmill.engines.base import (
 from prefmill.errors import EngineError, SchemaError
 from prefmill.ids import content_id, seed_for
 from prefmill.storage.schemas import conform, empty_table
-from prefmill.tasks.evaluation.judges.critique_revise import CritiqueReviseJudge
-from prefmill.tasks.evaluation.judges.llm import LLMJudge
-from prefmill.tasks.evaluation.judges.meta import MetaJudge
 from prefmill.tasks.evaluation.parse import PARSER_VERSION, parse_pair, parse_point, parse_rubric
 from prefmill.tasks.evaluation.templates import Template, load_template
+
+if TYPE_CHECKING:
+    from prefmill.tasks.evaluation.judges.critique_revise import CritiqueReviseJudge
+    from prefmill.tasks.evaluation.judges.llm import LLMJudge
+    from prefmill.tasks.evaluation.judges.meta import MetaJudge
 
 #: Bump when the rows an LLM judge writes for the same replies change meaning.
 LLM_JUDGE_CODE_VERSION = "2"  # 2: structured output

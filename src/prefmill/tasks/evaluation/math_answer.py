@@ -23,6 +23,7 @@ from __future__ import annotations
 import re
 from decimal import Decimal, InvalidOperation
 from fractions import Fraction
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
 
@@ -35,8 +36,10 @@ from prefmill.tasks.evaluation.extract import (
     normalize_number,
     to_fraction,
 )
-from prefmill.tasks.evaluation.judges.math import MathVerifier
 from prefmill.tasks.evaluation.verifiers import point_judgments
+
+if TYPE_CHECKING:
+    from prefmill.tasks.evaluation.judges.math import MathVerifier
 
 _THOUSANDS = re.compile(r"(?<=\d)(?:\{,\}|\\[,!; ]|[\u2009\u202f]|\s(?=\d{3}(?!\d)))(?=\d{3}(?!\d))")
 _SCI_TIMES = re.compile(

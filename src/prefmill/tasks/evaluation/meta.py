@@ -8,7 +8,7 @@ with the other judges' verdicts and writes one point row per item (judge = its n
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
 import pyarrow as pa
@@ -16,7 +16,6 @@ import pyarrow as pa
 from prefmill.engines.base import Engine
 from prefmill.ids import seed_for
 from prefmill.storage.schemas import empty_table
-from prefmill.tasks.evaluation.judges.meta import MetaJudge
 from prefmill.tasks.evaluation.llm_judge import (
     GRANULARITY,
     KIND,
@@ -35,6 +34,9 @@ from prefmill.tasks.evaluation.llm_judge import (
     load_template,
     scaled,
 )
+
+if TYPE_CHECKING:
+    from prefmill.tasks.evaluation.judges.meta import MetaJudge
 
 
 def disagreements(prior: pa.Table, threshold: float, judges: list[str] | None = None) -> pl.DataFrame:

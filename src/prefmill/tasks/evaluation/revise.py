@@ -9,14 +9,18 @@ generation. Two engine batches per shard: all critiques, then all revisions.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import pyarrow as pa
 
 from prefmill.engines.base import Engine, GenerationRequest, SamplingParams
 from prefmill.ids import canonical_json, content_id, seed_for
 from prefmill.storage.schemas import conform, empty_table
-from prefmill.tasks.evaluation.judges.critique_revise import CritiqueReviseJudge
 from prefmill.tasks.evaluation.llm_judge import _engine, _generate, _need, conversation_text, last_user
 from prefmill.tasks.evaluation.templates import load_template
+
+if TYPE_CHECKING:
+    from prefmill.tasks.evaluation.judges.critique_revise import CritiqueReviseJudge
 
 ORIGIN = "revision"
 

@@ -15,15 +15,17 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
 from prefmill.engines.model_cache import hf_quiet, resolve_model
 from prefmill.errors import EngineError
 from prefmill.storage.schemas import empty_table
-from prefmill.tasks.evaluation.judges.reward_model import RewardModelJudge
 from prefmill.tasks.evaluation.verifiers import point_judgments
+
+if TYPE_CHECKING:
+    from prefmill.tasks.evaluation.judges.reward_model import RewardModelJudge
 
 _MODELS: dict[str, tuple[Any, Any]] = {}
 _LOCK = threading.Lock()
