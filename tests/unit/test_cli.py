@@ -288,3 +288,10 @@ def test_every_command_group_is_registered() -> None:
         "init", "build", "serve", "tables", "show", "sql", "lineage", "diff", "gc", "report", "export",
         "train", "iterate",
     ]  # fmt: skip
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    from prefmill import __version__
+
+    assert run(["--version"]) == 0
+    assert capsys.readouterr().out.strip() == f"prefmill {__version__}"

@@ -87,7 +87,14 @@ def test_preference_standard_in_every_container(
 ) -> None:
     store, m = built
     out = tmp_path / "dpo"
-    result = export_table(store, m["pairs"], fmt="trl-preference", out=out, to=["parquet", "jsonl", "disk"])
+    result = export_table(
+        store,
+        m["pairs"],
+        fmt="trl-preference",
+        out=out,
+        to=["parquet", "jsonl", "disk"],
+        conversational=False,
+    )
     pairs = store.read_arrow(m["pairs"]).to_pylist()
     expected = [{"prompt": p["prompt"], "chosen": p["chosen"], "rejected": p["rejected"]} for p in pairs]
     assert result.rows == len(pairs) == 4  # p1: a>c, a>b, c>b; p2: x>y
@@ -107,7 +114,8 @@ def test_preference_standard_in_every_container(
 def test_preference_conversational(built: tuple[Store, dict[str, Manifest]], tmp_path: Path) -> None:
     store, m = built
     out = tmp_path / "chat"
-    export_table(store, m["pairs"], fmt="trl-preference", out=out, conversational=True)
+    result = export_table(store, m["pairs"], fmt="trl-preference", out=out)  # the default: prompts are chats
+    assert result.conversational
     row = load_parquet(out)[0]
     assert row == {
         "prompt": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "What is 2+2?"}],
@@ -119,7 +127,9 @@ def test_preference_conversational(built: tuple[Store, dict[str, Manifest]], tmp
 def test_unpaired_for_kto(built: tuple[Store, dict[str, Manifest]], tmp_path: Path) -> None:
     store, m = built
     out = tmp_path / "kto"
-    export_table(store, m["points"], fmt="trl-unpaired", out=out, where="criterion = 'overall'")
+    export_table(
+        store, m["points"], fmt="trl-unpaired", out=out, where="criterion = 'overall'", conversational=False
+    )
     ds = load_parquet(out)
     assert ds.column_names == ["prompt", "completion", "label"]
     assert ds.features["label"].dtype == "bool"
@@ -139,7 +149,7 @@ def test_unpaired_for_kto(built: tuple[Store, dict[str, Manifest]], tmp_path: Pa
 
 def test_prompt_only_keeps_reference(built: tuple[Store, dict[str, Manifest]], tmp_path: Path) -> None:
     store, m = built
-    export_table(store, m["prompts"], fmt="trl-prompt-only", out=tmp_path / "grpo")
+    export_table(store, m["prompts"], fmt="trl-prompt-only", out=tmp_path / "grpo", conversational=False)
     ds = load_parquet(tmp_path / "grpo")
     assert ds.column_names == ["prompt", "reference", "prompt_id"]
     assert ds.to_list() == [
@@ -156,7 +166,14 @@ def test_reward_modelling_implicit_prompt_with_margin(
     built: tuple[Store, dict[str, Manifest]], tmp_path: Path
 ) -> None:
     store, m = built
-    export_table(store, m["pairs"], fmt="trl-reward", out=tmp_path / "rm", where="prompt_id = 'p2'")
+    export_table(
+        store,
+        m["pairs"],
+        fmt="trl-reward",
+        out=tmp_path / "rm",
+        where="prompt_id = 'p2'",
+        conversational=False,
+    )
     (row,) = load_parquet(tmp_path / "rm").to_list()
     assert row == {
         "chosen": "Name a colour.\n\nresponse x",
@@ -244,3 +261,94 @@ def test_card_judge_summary_reads_swap_consistency_from_both_orders() -> None:
     [summary] = judge_summary(con)
     assert summary["judge"] == "J" and summary["verdicts"] == 4
     assert summary["swap_consistency"] == 0.5
+
+
+def test_train_test_split_by_prompt(built: tuple[Store, dict[str, Manifest]], tmp_path: Path) -> None:
+    store, m = built
+    out = tmp_path / "split"
+    result = export_table(
+        store, m["points"], fmt="rows", out=out, test_size=0.5, seed=3, to=["parquet", "disk"]
+    )
+    assert set(result.splits) == {"train", "test"} and sum(result.splits.values()) == result.rows
+    ds = datasets.load_dataset(str(out))  # the card's configs name both splits
+    train, test = set(ds["train"]["prompt_id"]), set(ds["test"]["prompt_id"])
+    assert len(test) == 1 and train | test == {"p1", "p2"} and not train & test
+    assert len(ds["train"]) + len(ds["test"]) == store.read_arrow(m["points"]).num_rows
+    assert sorted(datasets.load_from_disk(str(out / "hf"))) == ["test", "train"]
+    again = export_table(store, m["points"], fmt="rows", out=tmp_path / "again", test_size=1, seed=3)
+    assert again.splits == result.splits  # the seed decides, nothing else
+    with pytest.raises(ExportError, match=r"--test-size 2 puts 2 of 2 prompts in test"):
+        export_table(store, m["points"], fmt="rows", out=tmp_path / "bad", test_size=2)
+    assert not (tmp_path / "bad").exists()
+
+
+def test_card_is_a_hub_dataset_card(built: tuple[Store, dict[str, Manifest]], tmp_path: Path) -> None:
+    from huggingface_hub import DatasetCard
+
+    store, m = built
+    out = tmp_path / "card2"
+    export_table(
+        store, m["pairs"], fmt="trl-preference", out=out, test_size=1, license="apache-2.0", language=["en"]
+    )
+    card = DatasetCard.load(out / "README.md")
+    data = card.data.to_dict()
+    assert data["license"] == "apache-2.0" and data["language"] == ["en"]
+    assert data["task_categories"] == ["text-generation"] and data["size_categories"] == ["n<1K"]
+    assert [f["name"] for f in data["dataset_info"]["features"]] == ["prompt", "chosen", "rejected"]
+    assert data["dataset_info"]["features"][0]["list"] == [
+        {"name": "role", "dtype": "string"},
+        {"name": "content", "dtype": "string"},
+    ]
+    assert {s["name"] for s in data["dataset_info"]["splits"]} == {"train", "test"}
+    assert data["configs"][0]["data_files"] == [
+        {"split": "train", "path": "data/train-*"},
+        {"split": "test", "path": "data/test-*"},
+    ]
+    assert "Splits are by prompt" in card.text
+
+
+def test_push_to_hub_checks_the_token_first(
+    built: tuple[Store, dict[str, Manifest]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from fake_hub import FakeHub
+
+    store, m = built
+    monkeypatch.delenv("HF_HUB_OFFLINE")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))  # no token file from the machine
+    with FakeHub() as hub:
+        monkeypatch.setenv("HF_ENDPOINT", hub.url)
+        monkeypatch.setenv("HF_TOKEN", "hf_bad")
+        with pytest.raises(ExportError, match=r"refused the token \(HTTP 401\).*hf auth login"):
+            export_table(store, m["pairs"], fmt="trl-preference", out=tmp_path / "x", hub_repo="me/prefs")
+        assert not (tmp_path / "x").exists()  # checked before anything was written
+        monkeypatch.setenv("HF_TOKEN", "hf_good")  # found as the Hub client finds it
+        result = export_table(
+            store, m["pairs"], fmt="trl-preference", out=tmp_path / "y", hub_repo="me/prefs", private=True
+        )
+    assert result.pushed_to and hub.repos["me/prefs"]["private"] is True
+    files = hub.repos["me/prefs"]["files"]
+    assert sorted(files) == ["README.md", "data/train-00000-of-00001.parquet"]
+    assert files["README.md"] == (tmp_path / "y" / "README.md").read_bytes()
+    assert 'load_dataset("me/prefs")' in files["README.md"].decode()
+    monkeypatch.delenv("HF_TOKEN")
+    with pytest.raises(
+        ExportError, match=r"needs a Hugging Face token: run `hf auth login` or set \$HF_TOKEN"
+    ):
+        export_table(store, m["pairs"], fmt="trl-preference", out=tmp_path / "z", hub_repo="me/prefs")
+
+
+def test_push_to_an_unreachable_hub_says_so(
+    built: tuple[Store, dict[str, Manifest]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import socket
+
+    store, m = built
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    monkeypatch.delenv("HF_HUB_OFFLINE")
+    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{port}")
+    monkeypatch.setenv("HF_TOKEN", "hf_any")
+    with pytest.raises(ExportError, match=rf"cannot reach the Hub at http://127.0.0.1:{port}"):
+        export_table(store, m["pairs"], fmt="trl-preference", out=tmp_path / "x", hub_repo="me/prefs")
+    assert not (tmp_path / "x").exists()

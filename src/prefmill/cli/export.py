@@ -26,15 +26,37 @@ def export(
         typer.Option("--to", help=f"Container, repeatable: {', '.join(CONTAINERS)} (default parquet)."),
     ] = None,
     conversational: Annotated[
-        bool, typer.Option("--conversational", help="TRL's conversational format (role/content lists).")
-    ] = False,
+        bool | None,
+        typer.Option(
+            "--conversational/--standard",
+            help="TRL's conversational format (role/content lists) or the standard text one "
+            "(default: conversational when the prompts' chats are in the lineage).",
+            show_default=False,
+        ),
+    ] = None,
     where: Annotated[str | None, typer.Option("--where", "-w", help="SQL condition on the rows.")] = None,
     overwrite: Annotated[
         bool, typer.Option("--overwrite", help="Replace an existing output folder.")
     ] = False,
-    push_to_hub: Annotated[
-        str | None, typer.Option("--push-to-hub", help="Also push to this Hub dataset repo ($HF_TOKEN).")
+    test_size: Annotated[
+        float | None,
+        typer.Option("--test-size", help="Also a test split: a share (< 1) or number of prompts, by prompt."),
     ] = None,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the train/test split.")] = 0,
+    license_id: Annotated[
+        str | None, typer.Option("--license", help="License id for the card, e.g. apache-2.0.")
+    ] = None,
+    language: Annotated[
+        list[str] | None, typer.Option("--language", help="Language code for the card, repeatable.")
+    ] = None,
+    push_to_hub: Annotated[
+        str | None,
+        typer.Option(
+            "--push-to-hub",
+            help="Also push to this Hub dataset repo (token: `hf auth login` or $HF_TOKEN, checked first).",
+        ),
+    ] = None,
+    private: Annotated[bool, typer.Option("--private", help="Create the Hub repo private.")] = False,
     root: RootOpt = None,
     dataset: DatasetOpt = None,
     ref: RefOpt = DEFAULT_REF,
@@ -55,10 +77,19 @@ def export(
         where=where,
         overwrite=overwrite,
         hub_repo=push_to_hub,
+        private=private,
+        test_size=test_size,
+        seed=seed,
+        license=license_id,
+        language=language,
     )
+    splits = ", ".join(f"{k} {v:,}" for k, v in result.splits.items()) if len(result.splits) > 1 else ""
     console().print(
-        f"exported {m.table}@{m.version} as {fmt}: {result.rows:,} rows -> {result.out} "
-        f"({', '.join(result.files)})" + (f"; pushed to {result.pushed_to}" if result.pushed_to else "")
+        f"exported {m.table}@{m.version} as {fmt}"
+        f" ({'conversational' if result.conversational else 'standard'}): {result.rows:,} rows"
+        + (f" ({splits})" if splits else "")
+        + f" -> {result.out} ({', '.join(result.files)})"
+        + (f"; pushed to {result.pushed_to}" if result.pushed_to else "")
     )
 
 

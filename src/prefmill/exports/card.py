@@ -1,4 +1,9 @@
-"""The dataset card (README.md with the Hugging Face Hub's YAML header) written next to every export."""
+"""The dataset card (README.md with the Hugging Face Hub's YAML header) written next to every export.
+
+The header is ``huggingface_hub``'s ``DatasetCardData`` (license, language, task and size categories,
+``dataset_info`` features as ``datasets`` writes them, a config with the splits' files), so the Hub
+shows and loads the export like any dataset pushed with ``datasets``.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +11,9 @@ import json
 from typing import Any
 
 import duckdb
+import pyarrow as pa
 import yaml
+from huggingface_hub import DatasetCard, DatasetCardData
 
 from prefmill.sql import define_judgment_macros
 from prefmill.storage import Manifest
@@ -94,38 +101,91 @@ def _table(rows: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
+def features(schema: pa.Schema) -> list[dict[str, Any]]:
+    """The card's ``dataset_info.features``, as ``datasets`` writes them for the same Arrow schema."""
+    from datasets import Features
+
+    return Features.from_arrow_schema(schema)._to_yaml_list()
+
+
+def _data_files(containers: list[str], splits: list[str]) -> list[dict[str, str]]:
+    if "parquet" in containers:
+        return [{"split": s, "path": f"data/{s}-*"} for s in splits]
+    if "jsonl" in containers:
+        return [{"split": s, "path": f"{s}.jsonl"} for s in splits]
+    return []
+
+
+def card_data(
+    *,
+    pretty_name: str,
+    fmt_name: str,
+    schema: pa.Schema,
+    splits: dict[str, int],
+    split_bytes: dict[str, int],
+    containers: list[str],
+    license: str | None,
+    language: list[str] | None,
+) -> DatasetCardData:
+    """The Hub's YAML header, built with ``huggingface_hub``'s own ``DatasetCardData``."""
+    rows = sum(splits.values())
+    extra: dict[str, Any] = {
+        "tags": ["prefmill", "preference", "trl", fmt_name],
+        "dataset_info": {
+            "features": features(schema),
+            "splits": [
+                {"name": k, "num_bytes": split_bytes.get(k, 0), "num_examples": v} for k, v in splits.items()
+            ],
+        },
+    }
+    files = _data_files(containers, list(splits))
+    if files:
+        extra["configs"] = [{"config_name": "default", "data_files": files}]
+    return DatasetCardData(
+        pretty_name=pretty_name,
+        license=license,
+        language=language or None,
+        task_categories=["text-generation"],
+        size_categories=[size_category(rows)],
+        **extra,
+    )
+
+
 def render_card(
     *,
     dataset: str,
     manifest: Manifest,
     lineage: list[Manifest],
     fmt_name: str,
-    columns: list[str],
+    schema: pa.Schema,
     trainer: str,
     conversational: bool,
-    rows: int,
+    splits: dict[str, int],
+    split_bytes: dict[str, int],
+    prompts_per_split: dict[str, int],
+    split_seed: int | None,
     where: str | None,
     containers: list[str],
     con: duckdb.DuckDBPyConnection,
     has_judgments: bool,
     recipe: dict[str, Any] | None,
+    license: str | None = None,
+    language: list[str] | None = None,
+    hub_repo: str | None = None,
 ) -> str:
-    header: dict[str, Any] = {
-        "pretty_name": f"{dataset} {manifest.table} ({fmt_name})",
-        "tags": ["prefmill", "preference", "trl", fmt_name],
-        "task_categories": ["text-generation"],
-        "size_categories": [size_category(rows)],
-    }
-    if "parquet" in containers:
-        header["configs"] = [
-            {"config_name": "default", "data_files": [{"split": "train", "path": "data/train-*"}]}
-        ]
-    elif "jsonl" in containers:
-        header["configs"] = [
-            {"config_name": "default", "data_files": [{"split": "train", "path": "train.jsonl"}]}
-        ]
-    lines = ["---", yaml.safe_dump(header, sort_keys=False).strip(), "---", ""]
-    lines += [
+    data = card_data(
+        pretty_name=f"{dataset} {manifest.table} ({fmt_name})",
+        fmt_name=fmt_name,
+        schema=schema,
+        splits=splits,
+        split_bytes=split_bytes,
+        containers=containers,
+        license=license,
+        language=language,
+    )
+    rows = sum(splits.values())
+    columns = schema.names
+    lines = [
         f"# {dataset}: {manifest.table} as `{fmt_name}`",
         "",
         f"Built with prefmill from table `{manifest.table}@{manifest.version}` of dataset `{dataset}`"
@@ -133,15 +193,26 @@ def render_card(
         + f". {rows:,} rows; format: TRL {'conversational' if conversational else 'standard'}, "
         f"for {trainer}.",
         "",
-        "## Load",
-        "",
-        "```python",
-        "from datasets import load_dataset, load_from_disk",
     ]
+    if len(splits) > 1:
+        lines += [
+            "Splits are by prompt (no prompt is in two splits), chosen by `md5(seed:prompt_id)` with "
+            f"seed {split_seed}:",
+            "",
+            *_table(
+                [{"split": k, "rows": v, "prompts": prompts_per_split.get(k)} for k, v in splits.items()]
+            ),
+            "",
+        ]
+    lines += ["## Load", "", "```python", "from datasets import load_dataset, load_from_disk"]
+    if hub_repo:
+        lines.append(f'ds = load_dataset("{hub_repo}")')
     if "parquet" in containers:
-        lines.append('ds = load_dataset("parquet", data_files="data/train-*.parquet", split="train")')
+        files = ", ".join(f'"{s}": "data/{s}-*.parquet"' for s in splits)
+        lines.append(f'ds = load_dataset("parquet", data_files={{{files}}})')
     if "jsonl" in containers:
-        lines.append('ds = load_dataset("json", data_files="train.jsonl", split="train")')
+        files = ", ".join(f'"{s}": "{s}.jsonl"' for s in splits)
+        lines.append(f'ds = load_dataset("json", data_files={{{files}}})')
     if "disk" in containers:
         lines.append('ds = load_from_disk("hf")')
     lines += ["```", "", "## Columns", "", ", ".join(f"`{c}`" for c in columns), ""]
@@ -182,4 +253,5 @@ def render_card(
             yaml.safe_dump(json.loads(json.dumps(configs, default=str)), sort_keys=False).strip(),
             "```",
         ]
-    return "\n".join(lines) + "\n"
+    template = "---\n{{ card_data }}\n---\n\n{{ body }}\n"
+    return str(DatasetCard.from_template(data, template_str=template, body="\n".join(lines)))

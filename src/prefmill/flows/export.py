@@ -33,6 +33,11 @@ def run_recipe_exports(recipe: Recipe, store: Store, versions: dict[str, str]) -
             where=spec.where,
             overwrite=True,
             hub_repo=spec.hub_repo,
+            private=spec.private,
+            test_size=spec.test_size,
+            seed=spec.seed,
+            license=spec.license,
+            language=spec.language,
             recipe=recipe_dump,
         )
         log().info(

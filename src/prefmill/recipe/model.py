@@ -43,14 +43,29 @@ class ExportConfig(_Section):
         description="Containers: `parquet` (data/train-*.parquet, for load_dataset), `disk` "
         "(datasets' save_to_disk under hf/), `jsonl` (train.jsonl).",
     )
-    conversational: bool = Field(
-        default=False, description="TRL's conversational format (lists of {role, content}) instead of text."
+    conversational: bool | None = Field(
+        default=None,
+        description="TRL's conversational format (lists of {role, content}) or, when false, the standard "
+        "text one; default: conversational when the prompts' chats are in the lineage (as `prefmill train` "
+        "uses them), so a trainer applies the chat template as synthesis did.",
     )
+    test_size: float | None = Field(
+        default=None,
+        gt=0,
+        description="Also write a test split: a share (< 1) or a number (>= 1) of prompts; split by prompt, "
+        "so no prompt is in both.",
+    )
+    seed: int = Field(default=0, description="Seed of the train/test split.")
+    license: str | None = Field(default=None, description="License id for the card (e.g. `apache-2.0`).")
+    language: list[str] | None = Field(default=None, description="Language codes for the card (e.g. `[en]`).")
+    private: bool = Field(default=False, description="Create the Hub repo private (with `hub_repo`).")
     where: str | None = Field(
         default=None, description="SQL condition on the table's rows, e.g. \"criterion = 'overall'\"."
     )
     hub_repo: str | None = Field(
-        default=None, description="Also push_to_hub to this dataset repo id (token from $HF_TOKEN)."
+        default=None,
+        description="Also push the export folder to this Hub dataset repo id (NAMESPACE/NAME); the token "
+        "is found as the Hub client finds it (`hf auth login`, $HF_TOKEN) and checked before writing.",
     )
 
 
