@@ -4,13 +4,20 @@ pure functions on hand-made frames."""
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import polars as pl
 import pyarrow as pa
 import pytest
 
-from prefmill.annotate.select import candidate_pairs, judge_preferences, pair_uncertainty, select_pairs
+from prefmill.annotate.select import (
+    MAX_UNCERTAINTY,
+    candidate_pairs,
+    judge_preferences,
+    pair_uncertainty,
+    select_pairs,
+)
 from prefmill.errors import InputError
 from prefmill.tasks.evaluation.human import human_judgments
 from prefmill.tasks.evaluation.human_agreement import human_agreement
@@ -70,20 +77,21 @@ def test_uncertainty_terms() -> None:
     pj = prefs.filter(pl.col("judge") == "pj").row(0, named=True)
     assert pj["p"] == pytest.approx(0.5) and pj["swap"] == pytest.approx(1.0)
     u = {(r["a"], r["b"]): r for r in pair_uncertainty(df, CANDS).iter_rows(named=True)}
-    certain = u[("a1", "a2")]
-    assert certain["p"] == pytest.approx(1.0) and certain["spread"] == pytest.approx(0.0)
-    assert certain["margin"] == pytest.approx(1.0) and certain["entropy"] < 1e-6
-    split = u[("a2", "a3")]  # p1: a3 better (p=0), p2: tie (p=.5) -> spread .25
-    assert split["spread"] == pytest.approx(0.25) and split["p"] == pytest.approx(0.25)
+    certain = u[("a1", "a2")]  # both: a1 one score deviation (1 / 0.471) above a2
+    assert certain["p"] == pytest.approx(1 / (1 + math.exp(-1.7 / math.sqrt(2 / 9))))
+    assert certain["spread"] == pytest.approx(0.0) and certain["margin"] > 0.9 and certain["entropy"] < 0.2
+    split = u[("a2", "a3")]  # p1: a3 better (p = 1 - certain p), p2: a tie (p = .5)
+    assert split["p"] == pytest.approx((1 - certain["p"] + 0.5) / 2)
+    assert split["spread"] == pytest.approx((0.5 - (1 - certain["p"])) / 2)
     swapped = u[("b1", "b2")]
     assert swapped["swap"] == pytest.approx(1.0) and swapped["entropy"] == pytest.approx(1.0)
-    assert swapped["uncertainty"] == pytest.approx(1.0 + 0.0 + 1.0 + 1.0)
+    assert swapped["uncertainty"] == pytest.approx(1.0 + 1.0 + 0.0 + 0.25)
     assert certain["uncertainty"] < split["uncertainty"] < swapped["uncertainty"]
 
 
 def test_unjudged_pairs_are_most_uncertain() -> None:
     u = pair_uncertainty(pl.DataFrame([_j("p1", "point", "pa", "a1", score=1.0)]), CANDS)
-    assert set(u["uncertainty"].to_list()) == {4.0} and u["n_judges"].to_list() == [0, 0, 0, 0]
+    assert set(u["uncertainty"].to_list()) == {MAX_UNCERTAINTY} and u["n_judges"].to_list() == [0, 0, 0, 0]
 
 
 def _scored(n_prompts: int, per: int) -> pl.DataFrame:

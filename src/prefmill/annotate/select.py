@@ -3,19 +3,20 @@
 Pure functions over Polars frames of ``judgments`` and ``candidates``. For every pair (a < b) of usable
 candidates of a prompt, ``pair_uncertainty`` measures how unsure the judges are:
 
-* ``p_j`` -- each judge's P(a is better): point judges ``0.5 + (s_a - s_b) / 2`` on scores min-max
-  scaled per judge and criterion (a constant judge says 0.5); pair judges the mean of their verdicts
-  over both orders (the swap-debiased preference, ``prefers_first`` turned to a's side);
-* ``spread`` -- the standard deviation of ``p_j`` over judges (ensemble disagreement);
-* ``swap`` -- pair judges' position inconsistency: ``|p_ab - p_ba|`` (a's preference in the two
-  orders), the mean over judges that judged both orders;
+* ``p_j`` -- each judge's P(a is better): point judges ``sigmoid(1.7 * (s_a - s_b) / sd)`` with ``sd``
+  the judge's score deviation on that criterion (a constant judge says 0.5); pair judges the mean of
+  their verdicts over both orders (the swap-debiased preference, ``prefers_first`` turned to a's side);
+* ``spread`` -- the standard deviation of ``p_j`` over judges (ensemble disagreement, in [0, 0.5]);
+* ``swap`` -- pair judges' swap inconsistency: the share of them whose verdicts in the two orders
+  pick different sides (a tie is a side);
 * ``entropy`` -- binary entropy (bits) of ``p``, the mean of ``p_j``;
 * ``margin`` -- ``|p - 0.5| * 2`` (small margins are uncertain).
 
-``uncertainty = entropy + 2 * spread + swap + (1 - margin)`` over four terms in [0, 1] (pairs no
-judge saw get the maximum, 4). ``select_pairs`` ranks by it with a diversity term: the r-th pair
-picked from one prompt counts ``uncertainty * diversity ** r``, so one prompt does not take the
-budget; ``method='random'`` is the baseline (a seeded shuffle).
+``uncertainty = entropy + (1 - margin) + 0.5 * spread + 0.25 * swap`` (at most 2.5; pairs no judge
+saw get 2.5). The weights were chosen on ``benchmarks/active_selection.py``'s simulated judges, where
+entropy and margin carry most of the signal and spread / swap add a little. ``select_pairs`` ranks by
+it with a diversity term: the r-th pair picked from one prompt counts ``uncertainty * diversity ** r``,
+so one prompt does not take the budget; ``method='random'`` is the baseline (a seeded shuffle).
 """
 
 from __future__ import annotations
@@ -30,6 +31,12 @@ Method = Literal["uncertainty", "random"]
 METHODS: tuple[str, ...] = ("uncertainty", "random")
 KEY = ["prompt_id", "a", "b"]
 _EPS = 1e-9
+MAX_UNCERTAINTY = 2.5
+_SLOPE = 1.7  # logistic ~ normal CDF: P(a better) of a standardised score difference
+
+
+def _side(p: pl.Expr) -> pl.Expr:
+    return pl.when(p > 0.5 + _EPS).then(1).when(p < 0.5 - _EPS).then(-1).otherwise(0)
 
 
 def _df(table: pa.Table | pl.DataFrame) -> pl.DataFrame:
@@ -51,7 +58,8 @@ def candidate_pairs(candidates: pa.Table | pl.DataFrame) -> pl.DataFrame:
 
 
 def judge_preferences(judgments: pa.Table | pl.DataFrame) -> pl.DataFrame:
-    """prompt_id, a, b, judge, p (P(a better)), swap (|p_ab - p_ba|, null without both orders).
+    """prompt_id, a, b, judge, p (P(a better)), swap (1.0 when the two orders pick different sides;
+    null without both orders).
     Human rows and rows with a parse error are left out (selection decides what humans see)."""
     df = _df(judgments).filter(pl.col("parse_error").is_null() & (pl.col("kind") != "human"))
     crit = pl.col("criterion").fill_null("overall")
@@ -61,20 +69,15 @@ def judge_preferences(judgments: pa.Table | pl.DataFrame) -> pl.DataFrame:
         .group_by("judge", "criterion", "prompt_id", "candidate_id")
         .agg(pl.col("score").mean())
     )
-    lo, hi = (
-        pl.col("score").min().over("judge", "criterion"),
-        pl.col("score").max().over("judge", "criterion"),
-    )
-    point = point.with_columns(
-        s=pl.when(hi - lo > _EPS).then((pl.col("score") - lo) / (hi - lo)).otherwise(0.5)
-    )
+    sd = pl.col("score").std(ddof=0).over("judge", "criterion")
+    point = point.with_columns(s=pl.when(sd > _EPS).then(pl.col("score") / sd).otherwise(0.0))
     left = point.select("judge", "criterion", "prompt_id", a="candidate_id", sa="s")
     right = point.select("judge", "criterion", "prompt_id", b="candidate_id", sb="s")
     from_points = (
         left.join(right, on=["judge", "criterion", "prompt_id"])
         .filter(pl.col("a") < pl.col("b"))
         .group_by("judge", *KEY)
-        .agg(p=(0.5 + (pl.col("sa") - pl.col("sb")) / 2).mean())
+        .agg(p=(1.0 / (1.0 + (-_SLOPE * (pl.col("sa") - pl.col("sb"))).exp())).mean())
         .with_columns(swap=pl.lit(None, pl.Float64))
     )
     pair = (
@@ -95,7 +98,8 @@ def judge_preferences(judgments: pa.Table | pl.DataFrame) -> pl.DataFrame:
         p_ab=pl.col("pa_").filter(pl.col("shown_a_first")).mean(),
         p_ba=pl.col("pa_").filter(~pl.col("shown_a_first")).mean(),
     )
-    from_pairs = from_pairs.select("judge", *KEY, "p", swap=(pl.col("p_ab") - pl.col("p_ba")).abs())
+    flipped = (_side(pl.col("p_ab")) != _side(pl.col("p_ba"))).cast(pl.Float64)
+    from_pairs = from_pairs.select("judge", *KEY, "p", swap=flipped)
     schema = {"judge": pl.String, "prompt_id": pl.String, "a": pl.String, "b": pl.String}
     frames = [f.cast({**schema, "p": pl.Float64, "swap": pl.Float64}) for f in (from_points, from_pairs)]
     return pl.concat(frames).sort("judge", *KEY)
@@ -120,9 +124,9 @@ def pair_uncertainty(judgments: pa.Table | pl.DataFrame, candidates: pa.Table | 
     p = pl.col("p").clip(_EPS, 1 - _EPS)
     entropy = -(p * p.log(2) + (1 - p) * (1 - p).log(2))
     out = out.with_columns(entropy=entropy, margin=(pl.col("p") - 0.5).abs() * 2)
-    u = pl.col("entropy") + 2 * pl.col("spread") + pl.col("swap") + (1 - pl.col("margin"))
+    u = pl.col("entropy") + (1 - pl.col("margin")) + 0.5 * pl.col("spread") + 0.25 * pl.col("swap")
     out = out.with_columns(
-        uncertainty=pl.when(pl.col("n_judges") == 0).then(4.0).otherwise(u),
+        uncertainty=pl.when(pl.col("n_judges") == 0).then(MAX_UNCERTAINTY).otherwise(u),
         swap=pl.when(pl.col("n_judges") == 0).then(None).otherwise(pl.col("swap")),
     )
     return out.sort(KEY)
