@@ -217,3 +217,44 @@ def test_publish_writes_a_judgments_version_with_parents(tmp_path: Path) -> None
     assert store.read_ref(DATASET, "annotated").tables["judgments"] == m.version
     again = publish(store, ann.folder, DATASET, "annotated")
     assert again.manifest.version == m.version and again.base.version == latest["judgments"]
+
+
+def test_publish_with_recipe_reinstantiates_the_outputs(tmp_path: Path) -> None:
+    """`--publish --recipe`: the recipe's outputs are rebuilt over the published judgments (Prefect)
+    and join the new ref; `prefmill report fidelity` shows the human agreement."""
+    root = tmp_path / "data"
+    state, tokens, _ = _session(root, budget=12, per_item=1)
+    client = TestClient(create_app(state))
+    html = _login(client, "alice", tokens["alice"])
+    while "Nothing left to label" not in html:  # alice always picks the response shown second
+        html = client.post("/answer", data=_hidden(html) | {"choice": "2"}).text
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(
+        f"dataset: {DATASET}\nprompts:\n  sources:\n    - kind: arithmetic\n      n: 2\n"
+        "evaluation:\n  judges: [heuristic]\ninstantiation:\n  outputs: [pairs, points]\n"
+    )
+    out = _cli(root, "--publish", "--recipe", str(recipe))
+    assert "12 human row(s) from 1 annotator(s)" in out and "pairs@" in out and "points@" in out, out
+    store = Store(str(root))
+    ref = store.read_ref(DATASET, "annotated")
+    assert set(ref.tables) == {"prompts", "candidates", "judgments", "pairs", "points"}
+    pairs = store.resolve_version(DATASET, "pairs", None, "annotated")
+    assert {"judgments": ref.tables["judgments"]}.items() <= {
+        p.table: p.version for p in pairs.parents
+    }.items()
+    human = {
+        (r["candidate_id"], r["other_candidate_id"]): r["prefers_first"]
+        for r in store.read(DATASET, "judgments", ref="annotated").to_pylist()
+        if r["kind"] == "human"
+    }
+    assert len(human) == 12 and set(human.values()) <= {0.0, 1.0}
+    env = {**os.environ, "PYTHONPATH": SRC, "NO_COLOR": "1", "COLUMNS": "200"}
+    fidelity = subprocess.run(
+        [sys.executable, "-m", "prefmill", "report", "fidelity", "annotated", "--root", str(root)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        check=True,
+    ).stdout
+    assert "judges vs the annotators' majority" in fidelity and "pairs" in fidelity

@@ -98,3 +98,38 @@ def human_agreement(labels: pl.DataFrame) -> dict[str, Any] | None:
     out = inter_annotator(labels, humans)
     out["judges_vs_humans"] = judges_vs_humans(labels, humans)
     return out
+
+
+def human_records(report: dict[str, Any]) -> tuple[list[dict[str, Any]], list[dict[str, Any]], str | None]:
+    """The report's ``human`` part as rows to print: (annotator pairs, judges vs humans, Fleiss line)."""
+    human = report.get("human") or {}
+
+    def fmt(x: Any) -> str:
+        return "" if x is None else f"{x:.3f}"
+
+    pairs = [
+        {
+            "annotators": " ~ ".join(p["annotators"]),
+            "items": p["n"],
+            "agreement": fmt(p.get("agreement")),
+            "cohen_kappa": fmt(p.get("cohen_kappa")),
+        }
+        for p in human.get("pairs", [])
+    ]
+    judges = [
+        {
+            "judge": j,
+            "items": r["n"],
+            "agreement": fmt(r.get("agreement")),
+            "cohen_kappa": fmt(r.get("cohen_kappa")),
+        }
+        for j, r in (human.get("judges_vs_humans") or {}).items()
+    ]
+    fleiss = human.get("fleiss_kappa")
+    line = (
+        f"Fleiss' kappa of the annotators over {fleiss['n']} items labelled by {fleiss['raters']}: "
+        f"{fmt(fleiss.get('value'))}"
+        if fleiss
+        else None
+    )
+    return pairs, judges, line
