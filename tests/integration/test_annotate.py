@@ -1,6 +1,7 @@
 """`prefmill annotate` end to end: the CLI's server driven in headless Chromium with real key presses
 (sign in, label 5 pairs, the server killed mid-session and restarted, the 5 kept, publish, found in
-`judgments`), an XSS attempt rendered inert, a wrong token refused, two annotators at once."""
+`judgments`, the outputs rebuilt over them), an XSS attempt rendered inert, a wrong token refused,
+two annotators at once; publishing point / rubric scores and its version's parents."""
 
 from __future__ import annotations
 
@@ -106,7 +107,7 @@ def test_annotate_in_chromium(tmp_path: Path) -> None:
     url = f"http://127.0.0.1:{port}/"
     args = ("--budget", "10", "--per-item", "2")
     server = _serve(root, port, *args)
-    log = root / DATASET / "annotations" / "verdicts.jsonl"
+    log = root / DATASET / "_annotations" / "verdicts.jsonl"
     try:
         with browser() as chrome:
             a = chrome.page()
@@ -151,9 +152,27 @@ def test_annotate_in_chromium(tmp_path: Path) -> None:
     assert sorted(v["annotator"] for v in verdicts) == ["alice"] * 6 + ["bob"] * 2
     assert all(v["order"] in ("ab", "ba") and v["seconds"] >= 0 for v in verdicts)
 
-    out = _cli(root, "--publish")
-    assert "8 human row(s) from 2 annotator(s)" in out, out
+    recipe = tmp_path / "recipe.yaml"  # only its instantiation section is read by --publish --recipe
+    recipe.write_text(
+        f"dataset: {DATASET}\nprompts:\n  sources:\n    - kind: arithmetic\n      n: 2\n"
+        "evaluation:\n  judges: [heuristic]\ninstantiation:\n  outputs: [pairs, points]\n"
+    )
+    out = _cli(root, "--publish", "--recipe", str(recipe))
+    assert "8 human row(s) from 2 annotator(s)" in out and "pairs@" in out and "points@" in out, out
     store = Store(str(root))
+    ref = store.read_ref(DATASET, "annotated")  # the outputs were rebuilt over the human verdicts
+    assert set(ref.tables) == {"prompts", "candidates", "judgments", "pairs", "points"}
+    pairs = store.resolve_version(DATASET, "pairs", None, "annotated")
+    assert ("judgments", ref.tables["judgments"]) in {(p.table, p.version) for p in pairs.parents}
+    fidelity = subprocess.run(
+        [sys.executable, "-m", "prefmill", "report", "fidelity", "annotated", "--root", str(root)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": SRC, "NO_COLOR": "1", "COLUMNS": "200"},
+        timeout=300,
+        check=True,
+    ).stdout
+    assert "inter-annotator agreement" in fidelity and "judges vs the annotators' majority" in fidelity
     judgments = store.read(DATASET, "judgments", ref="annotated").to_pylist()
     human = [r for r in judgments if r["kind"] == "human"]
     assert len(human) == 8 and {r["judge"] for r in human} == {"human:alice", "human:bob"}
@@ -217,44 +236,3 @@ def test_publish_writes_a_judgments_version_with_parents(tmp_path: Path) -> None
     assert store.read_ref(DATASET, "annotated").tables["judgments"] == m.version
     again = publish(store, ann.folder, DATASET, "annotated")
     assert again.manifest.version == m.version and again.base.version == latest["judgments"]
-
-
-def test_publish_with_recipe_reinstantiates_the_outputs(tmp_path: Path) -> None:
-    """`--publish --recipe`: the recipe's outputs are rebuilt over the published judgments (Prefect)
-    and join the new ref; `prefmill report fidelity` shows the human agreement."""
-    root = tmp_path / "data"
-    state, tokens, _ = _session(root, budget=12, per_item=1)
-    client = TestClient(create_app(state))
-    html = _login(client, "alice", tokens["alice"])
-    while "Nothing left to label" not in html:  # alice always picks the response shown second
-        html = client.post("/answer", data=_hidden(html) | {"choice": "2"}).text
-    recipe = tmp_path / "recipe.yaml"
-    recipe.write_text(
-        f"dataset: {DATASET}\nprompts:\n  sources:\n    - kind: arithmetic\n      n: 2\n"
-        "evaluation:\n  judges: [heuristic]\ninstantiation:\n  outputs: [pairs, points]\n"
-    )
-    out = _cli(root, "--publish", "--recipe", str(recipe))
-    assert "12 human row(s) from 1 annotator(s)" in out and "pairs@" in out and "points@" in out, out
-    store = Store(str(root))
-    ref = store.read_ref(DATASET, "annotated")
-    assert set(ref.tables) == {"prompts", "candidates", "judgments", "pairs", "points"}
-    pairs = store.resolve_version(DATASET, "pairs", None, "annotated")
-    assert {"judgments": ref.tables["judgments"]}.items() <= {
-        p.table: p.version for p in pairs.parents
-    }.items()
-    human = {
-        (r["candidate_id"], r["other_candidate_id"]): r["prefers_first"]
-        for r in store.read(DATASET, "judgments", ref="annotated").to_pylist()
-        if r["kind"] == "human"
-    }
-    assert len(human) == 12 and set(human.values()) <= {0.0, 1.0}
-    env = {**os.environ, "PYTHONPATH": SRC, "NO_COLOR": "1", "COLUMNS": "200"}
-    fidelity = subprocess.run(
-        [sys.executable, "-m", "prefmill", "report", "fidelity", "annotated", "--root", str(root)],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=300,
-        check=True,
-    ).stdout
-    assert "judges vs the annotators' majority" in fidelity and "pairs" in fidelity

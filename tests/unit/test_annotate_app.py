@@ -85,7 +85,13 @@ def test_verdicts_are_durable_and_positions_recorded(tmp_path: Path) -> None:
     assert log[2]["prefers_first"] == 0.5 and log[3]["prefers_first"] is None
     with ann.verdicts_path.open("a") as f:
         f.write('{"annotator": "alice", "item_')  # a torn last line (killed mid-write) is ignored
-    again, _ = prepare(_store(tmp_path), DATASET, SessionOptions(budget=4))
+    store = _store(tmp_path)
+    assert ann.folder.parent.name == DATASET and store.tables(DATASET) == [
+        "candidates",
+        "judgments",
+        "prompts",
+    ]
+    again, _ = prepare(store, DATASET, SessionOptions(budget=4))
     assert len(again.verdicts) == 4
     client2 = TestClient(create_app(again))
     assert "Nothing left to label" in _login(client2, "alice", tokens["alice"])
