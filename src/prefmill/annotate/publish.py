@@ -1,7 +1,7 @@
 """`prefmill annotate --publish`: the verdict log becomes a new `judgments` version.
 
 The verdicts (each annotator's first answer per item; skips left out) are written as a verdicts file in
-the `human` judge's import format (``annotations/published/verdicts-<sha>.jsonl``: annotator,
+the `human` judge's import format (``_annotations/published/verdicts-<sha>.jsonl``: annotator,
 candidate ids, prefers_first or score, criterion, rationale, order, seconds) and read back with that
 judge's reader (``tasks/evaluation/human.py``), so a published verdict and an imported one are the same
 rows (kind 'human', judge ``human:<annotator>``; point scores scaled to [0, 1] like LLM judges').

@@ -1,4 +1,4 @@
-"""What an annotation session keeps on disk, under ``<root>/<dataset>/annotations/``:
+"""What an annotation session keeps on disk, under ``<root>/<dataset>/_annotations/``:
 
 * ``annotators.json`` -- name -> sha256 of the annotator's token (the token itself is printed once);
 * ``secret.key`` -- the key that signs session cookies and CSRF tokens (so sign-ins survive a restart);
@@ -23,7 +23,8 @@ from typing import Any
 from prefmill.errors import InputError
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-ANNOTATIONS_DIR = "annotations"
+#: not a table name (a leading "_"), so `prefmill tables` and `gc` never take it for one
+ANNOTATIONS_DIR = "_annotations"
 
 
 def annotations_dir(root: str, dataset: str) -> Path:

@@ -17,7 +17,7 @@ def annotate(
     port: Annotated[int, typer.Option("--port", help="Port to serve on.")] = 8080,
     host: Annotated[
         str,
-        typer.Option("--host", help="Address to bind (default loopback only; others can reach any other)."),
+        typer.Option("--host", help="Address to bind (default 127.0.0.1: this machine only)."),
     ] = "127.0.0.1",
     add_annotator: Annotated[
         str | None,
