@@ -120,7 +120,7 @@ def test_annotate_in_chromium(tmp_path: Path) -> None:
             assert a.eval("document.querySelectorAll('#prompt script, #prompt img').length") == 0
             for key in ("1", "2", "t", "1", "2"):
                 _answer_with_key(a, key)
-            assert _progress(a) == (5, 10)
+            assert _progress(a) == (5, 10) and a.eval("document.getElementById('bar').value") == 5
             verdicts = [json.loads(x) for x in log.read_text().splitlines()]
             assert [v["choice"] for v in verdicts] == ["1", "2", "tie", "1", "2"]
 

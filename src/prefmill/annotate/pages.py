@@ -11,11 +11,12 @@ from prefmill.annotate.items import Build, Item, Progress
 
 STYLE = """
 body{font-family:system-ui,sans-serif;max-width:1100px;margin:1.5em auto;padding:0 1em;color:#222}
-.bar{background:#eee;border-radius:4px;height:12px}.bar>div{background:#4a7;height:12px;border-radius:4px}
+progress{width:100%;height:14px}
 .cols{display:flex;gap:1em}.cols>section{flex:1;border:1px solid #ccc;border-radius:6px;padding:.6em}
 pre{white-space:pre-wrap;word-wrap:break-word;background:#f7f7f7;padding:.6em;border-radius:4px}
 button{font-size:1em;margin:.2em;padding:.4em 1em}.muted{color:#777}.err{color:#b00}
-textarea{width:100%;min-height:3em}kbd{border:1px solid #aaa;border-radius:3px;padding:0 .3em}
+textarea{width:100%;box-sizing:border-box;min-height:3em}
+kbd{border:1px solid #aaa;border-radius:3px;padding:0 .3em}
 """
 
 KEYS_JS = """
@@ -52,11 +53,10 @@ def login_page(csrf: str, nonce: str, error: str | None = None) -> str:
 
 
 def _progress(p: Progress, annotator: str) -> str:
-    pct = 100 * p.done / p.total if p.total else 100
     return (
         f"<p>Signed in as <b id='annotator'>{esc(annotator)}</b> · "
         f"<span id='progress'>{p.done} / {p.total}</span> done</p>"
-        f"<div class='bar'><div style='width:{pct:.1f}%'></div></div>"
+        f"<progress id='bar' value='{p.done}' max='{max(p.total, 1)}'></progress>"
     )
 
 
