@@ -7,11 +7,12 @@ import json
 import re
 from pathlib import Path
 
+import pytest
 from annotate_data import DATASET, XSS, write_build
 from starlette.testclient import TestClient
 
-from prefmill.annotate.app import create_app
-from prefmill.annotate.items import order_for
+from prefmill.annotate.app import Annotator, Settings, create_app
+from prefmill.annotate.items import Build, load_build, make_items, order_for
 from prefmill.annotate.server import SessionOptions, prepare
 from prefmill.annotate.store import AnnotationStore, annotations_dir
 
@@ -20,7 +21,8 @@ def _hidden(html: str) -> dict[str, str]:
     return {m[1]: m[2] for m in re.finditer(r"type='hidden' name='([\w:]+)' value='([^']*)'", html)}
 
 
-def _session(tmp_path: Path, **options: object) -> tuple[object, dict[str, str], AnnotationStore]:
+def _session(tmp_path: Path, **options: object) -> tuple[Annotator, dict[str, str], AnnotationStore]:
+    """A session over a build written to ``tmp_path`` (annotations under the dataset, as served)."""
     store = write_build(tmp_path)
     folder = annotations_dir(store.root, DATASET)
     ann = AnnotationStore(folder)
@@ -29,13 +31,27 @@ def _session(tmp_path: Path, **options: object) -> tuple[object, dict[str, str],
     return state, tokens, ann
 
 
+@pytest.fixture(scope="module")
+def shared(tmp_path_factory: pytest.TempPathFactory) -> Build:
+    """One build for the tests that only read it (each gets its own annotations folder)."""
+    return load_build(write_build(tmp_path_factory.mktemp("build")), DATASET, "latest")
+
+
+def _fresh(build: Build, tmp_path: Path, **options: object) -> tuple[Annotator, dict[str, str]]:
+    o = SessionOptions(**options)  # type: ignore[arg-type]
+    items = make_items(build, o.mode, budget=o.budget, select=o.select, seed=o.seed)
+    ann = AnnotationStore(tmp_path / "_annotations")
+    tokens = {n: ann.add_annotator(n) for n in ("alice", "bob")}
+    return Annotator(build, items, ann, Settings(o.per_item, o.show_judges)), tokens
+
+
 def _login(client: TestClient, name: str, token: str) -> str:
     page = client.get("/")
     return client.post("/login", data={**_hidden(page.text), "name": name, "token": token}).text
 
 
-def test_wrong_token_and_forged_forms_are_refused(tmp_path: Path) -> None:
-    state, tokens, _ = _session(tmp_path)
+def test_wrong_token_and_forged_forms_are_refused(shared: Build, tmp_path: Path) -> None:
+    state, tokens = _fresh(shared, tmp_path)
     client = TestClient(create_app(state))
     page = client.get("/")
     assert "Sign in" in page.text and "script-src 'nonce-" in page.headers["content-security-policy"]
@@ -55,8 +71,8 @@ def test_wrong_token_and_forged_forms_are_refused(tmp_path: Path) -> None:
     assert len(state.verdicts) == 1
 
 
-def test_responses_are_escaped(tmp_path: Path) -> None:
-    state, tokens, _ = _session(tmp_path, select="random", seed=0)
+def test_responses_are_escaped(shared: Build, tmp_path: Path) -> None:
+    state, tokens = _fresh(shared, tmp_path, select="random", seed=0)
     state.items.sort(key=lambda i: XSS not in {state.build.responses[c] for c in i.candidates})
     client = TestClient(create_app(state))
     html = _login(client, "alice", tokens["alice"])
@@ -103,8 +119,8 @@ def _store(tmp_path: Path) -> object:
     return Store(str(tmp_path))
 
 
-def test_per_item_limits_annotators_and_orders_differ(tmp_path: Path) -> None:
-    state, tokens, _ = _session(tmp_path, budget=3, per_item=1)
+def test_per_item_limits_annotators_and_orders_differ(shared: Build, tmp_path: Path) -> None:
+    state, tokens = _fresh(shared, tmp_path, budget=3, per_item=1)
     alice, bob = TestClient(create_app(state)), TestClient(create_app(state))
     a_html, b_html = _login(alice, "alice", tokens["alice"]), _login(bob, "bob", tokens["bob"])
     assert _hidden(a_html)["item_id"] == _hidden(b_html)["item_id"]  # both see item 1 ...
