@@ -286,7 +286,7 @@ def test_every_command_group_is_registered() -> None:
     assert registered == [command for group in GROUPS for command in group.COMMANDS]
     assert [c.__name__ for c in registered] == [
         "init", "build", "serve", "tables", "show", "sql", "lineage", "diff", "gc", "report", "export",
-        "train", "iterate",
+        "train", "iterate", "annotate",
     ]  # fmt: skip
 
 

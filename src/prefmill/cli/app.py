@@ -6,10 +6,10 @@ from typing import Annotated
 
 import typer
 
-from prefmill.cli import build, export, inspection, report, train
+from prefmill.cli import annotate, build, export, inspection, report, train
 
 #: Command groups; each module lists its commands in ``COMMANDS`` (the function name is the command).
-GROUPS = (build, inspection, report, export, train)
+GROUPS = (build, inspection, report, export, train, annotate)
 
 app = typer.Typer(
     name="prefmill",

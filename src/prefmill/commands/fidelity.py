@@ -127,5 +127,19 @@ def show_fidelity(
         console().print(
             f"Fleiss' kappa over {fleiss['n']} pairs every judge labelled: {_fmt(fleiss.get('value'))}"
         )
+    _show_human(report)
     for warning in report.get("warnings", []):
         console().print(f"[yellow]warning:[/yellow] {warning}")
+
+
+def _show_human(report: dict[str, Any]) -> None:
+    """Inter-annotator and human-vs-judge agreement (`prefmill annotate --publish` verdicts)."""
+    from prefmill.tasks.evaluation.human_agreement import human_records
+
+    pairs, judges, fleiss = human_records(report)
+    if pairs:
+        render_records(pairs, "table", title="inter-annotator agreement")
+    if fleiss:
+        console().print(fleiss)
+    if judges:
+        render_records(judges, "table", title="judges vs the annotators' majority")

@@ -35,6 +35,7 @@ from prefmill.errors import FidelityError
 from prefmill.sql import define_judgment_macros
 from prefmill.storage.duck import to_arrow
 from prefmill.tasks.evaluation.fidelity_stats import _EPS, _clean, cohen_kappa, fleiss_kappa, spearman
+from prefmill.tasks.evaluation.human_agreement import human_agreement
 from prefmill.tasks.evaluation.judges.registry import GOLD_ROW_KINDS as GOLD_KINDS  # gold by default
 from prefmill.tasks.evaluation.judges.registry import NOT_GOLD_NAMES as NOT_GOLD  # but the heuristic
 
@@ -434,7 +435,10 @@ def fidelity_report(
     prefs, warnings = self_preference(df, candidates, judge_engines or {})
     for name, value in prefs.items():
         judges.setdefault(name, {})["self_preference"] = value
-    return {"judges": judges, "agreement": agreement(labels, df), "warnings": warnings}
+    out = {"judges": judges, "agreement": agreement(labels, df), "warnings": warnings}
+    if (human := human_agreement(labels)) is not None:  # annotators and judges vs humans
+        out["human"] = human
+    return out
 
 
 def check_thresholds(report: Mapping[str, Any], thresholds: Any) -> list[str]:

@@ -11,12 +11,15 @@ One row (a JSON object per line, or a CSV row with a header) is one verdict:
                        (``true``/``false`` are 1/0)
 ``criterion``          optional, default ``overall``
 ``rationale``          optional free text
+``order``              optional, pair verdicts: 'ab' (candidate_id was shown first) or 'ba'
+``seconds``            optional: the time the annotator spent (kept in ``raw``)
 =====================  ==========================================================================
 
 A row has either ``score`` or ``other_candidate_id`` + ``prefers_first``. Rows are ``mode`` 'point' or
-'pair', ``granularity`` 'outcome', ``order`` null. Anything wrong -- an unknown candidate, a pair across
-two prompts, a missing or non-numeric field, the same verdict twice -- is an ``InputError`` naming the
-file, the line and the fix; nothing is imported from a file with an error.
+'pair', ``granularity`` 'outcome', ``order`` the row's ``order`` (null when not given). Anything
+wrong -- an unknown candidate, a pair across two prompts, a missing or non-numeric field, the same
+verdict twice -- is an ``InputError`` naming the file, the line and the fix; nothing is imported
+from a file with an error.
 """
 
 from __future__ import annotations
@@ -43,6 +46,8 @@ FIELDS = (
     "prefers_first",
     "criterion",
     "rationale",
+    "order",
+    "seconds",
 )
 
 
@@ -150,6 +155,11 @@ def human_judgments(path: Path, fmt: str | None, candidates: pa.Table) -> pa.Tab
             )
         seen[jid] = line
         rationale = row.get("rationale")
+        order = row.get("order")
+        if order is not None and (mode != "pair" or order not in ("ab", "ba")):
+            raise InputError(f"{where}: order {order!r} must be 'ab' or 'ba', and only on a pair verdict")
+        if row.get("seconds") is not None:
+            _number(row["seconds"], "seconds", where, 0.0, 1e9)
         out.append(
             {
                 "judgment_id": jid,
@@ -162,7 +172,7 @@ def human_judgments(path: Path, fmt: str | None, candidates: pa.Table) -> pa.Tab
                 "criterion": criterion,
                 "granularity": "outcome",
                 "unit_index": None,
-                "order": None,
+                "order": order,
                 "score": value,
                 "prefers_first": pref,
                 "rationale": None if rationale is None else str(rationale),
