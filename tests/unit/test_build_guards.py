@@ -59,10 +59,11 @@ def test_gc_keeps_what_a_live_build_uses_and_clears_a_dead_ones(tmp_path: Path) 
         assert store.find_manifest(DS, "prompts", "p1") is not None
         assert store.open_version(DS, "candidates", "c1").finished_shards() == [0]
     assert current_lease() is None
-    assert live_leases(store, DS) == [] and list((tmp_path / DS / LIVE_DIR).iterdir()) == []
+    assert live_leases(store, DS) == [] and not (tmp_path / DS / LIVE_DIR).exists()
 
     # a build that was killed: its lease names its versions, but its process is gone
     dead = tmp_path / DS / LIVE_DIR / "build-dead.json"
+    dead.parent.mkdir()
     dead.write_text(
         json.dumps(
             {
@@ -79,7 +80,7 @@ def test_gc_keeps_what_a_live_build_uses_and_clears_a_dead_ones(tmp_path: Path) 
     (tmp_path / DS / LIVE_DIR / "lock-candidates@c1.json").write_text(json.dumps({"lease": "dead"}))
     report = store.gc(DS, apply=True, incomplete=True)
     assert report.live == [] and report.incomplete == [("candidates", "c1")]
-    assert list((tmp_path / DS / LIVE_DIR).iterdir()) == []  # the dead lease and its lock are gone
+    assert not (tmp_path / DS / LIVE_DIR).exists()  # the dead lease and its lock are gone
 
 
 def test_a_second_build_waits_for_the_version_lock_and_takes_over_a_dead_one(tmp_path: Path) -> None:
@@ -94,6 +95,7 @@ def test_a_second_build_waits_for_the_version_lock_and_takes_over_a_dead_one(tmp
         assert time.perf_counter() - started >= 0.08 and waited == [first.info.id]
         assert ("candidates", "v1") in second.locks
     # a holder whose lease is gone (its process died) does not block
+    (tmp_path / DS / LIVE_DIR).mkdir()
     (tmp_path / DS / LIVE_DIR / "lock-candidates@v2.json").write_text(json.dumps({"lease": "gone"}))
     with BuildLease(store, DS) as third:
         third.acquire("candidates", "v2", on_wait=lambda h: waited.append("never"))
@@ -160,3 +162,21 @@ def test_a_prompt_path_that_is_a_folder_is_not_reported_missing(tmp_path: Path) 
     text = "dataset: d\nprompts:\n  sources:\n    - kind: file\n      path: prompts\n"
     with pytest.raises(InputError, match=r"prompt file is a folder: .*prompts \(recipe field prompts"):
         plan_prompts(parse_recipe(text, base_dir=tmp_path))
+
+
+def test_a_resumed_version_counts_only_the_shards_this_run_wrote(tmp_path: Path) -> None:
+    from prefmill.flows.common import Target
+
+    store = Store(tmp_path)
+    spec = {"stage": "synthesis", "code_version": "1", "config": {}, "parents": []}
+    earlier = Target.open(store, DS, "candidates", **spec)
+    earlier.writer.write_shard(0, build("candidates", 4))  # then the run was killed
+    with build_lease(store, DS):
+        target = Target.open(store, DS, "candidates", **spec)
+        assert target.claim() is None and target.found == {0}
+        target.writer.write_shard(1, build("candidates", 6))
+        result = target.publish(expected_shards=2)
+    m = store.manifest(DS, "candidates", target.version)
+    new_tokens = sum(store.read_arrow(m).column("n_tokens").to_pylist()[4:])
+    assert 0 < new_tokens < m.totals["tokens"]
+    assert result.generated == {"tokens": new_tokens, "cost_usd": 0.0}

@@ -56,6 +56,7 @@ def check_error_budget(stage: str, results: Sequence[TableResult]) -> list[Table
                 f"{stage}: {what} of {r.table}@{r.version} failed ({errors} of {rows}; recipe "
                 f"max_error_rate {limit:g}); no ref was moved and the version is kept: "
                 + _FIX.get(r.table, "fix the cause and build again")
+                + ("" if errors == rows else " (or raise `max_error_rate` in the recipe to accept it)")
             )
     return list(results)
 

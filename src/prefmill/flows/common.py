@@ -91,6 +91,8 @@ STAGE_FLOW = {"persist_result": False, "validate_parameters": False, "on_complet
 
 
 def cached_result(store: Store, m: Manifest, stage: str) -> TableResult:
+    if (lease := current_lease(store, m.dataset)) is not None:
+        lease.use(m.table, m.version)  # e.g. the retry that superseded the version found
     log().info("%s: cached %s@%s (%d rows)", stage, m.table, m.version, m.rows)
     reporter().stage_finished(stage, cached=True)
     return TableResult.of(store, m, cached=True, started=time.perf_counter())

@@ -137,7 +137,15 @@ def clear_dead(store: Store, dataset: str) -> int:
         if owner not in alive:
             _delete(store, info.path)
             gone += 1
+    _tidy(store, dataset)
     return gone
+
+
+def _tidy(store: Store, dataset: str) -> None:
+    """Remove the live folder of a local store once nothing is in it (object stores have no folders)."""
+    if store.loc.is_local:
+        with suppress(OSError):
+            os.rmdir(_live_path(store, dataset))
 
 
 def _delete(store: Store, path: str) -> None:
@@ -171,7 +179,6 @@ class BuildLease:
         self._beat: threading.Thread | None = None
 
     def __enter__(self) -> BuildLease:
-        self.store.fs.create_dir(_live_path(self.store, self.dataset), recursive=True)
         self._write()
         self._beat = threading.Thread(target=self._heartbeat, name="prefmill-lease", daemon=True)
         self._beat.start()
@@ -184,12 +191,24 @@ class BuildLease:
         for table, version in list(self.locks):
             self.release(table, version)
         _delete(self.store, self.path)
+        _tidy(self.store, self.dataset)
 
     def _write(self) -> None:
         with self._mutex:
             self.info.heartbeat = time.time()
             payload = json.dumps(self.info.__dict__, sort_keys=True).encode()
-            self.store._write_atomic(self.path, payload, replace=True)
+            self._put(self.path, payload, replace=True)
+
+    def _put(self, path: str, payload: bytes, *, replace: bool) -> bool:
+        # the folder every time: another build's exit may have removed it (empty) a moment ago
+        for attempt in (0, 1):
+            self.store.fs.create_dir(_live_path(self.store, self.dataset), recursive=True)
+            try:
+                return self.store._write_atomic(path, payload, replace=replace)
+            except FileNotFoundError:
+                if attempt:
+                    raise
+        return False
 
     def _heartbeat(self) -> None:
         while not self._stop.wait(HEARTBEAT):
@@ -219,7 +238,7 @@ class BuildLease:
         payload = json.dumps({"lease": self.info.id, "table": table, "version": version, "since": now()})
         told = False
         while True:
-            if self.store._write_atomic(path, payload.encode(), replace=False):
+            if self._put(path, payload.encode(), replace=False):
                 self.locks.add((table, version))
                 return
             text = _read(self.store, path)
