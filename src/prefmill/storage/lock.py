@@ -121,20 +121,31 @@ def live_leases(store: Store, dataset: str) -> list[LeaseInfo]:
     return [lease for lease in leases(store, dataset) if lease.live]
 
 
+def _lease_file(store: Store, dataset: str, lease_id: str) -> LeaseInfo | None:
+    text = _read(store, _live_path(store, dataset, f"build-{lease_id}.json"))
+    try:
+        return LeaseInfo.from_json(text) if text else None
+    except (ValueError, TypeError):
+        return None
+
+
 def clear_dead(store: Store, dataset: str) -> int:
-    """Delete the lease and lock files of builds that are no longer running; returns how many."""
-    alive = {lease.id for lease in live_leases(store, dataset)}
+    """Delete the lease and lock files of builds that are no longer running; returns how many. Each
+    file's owner is read anew right before it goes, so a build starting meanwhile keeps its own."""
     gone = 0
     for info in store._list_files(_live_path(store, dataset)):
         name = info.base_name
         if name.startswith("build-") and name.endswith(".json"):
-            owner = name[len("build-") : -len(".json")]
-        elif name.startswith("lock-"):
+            owner = _lease_file(store, dataset, name[len("build-") : -len(".json")])
+            dead = owner is not None and not owner.live
+        elif name.startswith("lock-") and name.endswith(".json"):
             text = _read(store, info.path)
-            owner = json.loads(text).get("lease", "") if text else ""
+            holder = json.loads(text).get("lease", "") if text else ""
+            owner = _lease_file(store, dataset, holder)
+            dead = text is not None and (owner is None or not owner.live)
         else:
             continue
-        if owner not in alive:
+        if dead:
             _delete(store, info.path)
             gone += 1
     _tidy(store, dataset)
@@ -248,7 +259,7 @@ class BuildLease:
             if holder_id == self.info.id:
                 self.locks.add((table, version))
                 return
-            holder = self._lease(holder_id)
+            holder = _lease_file(self.store, self.dataset, holder_id) if holder_id else None
             if holder is None or not holder.live:
                 if _read(self.store, path) == text:  # still the dead holder's: take it over
                     _delete(self.store, path)
@@ -265,13 +276,6 @@ class BuildLease:
         if text is not None and json.loads(text).get("lease") == self.info.id:
             _delete(self.store, path)
         self.locks.discard((table, version))
-
-    def _lease(self, lease_id: str | None) -> LeaseInfo | None:
-        text = _read(self.store, _live_path(self.store, self.dataset, f"build-{lease_id}.json"))
-        try:
-            return LeaseInfo.from_json(text) if text else None
-        except (ValueError, TypeError):
-            return None
 
 
 _current: ContextVar[BuildLease | None] = ContextVar("prefmill_lease", default=None)
