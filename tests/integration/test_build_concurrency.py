@@ -115,6 +115,8 @@ def test_two_builds_of_one_recipe_share_the_work(tmp_path: Path) -> None:
     store = Store(root)
     assert [len(store.versions(DS, t)) for t in ("prompts", "candidates", "judgments", "pairs")] == [1] * 4
     assert all("is published" not in o for o in outs)
+    # an API engine with no price in the recipe: the cost is unknown, not a local engine's $0
+    assert all("local engine" not in o and "cost unknown (no price for m" in o for o in outs)
     assert len(_tables(store)["candidates"]) == 2 * len(PROMPTS)
     # both got the same versions: each summary names every version of the ref
     for version in store.read_ref(DS).tables.values():
