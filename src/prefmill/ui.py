@@ -186,6 +186,7 @@ class PlainReporter:
     def __init__(self, file: Any = None) -> None:
         self.file = file
         self.state: dict[str, dict[str, Any]] = {}
+        self.cached: set[str] = set()  # a stage of several tables (prompts) is said cached once
 
     def __enter__(self) -> PlainReporter:
         return self
@@ -230,7 +231,9 @@ class PlainReporter:
     def stage_finished(self, stage: str, *, cached: bool) -> None:
         st = self.state.get(stage)
         if cached and st is None:
-            self._print(f"{stage}: cached (nothing to do)")
+            if stage not in self.cached:
+                self._print(f"{stage}: cached (nothing to do)")
+            self.cached.add(stage)
         elif st is not None:
             self._print(f"{stage}: done · {self._rates(st)}")
 

@@ -180,3 +180,18 @@ def test_a_resumed_version_counts_only_the_shards_this_run_wrote(tmp_path: Path)
     new_tokens = sum(store.read_arrow(m).column("n_tokens").to_pylist()[4:])
     assert 0 < new_tokens < m.totals["tokens"]
     assert result.generated == {"tokens": new_tokens, "cost_usd": 0.0}
+
+
+def test_an_unchanged_stage_is_said_cached_once() -> None:
+    import io
+
+    from prefmill.ui import PlainReporter
+
+    out = io.StringIO()
+    r = PlainReporter(out)
+    for stage in ("prompts", "prompts", "synthesis"):  # prompts publishes two tables
+        r.stage_finished(stage, cached=True)
+    assert out.getvalue().splitlines() == [
+        "prompts: cached (nothing to do)",
+        "synthesis: cached (nothing to do)",
+    ]
