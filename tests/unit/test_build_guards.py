@@ -195,3 +195,14 @@ def test_an_unchanged_stage_is_said_cached_once() -> None:
         "prompts: cached (nothing to do)",
         "synthesis: cached (nothing to do)",
     ]
+
+
+def test_a_top_up_or_retry_shard_says_what_it_generated() -> None:
+    import pyarrow as pa
+
+    from prefmill.flows.synthesis_shards import _generated
+
+    kept = pa.table({"n_tokens": [5, 0], "cost_usd": [0.5, None]})  # one ok row, one failed
+    whole = pa.table({"n_tokens": [5, 7], "cost_usd": [0.5, 0.25]})  # the failed one retried
+    assert _generated(whole, minus=kept) == {"generated_tokens": 7, "generated_cost_usd": 0.25}
+    assert _generated(pa.table({"n_tokens": [3]})) == {"generated_tokens": 3, "generated_cost_usd": 0}
