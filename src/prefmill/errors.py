@@ -48,3 +48,7 @@ class FidelityError(PrefmillError):
 
 class RunnerError(PrefmillError):
     """A task runner (Dask / Ray cluster) cannot be used as configured."""
+
+
+class ErrorBudgetError(PrefmillError):
+    """A stage's failed rows exceed the recipe's error budget (``max_error_rate``)."""

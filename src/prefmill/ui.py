@@ -186,6 +186,7 @@ class PlainReporter:
     def __init__(self, file: Any = None) -> None:
         self.file = file
         self.state: dict[str, dict[str, Any]] = {}
+        self.cached: set[str] = set()  # a stage of several tables (prompts) is said cached once
 
     def __enter__(self) -> PlainReporter:
         return self
@@ -230,7 +231,9 @@ class PlainReporter:
     def stage_finished(self, stage: str, *, cached: bool) -> None:
         st = self.state.get(stage)
         if cached and st is None:
-            self._print(f"{stage}: cached (nothing to do)")
+            if stage not in self.cached:
+                self._print(f"{stage}: cached (nothing to do)")
+            self.cached.add(stage)
         elif st is not None:
             self._print(f"{stage}: done · {self._rates(st)}")
 
@@ -259,7 +262,7 @@ def render_summary(summary: Any, con: Console | None = None) -> None:
             str(r.totals.get("errors", 0)),
         )
     con.print(t)
-    cost = f"${summary.cost_usd:.4f}" if summary.cost_usd else "$0 (local engine)"
+    cost = _cost(summary)
     con.print(
         f"time {summary.seconds:.1f}s · tokens generated {summary.tokens:,} · cost {cost} · "
         f"ref '{summary.ref}'"
@@ -269,6 +272,17 @@ def render_summary(summary: Any, con: Console | None = None) -> None:
     for line in _synthesis_lines(summary):
         con.print(line)
     con.print('next: `prefmill tables`, `prefmill show pairs --limit 5`, `prefmill sql "SELECT ..."`')
+
+
+def _cost(summary: Any) -> str:
+    """The run's cost: priced, not priced (an API engine with no recipe price), or a local engine's."""
+    unpriced = getattr(summary, "unpriced", [])
+    missing = f"no price for {', '.join(unpriced)}: set `prices` in the recipe"
+    if summary.cost_usd or (getattr(summary, "remote", False) and not unpriced):
+        return f"${summary.cost_usd:.4f}" + (f" (+ unknown: {missing})" if unpriced else "")
+    if unpriced:
+        return f"unknown ({missing})"
+    return "$0 (local engine)"
 
 
 def _synthesis_lines(summary: Any) -> list[str]:

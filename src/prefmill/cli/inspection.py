@@ -265,9 +265,12 @@ def gc(
     for table, v in report.incomplete:
         action = verb if incomplete else "incomplete (kept; --incomplete removes)"
         out.print(f"{action} {table}@{v}")
+    for table, v in report.live:
+        out.print(f"in use by a running build (kept) {table}@{v}")
     out.print(
         f"{len(report.unreferenced)} unreferenced version(s) ({human_bytes(report.bytes)}), "
         f"{len(report.incomplete)} incomplete, {report.kept} kept"
+        + (f", {len(report.live)} in use by {report.builds} running build(s)" if report.builds else "")
         + ("" if apply else "; run with --apply to delete")
     )
 

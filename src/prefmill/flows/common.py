@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+import sys
 import time
 from collections.abc import Hashable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -21,6 +22,7 @@ from prefmill.errors import PrefmillError
 from prefmill.flows.artifacts import publish_artifacts
 from prefmill.progress import reporter
 from prefmill.storage import Manifest, Parent, Store, VersionWriter, version_id
+from prefmill.storage.lock import LeaseInfo, current_lease
 
 
 @dataclass
@@ -36,6 +38,9 @@ class TableResult:
     totals: dict[str, Any] = field(default_factory=dict)
     stats: dict[str, Any] = field(default_factory=dict)
     dataset: str = ""
+    #: what this run generated (tokens, cost_usd) when it built the version: less than ``totals``
+    #: when shards came from an earlier run (resume, incremental reuse, a retry's kept rows)
+    generated: dict[str, Any] | None = None
 
     @classmethod
     def of(cls, store: Store, m: Manifest, *, cached: bool, started: float) -> TableResult:
@@ -86,6 +91,8 @@ STAGE_FLOW = {"persist_result": False, "validate_parameters": False, "on_complet
 
 
 def cached_result(store: Store, m: Manifest, stage: str) -> TableResult:
+    if (lease := current_lease(store, m.dataset)) is not None:
+        lease.use(m.table, m.version)  # e.g. the retry that superseded the version found
     log().info("%s: cached %s@%s (%d rows)", stage, m.table, m.version, m.rows)
     reporter().stage_finished(stage, cached=True)
     return TableResult.of(store, m, cached=True, started=time.perf_counter())
@@ -103,6 +110,8 @@ class Target:
     config: dict[str, Any]
     parents: list[Parent]
     started: float = field(default_factory=time.perf_counter)
+    #: shards already written when this run claimed the version (an earlier run's)
+    found: set[int] = field(default_factory=set)
 
     @classmethod
     def open(
@@ -117,7 +126,35 @@ class Target:
         parents: list[Parent],
     ) -> Target:
         vid = version_id(table, stage, code_version, config, parents)
+        if (lease := current_lease(store, dataset)) is not None:
+            lease.use(table, vid)  # before it is read or written: gc keeps it while the build runs
         return cls(store, store.open_version(dataset, table, vid), stage, code_version, config, parents)
+
+    def claim(self) -> Manifest | None:
+        """Hold this version's lock for the build (waiting while another build makes it); returns
+        its manifest when that build published it meanwhile (reuse it), else None (make it)."""
+        if (lease := current_lease(self.store, self.writer.dataset)) is not None:
+            lease.acquire(self.writer.table, self.version, on_wait=self._waiting)
+            if (done := self.existing) is not None:
+                lease.release(self.writer.table, self.version)
+                return done
+        self.found = set(self.writer.finished_shards())
+        return None
+
+    def _waiting(self, holder: LeaseInfo) -> None:
+        log().warning(
+            "%s: waiting for another build (%s) making %s@%s",
+            self.stage,
+            holder.describe(),
+            self.writer.table,
+            self.version,
+        )
+        print(
+            f"{self.stage}: waiting for another build ({holder.describe()}) making "
+            f"{self.writer.table}@{self.version}",
+            file=sys.stderr,
+            flush=True,
+        )
 
     @property
     def version(self) -> str:
@@ -145,8 +182,12 @@ class Target:
             expected_shards=expected_shards,
             extra_stats=extra_stats,
         )
+        if (lease := current_lease(self.store, self.writer.dataset)) is not None:
+            lease.release(self.writer.table, self.version)
         log().info("%s: published %s@%s (%d rows)", self.stage, m.table, m.version, m.rows)
-        return TableResult.of(self.store, m, cached=False, started=self.started)
+        result = TableResult.of(self.store, m, cached=False, started=self.started)
+        result.generated = self.writer.generated(m, skip=self.found)
+        return result
 
 
 def latest_retry(store: Store, m: Manifest) -> Manifest:

@@ -44,6 +44,11 @@ def plan_prompts(recipe: Recipe) -> PromptsPlan:
         entry = source.model_dump()
         if (field := source_kind(source).input_file) is not None:
             path = recipe.resolve_path(getattr(source, field))
+            if path.is_dir():
+                raise InputError(
+                    f"prompt file is a folder: {path} (recipe field prompts.sources[{i}].{field}); "
+                    "point it at a file in it"
+                )
             if not path.is_file():
                 raise InputError(
                     f"prompt file not found: {path} (recipe field prompts.sources[{i}].{field}); fix the path"

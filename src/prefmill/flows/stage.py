@@ -27,6 +27,8 @@ from typing import Any
 
 from prefect import task
 
+from prefmill.errors import StorageError
+from prefmill.flows.budget import check_error_budget
 from prefmill.flows.common import SHARD_TASK, TableResult, Target, log, run_shards
 from prefmill.progress import reporter
 from prefmill.storage import Manifest, Parent, Store
@@ -92,7 +94,11 @@ def _run_job(job: ShardJob) -> Any:
         assert job.version is not None
         table, stats = out
         writer = ctx.store.open_version(job.dataset, job.table, job.version)
-        writer.write_shard(job.shard.index, table, stats=stats)
+        try:
+            writer.write_shard(job.shard.index, table, stats=stats)
+        except StorageError:
+            if not writer.published:
+                raise  # else another build published the version first: its manifest wins
         out = stats
     if job.shard.units > ctx.reported:
         reporter().advance(job.stage, units=job.shard.units - ctx.reported)
@@ -163,7 +169,8 @@ def run_stage(root: str, dataset: str, specs: Sequence[StageSpec]) -> list[Table
     results: dict[int, TableResult] = {}
     pending: list[tuple[int, StageSpec, Target]] = []
     plain_cached = 0
-    for n, spec in enumerate(specs):
+    # versions are claimed in table order, so two builds making the same ones never wait on each other
+    for n, spec in sorted(enumerate(specs), key=lambda ns: ns[1].table):
         target = Target.open(
             store,
             dataset,
@@ -173,7 +180,7 @@ def run_stage(root: str, dataset: str, specs: Sequence[StageSpec]) -> list[Table
             config=spec.config,
             parents=list(spec.parents),
         )
-        if (done := target.existing) is None:
+        if (done := target.existing) is None and (done := target.claim()) is None:
             pending.append((n, spec, target))
         elif spec.existing is not None:
             results[n] = spec.existing(done)
@@ -181,10 +188,11 @@ def run_stage(root: str, dataset: str, specs: Sequence[StageSpec]) -> list[Table
             log().info("%s: cached %s@%s (%d rows)", stage, done.table, done.version, done.rows)
             results[n] = TableResult.of(store, done, cached=True, started=target.started)
             plain_cached += 1
+    pending.sort(key=lambda p: p[0])
     if not pending:
         if plain_cached:
             reporter().stage_finished(stage, cached=True)
-        return [results[n] for n in range(len(specs))]
+        return check_error_budget(stage, [results[n] for n in range(len(specs))])
 
     runs: list[tuple[int, StageSpec, Target, Work, set[int]]] = []
     jobs: dict[Hashable, ShardJob] = {}
@@ -221,7 +229,7 @@ def run_stage(root: str, dataset: str, specs: Sequence[StageSpec]) -> list[Table
         extra = spec.finish(target, work, finished) if spec.finish is not None else None
         results[n] = target.publish(expected_shards=work.expected, extra_stats=extra, borrowed=work.borrowed)
     reporter().stage_finished(stage, cached=False)
-    return [results[n] for n in range(len(specs))]
+    return check_error_budget(stage, [results[n] for n in range(len(specs))])
 
 
 def run_table(root: str, dataset: str, spec: StageSpec) -> TableResult:

@@ -65,6 +65,18 @@ def _tokens(candidates: pa.Table) -> int:
     return int(pc.sum(candidates.column("n_tokens")).as_py() or 0)
 
 
+def _generated(candidates: pa.Table, minus: pa.Table | None = None) -> dict[str, Any]:
+    """What of a shard this run generated, when it keeps earlier rows (``minus``: the rows it started
+    from): the build summary counts it as generated, not the whole shard."""
+    out = {}
+    for column, key in (("n_tokens", "generated_tokens"), ("cost_usd", "generated_cost_usd")):
+        total = (pc.sum(candidates.column(column)).as_py() or 0) if column in candidates.column_names else 0
+        if minus is not None and column in minus.column_names:
+            total -= pc.sum(minus.column(column)).as_py() or 0
+        out[key] = max(total, 0)
+    return out
+
+
 def generate(ctx: ShardContext, prompts_version: str, plan: SynthesisPlan) -> tuple[pa.Table, dict[str, Any]]:
     """The candidates of the shard's prompts."""
     shard = _prompt_rows(ctx, prompts_version, plan.shard_size)
@@ -89,6 +101,7 @@ def retry(
         "generate_seconds": round(time.perf_counter() - started, 3),
         "requests": retried,
         "retried": retried,
+        **_generated(candidates, minus=old),
     }
     return candidates, stats
 
@@ -117,5 +130,6 @@ def top_up(
         "generate_seconds": round(time.perf_counter() - started, 3),
         "requests": fresh.num_rows,
         "reused_rows": kept.num_rows,
+        **_generated(fresh),
     }
     return merged, stats

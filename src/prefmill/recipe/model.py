@@ -94,6 +94,15 @@ class Recipe(_Section):
         description="When a finished candidates version has failed rows, write a new version that "
         "re-attempts only those (the rest is taken by reference). Same as `prefmill build --retry-errors`.",
     )
+    max_error_rate: float = Field(
+        default=0.5,
+        ge=0,
+        le=1,
+        description="Error budget of every stage: when more than this share of a table's rows failed "
+        "(`error` / `parse_error` set), or all of them, the build fails with the reason and moves no "
+        "ref; the finished version is kept, so `prefmill build --retry-errors` re-attempts only its "
+        "failed rows. 1 fails a build only when every row of a stage failed. Not part of any version.",
+    )
     task_runner: Literal[TASK_RUNNERS] = Field(  # type: ignore[valid-type]
         default="local",
         description="Where shard tasks run: `local` (in the build's process), `dask` (Prefect's "

@@ -221,7 +221,12 @@ class Store:
             return existing
         step = shard_rows or max(data.num_rows, 1)
         for i, start in enumerate(range(0, max(data.num_rows, 1), step)):
-            writer.write_shard(i, data.slice(start, step), stats=stats if i == 0 else None)
+            try:
+                writer.write_shard(i, data.slice(start, step), stats=stats if i == 0 else None)
+            except StorageError:
+                if (existing := writer.manifest()) is None:
+                    raise
+                return existing  # another writer published the same version meanwhile: it wins
         return writer.publish(
             stage=stage, code_version=code_version, config=config, parents=parents, flow_run_id=flow_run_id
         )

@@ -86,6 +86,31 @@ class VersionWriter:
         except (FileNotFoundError, OSError):
             return {}
 
+    def generated(self, m: Manifest, *, skip: set[int]) -> dict[str, Any]:
+        """Tokens and cost of the rows ``m``'s own shards generated, leaving out the shards in ``skip``
+        (an earlier run wrote them) and borrowed ones. A shard whose stats say how much of it was
+        generated (``generated_tokens`` / ``generated_cost_usd``: a top-up or retry keeps earlier
+        rows) counts that; any other counts its whole file."""
+        out: dict[str, Any] = {"tokens": 0, "cost_usd": 0.0}
+        for f in m.files:
+            match = PART_RE.match(f.path)
+            if f.version is not None or match is None or int(match.group(1)) in skip:
+                continue
+            index = int(match.group(1))
+            stats = self._stats(index)
+            wanted = [c for c in ("n_tokens", "cost_usd") if f"generated_{_SUM_COLUMNS[c]}" not in stats]
+            sums: dict[str, Any] = {}
+            if wanted and f.rows:
+                path = self.shard_path(index)
+                names = set(pq.read_schema(path, filesystem=self.store.fs).names)
+                cols = [c for c in wanted if c in names]
+                if cols:
+                    table = pq.read_table(path, filesystem=self.store.fs, columns=cols)
+                    sums = {_SUM_COLUMNS[c]: pc.sum(table.column(c)).as_py() or 0 for c in cols}
+            for key in ("tokens", "cost_usd"):
+                out[key] += stats.get(f"generated_{key}", sums.get(key, 0))
+        return out
+
     def publish(
         self,
         *,
