@@ -10,15 +10,14 @@ ds.polars("pairs").head()
 ds.sql("SELECT criterion, count(*) FROM pairs GROUP BY 1")
 ```
 
-A build from Python is quiet: Prefect's INFO lines stay out of the notebook unless ``quiet=False``.
+A build from Python is quiet: Prefect's log lines stay out of the notebook (they still reach the Prefect
+API, so its UI shows them) unless ``quiet=False`` (``prefmill.prefect_logs``).
 """
 
 from __future__ import annotations
 
-import logging
 import os
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -34,9 +33,6 @@ if TYPE_CHECKING:
     from prefmill.recipe import Recipe
 
 __all__ = ["Dataset", "build", "open"]
-
-#: Loggers a notebook build keeps at WARNING (Prefect's run/task chatter and its HTTP clients).
-_QUIET_LOGGERS = ("prefect", "httpx", "httpcore", "uvicorn", "alembic")
 
 
 def _as_recipe(recipe: Recipe | str | os.PathLike[str] | Mapping[str, Any]) -> Recipe:
@@ -54,22 +50,6 @@ def _as_recipe(recipe: Recipe | str | os.PathLike[str] | Mapping[str, Any]) -> R
             return parse_recipe(recipe, name="<text>")
         return load_recipe(path)
     return parse_recipe(str(recipe), name="<text>")
-
-
-@contextmanager
-def _quiet(enabled: bool) -> Iterator[None]:
-    if not enabled:
-        yield
-        return
-    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")  # read when Prefect is first imported
-    saved = {name: logging.getLogger(name).level for name in _QUIET_LOGGERS}
-    for name in _QUIET_LOGGERS:
-        logging.getLogger(name).setLevel(logging.WARNING)
-    try:
-        yield
-    finally:
-        for name, level in saved.items():
-            logging.getLogger(name).setLevel(level)
 
 
 def build(
@@ -93,9 +73,10 @@ def build(
     if stop_after is not None and stop_after not in STAGES:
         raise RecipeError(f"stop_after={stop_after!r}: choose one of {', '.join(STAGES)}")
     parsed = _as_recipe(recipe)
-    with _quiet(quiet):
-        from prefmill.flows import run_build
+    from prefmill.flows import run_build
+    from prefmill.prefect_logs import route_prefect_logs
 
+    with route_prefect_logs(verbose=not quiet):
         return run_build(
             parsed,
             None if root is None else str(root),

@@ -11,14 +11,17 @@ import json
 import math
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pyarrow as pa
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-FORMATS = ("table", "json", "csv")
+FORMATS = ("table", "records", "json", "csv")  # records: one block per row, for wide rows
 
 
 def console(stderr: bool = False) -> Console:
@@ -27,6 +30,21 @@ def console(stderr: bool = False) -> Console:
     file = sys.stderr if stderr else sys.stdout
     width = None if file.isatty() else 200
     return Console(file=file, highlight=False, soft_wrap=False, width=width)
+
+
+@contextmanager
+def paged() -> Iterator[None]:
+    """Collect what is printed on stdout inside, then show it through the pager (``$PAGER``, else
+    ``less``; printed as it is when stdout is not a terminal)."""
+    import pydoc
+
+    buf, saved = io.StringIO(), sys.stdout
+    sys.stdout = buf
+    try:
+        yield
+    finally:
+        sys.stdout = saved
+    pydoc.pager(buf.getvalue().rstrip("\n"))
 
 
 def _plain(value: Any) -> Any:
@@ -80,6 +98,16 @@ def render_rows(
                 ]
             )
         out.write(buf.getvalue())
+    elif fmt == "records":
+        con = console()
+        if title:
+            con.print(f"[bold]{escape(title)}[/bold]")
+        pad = max((len(n) for n in table.column_names), default=0)
+        for i, r in enumerate(rows):
+            con.print(f"[dim]── row {i + 1} ──[/dim]")
+            for name, v in r.items():
+                text = _cell(v, width)
+                con.print(f"[bold]{escape(name.rjust(pad))}[/bold] {escape(text)}")
     else:
         t = Table(title=title, show_lines=False, header_style="bold")
         for name in table.column_names:

@@ -180,3 +180,40 @@ def test_cron_schedule_fires_a_build(tmp_path: Path, prefect_server: tuple[str, 
     assert store.datasets() == ["nightly"]
     assert set(store.read_ref("nightly").tables) >= {"prompts", "candidates", "judgments", "pairs"}
     assert store.read("nightly", "candidates").num_rows == 2
+
+
+def test_deployment_from_infra_prefect_yaml_runs_on_a_worker(
+    tmp_path: Path, prefect_server: tuple[str, Path]
+) -> None:
+    """`prefect deploy --prefect-file infra/prefect.yaml` as the infra README says, then one run of it
+    on a real process worker: the root comes from the worker's $PREFMILL_HOME at run time, not from
+    the deploying machine (where it is unset)."""
+    api, _ = prefect_server
+    repo = Path(__file__).parents[2]
+    recipe = tmp_path / "tiny.yaml"
+    recipe.write_text(RECIPE.replace("root: data\n", ""))
+    deployer = {k: v for k, v in _env(tmp_path / "deploy-home", api).items() if k != "PREFMILL_HOME"}
+
+    def prefect(*args: str, env: dict[str, str], timeout: int = 300) -> subprocess.CompletedProcess[str]:
+        cmd = [sys.executable, "-m", "prefect", "--no-prompt", *args]
+        return subprocess.run(cmd, env=env, cwd=repo, capture_output=True, text=True, timeout=timeout)
+
+    done = prefect("work-pool", "create", "prefmill", "--type", "process", env=deployer)
+    assert done.returncode == 0 or "already exists" in done.stdout + done.stderr, done.stderr[-2000:]
+    done = prefect("deploy", "--prefect-file", "infra/prefect.yaml", "--all", env=deployer)
+    assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
+    deployment, _ = _deployment_runs(api, "quickstart-nightly")
+    assert deployment is not None and "root" not in deployment["parameters"]
+    done = prefect(
+        "deployment", "run", "prefmill-scheduled-build/quickstart-nightly",
+        "--param", f"recipe_path={recipe}", env=deployer,
+    )  # fmt: skip
+    assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
+    worker = {**deployer, "PREFMILL_HOME": str(tmp_path / "shared"), "PREFMILL_WORKDIR": str(repo)}
+    done = prefect("worker", "start", "--pool", "prefmill", "--run-once", env=worker, timeout=600)
+    _, runs = _deployment_runs(api, "quickstart-nightly")
+    ran = [r["state_type"] for r in runs if r["state_type"] != "SCHEDULED"]  # the cron's next runs wait
+    assert ran == ["COMPLETED"], (done.stdout + done.stderr)[-3000:]
+    store = Store(tmp_path / "shared")
+    assert store.datasets() == ["nightly"]
+    assert store.read("nightly", "candidates").num_rows == 2

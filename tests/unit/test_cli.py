@@ -135,6 +135,21 @@ def test_show_nested_columns_render(store_root: Path, capsys: pytest.CaptureFixt
     assert '""role"": ""user""' in out  # the chat is JSON inside the CSV cell
 
 
+def test_show_vertical_and_paged(
+    store_root: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    code, out, _ = _run(capsys, "show", "pairs", "--root", str(store_root), "-n", "2", "--vertical")
+    assert code == 0
+    assert out.count("── row ") == 2 and "── row 2 ──" in out
+    lines = out.splitlines()
+    assert any(line.strip().startswith("pair_id ") for line in lines)  # one "column value" line each
+    assert any(line.strip().startswith("chosen ") for line in lines)
+    paged: list[str] = []
+    monkeypatch.setattr("pydoc.pager", paged.append)
+    code, out, _ = _run(capsys, "show", "pairs", "--root", str(store_root), "-n", "1", "-x", "--pager")
+    assert code == 0 and out == "" and len(paged) == 1 and "── row 1 ──" in paged[0]
+
+
 def test_unknown_table_and_version_errors(store_root: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = _run(capsys, "show", "pears", "--root", str(store_root))
     assert code == 1
@@ -217,7 +232,7 @@ def test_dataset_selection_errors(store_root: Path, capsys: pytest.CaptureFixtur
 
 def test_bad_format_is_a_usage_error(store_root: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = _run(capsys, "tables", "--root", str(store_root), "--format", "xml")
-    assert code == 2 and "'xml' is not one of table, json, csv" in err
+    assert code == 2 and "'xml' is not one of table, records, json, csv" in err
 
 
 def test_init_writes_quickstart_and_refuses_overwrite(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from importlib import resources
 from pathlib import Path
 from typing import Annotated
@@ -67,14 +66,20 @@ def build(
             f"'{stop_after}' is not one of {', '.join(STAGES)}", param_hint="--stop-after"
         )
     parsed = load_recipe(recipe)
-    if not verbose:
-        os.environ.setdefault("PREFECT_LOGGING_LEVEL", "CRITICAL")
+    from prefmill.prefect_logs import mute_prefect_console, route_prefect_logs
+
+    mute_prefect_console()
     from prefmill.flows import run_build
     from prefmill.progress import use_reporter
     from prefmill.ui import progress_reporter, render_summary
 
-    console(stderr=True).print(f"[dim]building {parsed.dataset} (starting Prefect)...[/dim]")
-    with progress_reporter() as reporter, use_reporter(reporter):
+    err = console(stderr=True)  # one console owns the terminal: progress and (--verbose) Prefect's logs
+    err.print(f"[dim]building {parsed.dataset} (starting Prefect)...[/dim]")
+    with (
+        progress_reporter(err) as reporter,
+        use_reporter(reporter),
+        route_prefect_logs(verbose, err),
+    ):
         summary = run_build(
             parsed,
             root,

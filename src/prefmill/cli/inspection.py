@@ -74,6 +74,10 @@ def show(
     where: Annotated[str | None, typer.Option("--where", "-w", help="SQL condition on the rows.")] = None,
     columns: Annotated[str | None, typer.Option("--columns", "-c", help="Comma-separated columns.")] = None,
     full: Annotated[bool, typer.Option("--full", help="Do not truncate long values.")] = False,
+    vertical: Annotated[
+        bool, typer.Option("--vertical", "-x", help="One block per row (same as --format records).")
+    ] = False,
+    pager: Annotated[bool, typer.Option("--pager", help="Page the output ($PAGER, else less).")] = False,
     root: RootOpt = None,
     dataset: DatasetOpt = None,
     ref: RefOpt = DEFAULT_REF,
@@ -92,7 +96,15 @@ def show(
     sql = f"SELECT {cols} FROM t" + (f" WHERE {where}" if where else "") + f" LIMIT {int(limit)}"
     result = query(con, sql)
     title = f"{m.table}@{m.version} · {m.rows:,} rows" + (f" · where {where}" if where else "")
-    render_rows(result, fmt, title=title, width=None if full else 60)
+    fmt = "records" if vertical else fmt
+    width = None if full else (400 if fmt == "records" else 60)
+    if pager:
+        from prefmill.ui import paged
+
+        with paged():
+            render_rows(result, fmt, title=title, width=width)
+    else:
+        render_rows(result, fmt, title=title, width=width)
 
 
 def sql(

@@ -26,8 +26,10 @@ def _overrides(section: Any, values: dict[str, Any]) -> Any:
 
 
 def _quiet(verbose: bool) -> None:
+    from prefmill.prefect_logs import mute_prefect_console
+
+    mute_prefect_console()  # Prefect's lines go to its API, and with --verbose through our console
     if not verbose:
-        os.environ.setdefault("PREFECT_LOGGING_LEVEL", "CRITICAL")
         os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
@@ -96,7 +98,10 @@ def train_command(
     console(stderr=True).print(
         f"[dim]training {config.method} on {recipe.dataset} (starting Prefect)...[/dim]"
     )
-    summary = run_train(config, recipe.storage_root(root), recipe.dataset)
+    from prefmill.prefect_logs import route_prefect_logs
+
+    with route_prefect_logs(verbose, console(stderr=True)):
+        summary = run_train(config, recipe.storage_root(root), recipe.dataset)
     if fmt == "json":
         print(json.dumps(asdict(summary), indent=1, default=str))
     else:
@@ -124,7 +129,10 @@ def iterate_command(
     console(stderr=True).print(
         f"[dim]iterating {it.rounds} round(s) of {it.mode} on {recipe.dataset}...[/dim]"
     )
-    summary = run_iterate(recipe, root, train=recipe.train or TrainConfig(), it=it)
+    from prefmill.prefect_logs import route_prefect_logs
+
+    with route_prefect_logs(verbose, console(stderr=True)):
+        summary = run_iterate(recipe, root, train=recipe.train or TrainConfig(), it=it)
     if fmt == "json":
         print(json.dumps(asdict(summary), indent=1, default=str))
         return

@@ -16,6 +16,7 @@ from prefmill.flows.common import STAGE_FLOW, TableResult, current_flow_run_id, 
 from prefmill.flows.evaluation import check_judges_config, evaluation_flow
 from prefmill.flows.export import run_recipe_exports
 from prefmill.flows.instantiation import instantiation_flow
+from prefmill.flows.naming import build_tags
 from prefmill.flows.plan import BuildPlan, resolve_plan
 from prefmill.flows.prompts import prompts_flow
 from prefmill.flows.revision import revision_flow
@@ -169,5 +170,5 @@ def run_build(
         runner_address or recipe.runner_address,
         workers or recipe.workers,
     )
-    with runner_session(choice, target):
+    with runner_session(choice, target), build_tags(recipe):
         return build_flow(recipe, target, stop_after=stop_after, ref=ref, retry_errors=retry, plan=plan)

@@ -20,6 +20,7 @@ from prefect.runtime import flow_run
 
 from prefmill.errors import PrefmillError
 from prefmill.flows.artifacts import publish_artifacts
+from prefmill.flows.naming import flow_run_name
 from prefmill.progress import reporter
 from prefmill.storage import Manifest, Parent, Store, VersionWriter, version_id
 from prefmill.storage.lock import LeaseInfo, current_lease
@@ -87,7 +88,12 @@ SHARD_TASK = {
 
 #: Options of every stage flow (and ``build``): results travel as files; on completion the flow publishes
 #: Prefect artifacts of its row counts and a summary (``artifacts.publish_artifacts``).
-STAGE_FLOW = {"persist_result": False, "validate_parameters": False, "on_completion": [publish_artifacts]}
+STAGE_FLOW = {
+    "persist_result": False,
+    "validate_parameters": False,
+    "on_completion": [publish_artifacts],
+    "flow_run_name": flow_run_name,  # DATASET-STAGE (flows/naming.py)
+}
 
 
 def cached_result(store: Store, m: Manifest, stage: str) -> TableResult:

@@ -30,6 +30,7 @@ from prefect import task
 from prefmill.errors import StorageError
 from prefmill.flows.budget import check_error_budget
 from prefmill.flows.common import SHARD_TASK, TableResult, Target, log, run_shards
+from prefmill.flows.naming import shard_run_name
 from prefmill.progress import reporter
 from prefmill.storage import Manifest, Parent, Store
 
@@ -106,7 +107,7 @@ def _run_job(job: ShardJob) -> Any:
 
 
 #: The one shard task; ``run_jobs`` names each run after its shard (``generate-shard``, ``judge-shard``...).
-shard_task = task(name="shard", **SHARD_TASK)(_run_job)
+shard_task = task(name="shard", task_run_name=shard_run_name, **SHARD_TASK)(_run_job)
 
 
 def run_jobs(stage: str, jobs: Mapping[Hashable, ShardJob]) -> Iterator[tuple[Hashable, Any]]:
