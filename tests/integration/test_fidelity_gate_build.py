@@ -110,7 +110,16 @@ def test_always_a_judge_stops_the_default_build(
     judged = store.read("gated", "judgments", version.version).to_pylist()
     assert len(judged) == 24 and all(j["prefers_first"] > 0.5 for j in judged)
 
-    # the recipe turns the gate off: the same judgments (cached) go on to instantiation
+    # the recipe turns the gate off: the same judgments (cached) go on to instantiation, and the
+    # empty pairs output says why, in the summary, the manifest and the report
     relaxed = _write(tmp_path, always_a, "  fidelity: {enforce: false}")
     assert run(["build", str(relaxed), "--root", root]) == 0
+    out = " ".join(capsys.readouterr().out.split())
     assert "latest" in Store(root).refs("gated")
+    pairs = Store(root).read_ref("gated").tables["pairs"]
+    reason = Store(root).manifest("gated", "pairs", pairs).stats["empty_reason"]
+    assert reason.startswith("every prompt's candidates score the same")  # always "A": all 0.5
+    assert f"pairs: 0 rows -- {reason}" in out
+    html = tmp_path / "report.html"
+    assert run(["report", "--root", root, "--out", str(html)]) == 0
+    assert "<b>pairs</b>: 0 rows -- every prompt" in html.read_text(encoding="utf-8")
