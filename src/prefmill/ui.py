@@ -299,6 +299,9 @@ def render_summary(summary: Any, con: Console | None = None) -> None:
     con.print(f"data: {summary.root}/{summary.dataset}")
     for line in _synthesis_lines(summary):
         con.print(line)
+    for r in summary.tables:  # an output with no rows says why
+        if r.rows == 0 and r.stats.get("empty_reason"):
+            con.print(f"[yellow]{r.table}: 0 rows[/yellow] -- {escape(str(r.stats['empty_reason']))}")
     con.print('next: `prefmill tables`, `prefmill show pairs --limit 5`, `prefmill sql "SELECT ..."`')
 
 

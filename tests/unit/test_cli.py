@@ -301,7 +301,7 @@ def test_every_command_group_is_registered() -> None:
     assert registered == [command for group in GROUPS for command in group.COMMANDS]
     assert [c.__name__ for c in registered] == [
         "init", "build", "serve", "tables", "show", "sql", "lineage", "diff", "gc", "report", "export",
-        "train", "iterate", "annotate",
+        "train", "iterate", "annotate", "import_pairs", "check",
     ]  # fmt: skip
 
 

@@ -171,7 +171,13 @@ def test_pair_labels_and_gold_agreement() -> None:
     # gold decides (a,b) and (a,c); P agrees on (a,b), ties (a,c): (1 + 0.5) / 2. The heuristic is
     # not gold, and is itself scored against V: it prefers b over a, wrong: 0 / 1.
     agreement = gold_agreement(labels)
-    assert agreement["P"] == {"n": 2, "rate": 0.75, "gold": ["V"]}
+    assert agreement["P"] == {
+        "n": 2,
+        "rate": 0.75,
+        "gold": ["V"],
+        "both_orders": {"n": 2, "rate": 0.75},  # (a,b) and (a,c) were parsed in both orders
+        "single_order": {"n": 0, "rate": None},
+    }
     assert agreement["heuristic"]["rate"] == 0.0
     assert gold_agreement(labels, gold=["heuristic"])["V"]["rate"] == 0.0
 

@@ -91,12 +91,15 @@ def test_report_fidelity_prints_the_stored_report(tmp_path: Path, capsys: pytest
     out = capsys.readouterr().out
     assert f"fidelity of judgments@{version}" in out and "computed now" not in out
     assert "0.000 (0/1)" in out  # pj: its one pair flips with the order
+    assert "1.000 (2/2)" in out  # pj: both its verdicts favour the first position, no tie
     assert "0.500" in out  # pt: one parse failure in two rows
     assert "stored report" in out
     assert run(["report", "fidelity", f"judgments@{version[:6]}", "--root", root, "-f", "json"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert data["judgments"] == version
     assert data["judges"]["pj"]["position_consistency"] == {"pairs": 1, "consistent": 0, "rate": 0.0}
+    assert data["judges"]["pj"]["position_bias"]["first_rate"] == 1.0
+    assert data["judges"]["pj"]["position_bias"]["ties"] == 0
 
 
 def test_report_fidelity_computes_a_missing_report(

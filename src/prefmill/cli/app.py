@@ -6,10 +6,10 @@ from typing import Annotated
 
 import typer
 
-from prefmill.cli import annotate, build, export, inspection, report, train
+from prefmill.cli import annotate, build, check, export, imports, inspection, report, train
 
 #: Command groups; each module lists its commands in ``COMMANDS`` (the function name is the command).
-GROUPS = (build, inspection, report, export, train, annotate)
+GROUPS = (build, inspection, report, export, train, annotate, imports, check)
 
 app = typer.Typer(
     name="prefmill",

@@ -67,6 +67,7 @@ def judge_records(report: dict[str, Any]) -> list[dict[str, Any]]:
         length = r.get("length") or {}
         raw = [v.get("spearman_raw") for v in length.values() if v.get("spearman_raw") is not None]
         lc = [v.get("spearman_lc") for v in length.values() if v.get("spearman_lc") is not None]
+        passfail = bool(length) and not any(v.get("controlled", True) for v in length.values())
         sp = r.get("self_preference") or {}
         rows.append(
             {
@@ -83,7 +84,7 @@ def judge_records(report: dict[str, Any]) -> list[dict[str, Any]]:
                 if cal
                 else "",
                 "length_rho_raw": _fmt(max(raw, key=abs)) if raw else "",
-                "length_rho_lc": _fmt(max(lc, key=abs)) if lc else "",
+                "length_rho_lc": _fmt(max(lc, key=abs)) if lc else "n/a (pass/fail)" if passfail else "",
                 "self_pref": (
                     f"{sp.get('family')}: own {_fmt(sp.get('mean_own'))} "
                     f"vs other {_fmt(sp.get('mean_other'))}"
@@ -95,12 +96,38 @@ def judge_records(report: dict[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
+def _share(part: dict[str, Any] | None) -> str:
+    return f"{_fmt(part.get('rate'))} (n={part.get('n')})" if part and part.get("n") else ""
+
+
+def position_records(report: dict[str, Any]) -> list[dict[str, Any]]:
+    """One row per pair judge: ties, the share of decided verdicts favouring the first position, and
+    gold agreement over the pairs parsed in both orders (swap-debiased) and in one order only."""
+    rows = []
+    for name, r in sorted(report.get("judges", {}).items()):
+        if (bias := r.get("position_bias")) is None:
+            continue
+        gold = r.get("gold_agreement") or {}
+        rows.append(
+            {
+                "judge": name,
+                "verdicts": bias.get("verdicts", 0),
+                "ties": f"{bias.get('ties', 0)} ({_fmt(bias.get('tie_rate'))})",
+                "first_position": f"{_fmt(bias.get('first_rate'))} ({bias.get('first')}/{bias.get('n')})",
+                "gold_both_orders": _share(gold.get("both_orders")),
+                "gold_single_order": _share(gold.get("single_order")),
+            }
+        )
+    return rows
+
+
 def show_fidelity(
     ref: str = DEFAULT_REF, *, root: str | None, dataset: str | None, fmt: str = "table"
 ) -> None:
     """`prefmill report fidelity [REF]`: how far the judges can be trusted -- parse failures, position
-    consistency, length bias (raw vs length-controlled), agreement between judges and with gold,
-    self-preference. ``ref`` is a ref name, ``judgments@VERSION`` or a judgments version."""
+    consistency, ties and the first-position share, length bias (raw vs length-controlled), agreement
+    between judges and with gold (swap-debiased and single-order apart), self-preference. ``ref`` is a
+    ref name, ``judgments@VERSION`` or a judgments version."""
     store = Store(root)
     ds = pick_dataset(store, dataset)
     m = judgments_manifest(store, ds, ref)
@@ -110,6 +137,8 @@ def show_fidelity(
         return
     title = f"fidelity of judgments@{m.version}" + (" (computed now)" if report.get("computed_now") else "")
     render_records(judge_records(report), "table", title=title)
+    if positions := position_records(report):
+        render_records(positions, "table", title="pair judges: position bias, swap-debiased gold agreement")
     agreement = report.get("agreement", {})
     pairs = [
         {

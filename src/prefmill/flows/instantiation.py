@@ -19,6 +19,7 @@ from prefmill.sql import JUDGMENT_MACROS, read_sql
 from prefmill.storage import Manifest, Parent
 from prefmill.storage.duck import session
 from prefmill.tasks.instantiation.embeddings import EMBEDDING_MODEL, embed_candidates
+from prefmill.tasks.instantiation.empty import diagnose, empty_reason
 from prefmill.tasks.instantiation.params import sql_params
 from prefmill.tasks.instantiation.run import (
     INSTANTIATION_CODE_VERSION,
@@ -149,9 +150,12 @@ def build_output(
             selection_text=plan.selection[0],
             selection_file=plan.selection[1],
         )
+        stats = output_stats(plan.output, result.table, result.removed)
+        if result.table.num_rows == 0:  # say why, in the manifest, the summary and the report
+            stats["empty_reason"] = empty_reason(plan.output, result.removed, diagnose(con), plan.params)
     finally:
         con.close()
-    return result.table, output_stats(plan.output, result.table, result.removed)
+    return result.table, stats
 
 
 @flow(name="prefmill-instantiation", **STAGE_FLOW)

@@ -31,23 +31,52 @@ __all__ = [
 
 
 class FidelityConfig(_Section):
-    """Checks of the judges that can fail the build before instantiation (each applies to every
-    judge it can be measured for; unset means not checked), and an optional calibration file."""
+    """Checks of the judges that stop the build before instantiation, and an optional calibration
+    file. The gate is on by default: a threshold left at its default applies to the judges whose
+    verdicts come from a model (LLM and reward-model judges) once its figure rests on at least
+    `min_judged` verdicts; a threshold set in the recipe applies to every judge it can be measured for,
+    on any number of verdicts. Set a threshold to null to skip it, or `enforce: false` to keep the
+    report and stop nothing."""
 
+    enforce: bool = Field(
+        default=True,
+        description="Stop the build when a judge fails a threshold (false: the report is kept, nothing "
+        "is stopped).",
+    )
     min_position_consistency: float | None = Field(
-        default=None, ge=0, le=1, description="Pair judges: smallest share of pairs whose two orders agree."
+        default=0.5,
+        ge=0,
+        le=1,
+        description="Pair judges: smallest share of pairs judged in both orders whose two verdicts agree.",
+    )
+    max_first_position_rate: float | None = Field(
+        default=0.8,
+        ge=0.5,
+        le=1,
+        description="Pair judges: largest share of decided verdicts favouring the response shown first; a "
+        "share below 1 minus it fails too (always answering B is as biased as always answering A).",
     )
     max_parse_failure_rate: float | None = Field(
-        default=None, ge=0, le=1, description="Largest share of a judge's rows with `parse_error` set."
+        default=0.5, ge=0, le=1, description="Largest share of a judge's rows with `parse_error` set."
     )
     min_gold_agreement: float | None = Field(
-        default=None, ge=0, le=1, description="Smallest agreement with gold (verifier, human, calibration)."
+        default=0.5,
+        ge=0,
+        le=1,
+        description="Smallest agreement with gold (verifier, human verdicts, or the calibration file's "
+        "accuracy when there is one); 0.5 is chance.",
     )
     max_length_correlation: float | None = Field(
         default=None,
         ge=0,
         le=1,
-        description="Largest absolute Spearman correlation of a judge's raw scores with length.",
+        description="Largest absolute Spearman correlation of a judge's raw verdicts with length.",
+    )
+    min_judged: int = Field(
+        default=10,
+        ge=0,
+        description="Default thresholds are checked once their figure rests on at least this many "
+        "verdicts (pairs, rows); thresholds set in the recipe are checked on any number.",
     )
     gold_judges: list[str] | None = Field(
         default=None,

@@ -118,6 +118,7 @@ def collect(
                 "bytes": sum(f.bytes for f in m.files),
                 "shards": len(m.files),
                 "created_at": m.created_at,
+                "empty_reason": m.stats.get("empty_reason") if m.rows == 0 else None,
             }
         )
     data = ReportData(

@@ -109,6 +109,12 @@ def stage_sizes(data: ReportData) -> Section:
     body = table(
         ["table", "version", "stage", "rows", "errors", "tokens", "cost", "files", "size", "created"], rows
     )
+    empty = [r for r in v if r["rows"] == 0 and r.get("empty_reason")]
+    if empty:  # an output with no rows says why
+        items = "".join(
+            f"<li><b>{esc(r['table'])}</b>: 0 rows -- {esc(r['empty_reason'])}</li>" for r in empty
+        )
+        body += f'<ul class="empty-outputs">{items}</ul>'
     return Section(
         "stage-sizes",
         "Stage sizes",

@@ -1,9 +1,11 @@
 """Calibration: a file of labelled pairs every LLM judge also judges, to measure its accuracy.
 
 The file is JSONL, one pair a line: ``{"prompt": "...", "chosen": "...", "rejected": "..."}`` (or
-``messages`` instead of ``prompt``). A judge is right on a pair when it prefers ``chosen`` (point
-judges: a higher score; pair judges: the side of its mean preference over both orders); a tie counts
-one half; a pair it could not judge (parse error) is left out and counted.
+``messages`` instead of ``prompt``), or the labelled-pairs layout ``{"prompt", "response_a",
+"response_b", "label"}`` (``labelled_pairs``; ties are left out), so a file imported with
+``prefmill import-pairs`` calibrates a judge as it is. A judge is right on a pair when it prefers
+``chosen`` (point judges: a higher score; pair judges: the side of its mean preference over both
+orders); a tie counts one half; a pair it could not judge (parse error) is left out and counted.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from prefmill.ids import content_id
 from prefmill.records import read_jsonl
 from prefmill.storage.schemas import MESSAGE
 from prefmill.tasks.evaluation.fidelity import pair_labels
+from prefmill.tasks.evaluation.labelled_pairs import as_chosen_rejected
 from prefmill.tasks.evaluation.llm_judge import llm_judge
 
 if TYPE_CHECKING:
@@ -38,6 +41,10 @@ def load_calibration(path: str | Path) -> tuple[pa.Table, dict[tuple[str, str], 
     rows: list[dict[str, Any]] = []
     truth: dict[tuple[str, str], int] = {}
     for n, item in read_jsonl(file, example='{"prompt": ..., "chosen": ..., "rejected": ...}'):
+        if isinstance(item, dict) and "response_a" in item and "chosen" not in item:
+            item = as_chosen_rejected(item, f"{file} line {n}")  # the labelled-pairs layout
+            if item is None:
+                continue  # a tie says nothing about a judge's accuracy
         messages = item.get("messages") if isinstance(item, dict) else None
         if messages is None and isinstance(item, dict) and isinstance(item.get("prompt"), str):
             messages = [{"role": "user", "content": item["prompt"]}]

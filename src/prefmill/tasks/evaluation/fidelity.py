@@ -2,20 +2,20 @@
 
 Pure functions over the ``judgments`` and ``candidates`` tables (Polars / NumPy):
 
-* ``position_consistency`` -- pair judges: share of pairs judged in both orders whose two verdicts
-  pick the same side (a tie counts as a side);
-* ``length_control`` -- per judge and criterion, the length term fitted and removed as AlpacaEval's
-  length-controlled win rate does: point scores ``s`` are regressed on ``x = ln L - mean ln L`` of the
-  prompt's candidates and ``score_lc = s - beta * x``; pair preferences on
-  ``d = tanh((ln L_first - ln L_other) / sd)``, ``prefers_first_lc = clip(p - gamma * d, 0, 1)``
-  (no intercept: swapping a pair flips both). ``L`` is ``n_tokens`` (characters when null). The report
-  keeps beta / gamma and the Spearman correlation of the raw and the controlled values with length;
-  ``length_controlled`` gives the controlled value of every row;
+* ``position_consistency`` / ``position_bias`` (``fidelity_position``) -- pair judges: share of
+  pairs judged in both orders whose two verdicts pick the same side (a tie counts as a side); ties
+  and the share of decided verdicts favouring the response shown first;
+* ``length_control`` (``fidelity_length``) -- per judge and criterion, the length term fitted and
+  removed as AlpacaEval's length-controlled win rate does, and the Spearman correlation of the raw
+  and the controlled values with length (pass/fail verdicts are not controlled);
 * ``pair_labels`` -- every judge's verdict on every candidate pair of a prompt as -1 / 0 / +1 (point
   judges: the sign of the score difference; pair judges: the side of the mean preference over both
-  orders), the common ground of ``agreement`` (Cohen's kappa for each two judges, Fleiss' kappa over
-  the items all judges labelled, Spearman of point scores) and ``gold_agreement`` (a judge's labels
-  against gold labels: verifiers other than the heuristic, human verdicts; a tie counts one half);
+  orders; ``orders`` says how many orders were parsed), the common ground of ``agreement`` (Cohen's
+  kappa for each two judges, Fleiss' kappa over the items all judges labelled, Spearman of point
+  scores) and ``gold_agreement`` (a judge's labels against gold labels: verifiers other than the
+  heuristic, human verdicts; a tie counts one half;
+  for pair judges also over the pairs parsed in both orders -- swap-debiased -- and over those
+  parsed in one order only, separately);
 * ``self_preference`` -- a judge whose model family (``family``) is that of a generator: its mean
   score on that family's candidates and on the others.
 """
@@ -26,15 +26,16 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import duckdb
 import numpy as np
 import polars as pl
 import pyarrow as pa
 
 from prefmill.errors import FidelityError
-from prefmill.sql import define_judgment_macros
-from prefmill.storage.duck import to_arrow
+from prefmill.tasks.evaluation.fidelity_gate import check_thresholds, enforce
+from prefmill.tasks.evaluation.fidelity_length import length_control, length_controlled
+from prefmill.tasks.evaluation.fidelity_position import position_bias, position_consistency, swap_pairs
 from prefmill.tasks.evaluation.fidelity_stats import _EPS, _clean, cohen_kappa, fleiss_kappa, spearman
+from prefmill.tasks.evaluation.fidelity_tables import _df, _side, lengths, usable
 from prefmill.tasks.evaluation.human_agreement import human_agreement
 from prefmill.tasks.evaluation.judges.registry import GOLD_ROW_KINDS as GOLD_KINDS  # gold by default
 from prefmill.tasks.evaluation.judges.registry import NOT_GOLD_NAMES as NOT_GOLD  # but the heuristic
@@ -53,6 +54,7 @@ __all__ = [
     "length_controlled",
     "lengths",
     "pair_labels",
+    "position_bias",
     "position_consistency",
     "self_preference",
     "spearman",
@@ -60,158 +62,12 @@ __all__ = [
     "usable",
 ]
 
-# -- inputs ---------------------------------------------------------------------------------------
-
-
-def _df(table: pa.Table | pl.DataFrame) -> pl.DataFrame:
-    df = table if isinstance(table, pl.DataFrame) else pl.from_arrow(table)
-    assert isinstance(df, pl.DataFrame)
-    return df
-
-
-def _judgments_query(judgments: pa.Table | pl.DataFrame, sql: str) -> pl.DataFrame:
-    """Run ``sql`` over ``judgments`` with the usable-judgment macros (sql/usable_judgments.sql)."""
-    data = _df(judgments).with_row_index("__row").to_arrow()
-    con = duckdb.connect()
-    try:
-        con.register("judgments", data)
-        define_judgment_macros(con)
-        out = pl.from_arrow(to_arrow(con.sql(sql)))
-    finally:
-        con.close()
-    assert isinstance(out, pl.DataFrame)
-    return out
-
-
-def usable(judgments: pa.Table | pl.DataFrame) -> pl.DataFrame:
-    """The usable judgments (``usable_judgments()``, the definition scores.sql uses), in input order."""
-    return _judgments_query(judgments, "SELECT * EXCLUDE (__row) FROM usable_judgments() ORDER BY __row")
-
-
-def lengths(candidates: pa.Table | pl.DataFrame) -> pl.DataFrame:
-    """candidate_id, generator, log_len (ln of n_tokens, or of characters when n_tokens is null)."""
-    df = _df(candidates)
-    chars = pl.col("response").cast(pl.String).fill_null("").str.len_chars().cast(pl.Float64)
-    tokens = pl.col("n_tokens").cast(pl.Float64) if "n_tokens" in df.columns else pl.lit(None, pl.Float64)
-    gen = pl.col("generator").cast(pl.String) if "generator" in df.columns else pl.lit(None, pl.String)
-    return df.select(
-        pl.col("candidate_id").cast(pl.String),
-        generator=gen,
-        log_len=pl.when(tokens > 0).then(tokens).otherwise(chars).clip(lower_bound=1.0).log(),
-    )
-
-
-# -- position consistency -------------------------------------------------------------------------
-
-
-def _side(p: pl.Expr) -> pl.Expr:
-    return pl.when(p > 0.5 + _EPS).then(1).when(p < 0.5 - _EPS).then(-1).otherwise(0)
-
-
-def swap_pairs(judgments: pa.Table | pl.DataFrame) -> pl.DataFrame:
-    """Pair verdicts judged in both orders (``swap_pairs()``, the implementation scores.sql and the
-    report use): judge, prompt_id, candidate_id < other_candidate_id, criterion, ab and ba (P(candidate_id
-    is better) read from each order's rows) and consistent (both on the same side of 0.5)."""
-    return _judgments_query(
-        judgments,
-        "SELECT judge, prompt_id, lo AS candidate_id, hi AS other_candidate_id, criterion, p_ab AS ab, "
-        "p_ba AS ba, consistent FROM swap_pairs() "
-        "ORDER BY judge, prompt_id, candidate_id, other_candidate_id, criterion",
-    )
-
-
-def position_consistency(judgments: pa.Table | pl.DataFrame) -> dict[str, dict[str, Any]]:
-    """judge -> {pairs, consistent, rate} over the pairs judged in both orders."""
-    both = swap_pairs(judgments)
-    out = {}
-    for row in (
-        both.group_by("judge")
-        .agg(pairs=pl.len(), consistent=pl.col("consistent").sum())
-        .iter_rows(named=True)
-    ):
-        out[row["judge"]] = {
-            "pairs": row["pairs"],
-            "consistent": int(row["consistent"]),
-            "rate": _clean(row["consistent"] / row["pairs"]),
-        }
-    return out
-
-
-# -- length control -------------------------------------------------------------------------------
-
-
-def length_controlled(
-    judgments: pa.Table | pl.DataFrame, candidates: pa.Table | pl.DataFrame
-) -> pl.DataFrame:
-    """Every usable row with its length term removed: judgment_id, judge, criterion, mode, value
-    (score or prefers_first), length (x or d), value_lc, coef (beta or gamma of its judge/criterion)."""
-    df = usable(judgments)
-    lens = lengths(candidates).select("candidate_id", "log_len")
-    point = (
-        df.filter(pl.col("mode") == "point")
-        .join(lens, on="candidate_id", how="inner")
-        .with_columns(
-            value=pl.col("score"),
-            length=pl.col("log_len") - pl.col("log_len").mean().over("judge", "criterion", "prompt_id"),
-        )
-    )
-    other = lens.rename({"candidate_id": "other_candidate_id", "log_len": "other_len"})
-    pair = (
-        df.filter(pl.col("mode") == "pair")
-        .join(lens, on="candidate_id", how="inner")
-        .join(other, on="other_candidate_id", how="inner")
-        .with_columns(diff=pl.col("log_len") - pl.col("other_len"))
-    )
-    pair = pair.with_columns(
-        value=pl.col("prefers_first"),
-        length=(pl.col("diff") / pl.col("diff").std(ddof=0).over("judge", "criterion")).fill_nan(0.0).tanh(),
-    )
-    cols = ["judgment_id", "judge", "criterion", "mode", "value", "length"]
-    parts = [p.select(cols) for p in (point, pair) if p.height]
-    if not parts:
-        return pl.DataFrame(
-            schema={
-                **dict.fromkeys(cols, pl.String),
-                "value": pl.Float64,
-                "length": pl.Float64,
-                "value_lc": pl.Float64,
-                "coef": pl.Float64,
-            }
-        )
-    both = pl.concat(parts).with_columns(pl.col("length").fill_null(0.0))
-    centre = (
-        pl.when(pl.col("mode") == "pair")
-        .then(0.5)
-        .otherwise(pl.col("value").mean().over("judge", "criterion"))
-    )
-    both = both.with_columns(
-        coef=((pl.col("value") - centre) * pl.col("length")).sum().over("judge", "criterion")
-        / (pl.col("length") ** 2).sum().over("judge", "criterion")
-    ).with_columns(pl.col("coef").fill_nan(0.0).fill_null(0.0))
-    lc = pl.col("value") - pl.col("coef") * pl.col("length")
-    return both.with_columns(value_lc=pl.when(pl.col("mode") == "pair").then(lc.clip(0.0, 1.0)).otherwise(lc))
-
-
-def length_control(judgments: pa.Table | pl.DataFrame, candidates: pa.Table | pl.DataFrame) -> dict[str, Any]:
-    """judge -> criterion -> {n, coef, spearman_raw, spearman_lc} (correlations with length)."""
-    lc = length_controlled(judgments, candidates)
-    out: dict[str, Any] = {}
-    for (judge, criterion), g in lc.group_by("judge", "criterion", maintain_order=True):
-        length = g.get_column("length").to_numpy()
-        out.setdefault(judge, {})[criterion] = {
-            "n": g.height,
-            "coef": _clean(g.get_column("coef")[0]),
-            "spearman_raw": _clean(spearman(g.get_column("value").to_numpy(), length)),
-            "spearman_lc": _clean(spearman(g.get_column("value_lc").to_numpy(), length)),
-        }
-    return {k: dict(sorted(v.items())) for k, v in sorted(out.items())}
-
-
 # -- pairwise labels, agreement, gold -------------------------------------------------------------
 
 
 def pair_labels(judgments: pa.Table | pl.DataFrame) -> pl.DataFrame:
-    """judge, kind, prompt_id, a, b (a < b), criterion, label (+1: a better, -1: b better, 0: tie)."""
+    """judge, kind, prompt_id, a, b (a < b), criterion, label (+1: a better, -1: b better, 0: tie),
+    orders (pair judges: how many orders of the pair were parsed, 1 or 2; null for point judges)."""
     df = usable(judgments)
     point = (
         df.filter(pl.col("mode") == "point")
@@ -233,6 +89,7 @@ def pair_labels(judgments: pa.Table | pl.DataFrame) -> pl.DataFrame:
             "b",
             "criterion",
             label=_side(0.5 + pl.col("sa") - pl.col("sb")),
+            orders=pl.lit(None, pl.Int64),
         )
     )
     pairs = (
@@ -245,10 +102,13 @@ def pair_labels(judgments: pa.Table | pl.DataFrame) -> pl.DataFrame:
             .otherwise(1.0 - pl.col("prefers_first")),
         )
         .group_by("judge", "kind", "prompt_id", "a", "b", "criterion")
-        .agg(pl.col("p").mean())
-        .select("judge", "kind", "prompt_id", "a", "b", "criterion", label=_side(pl.col("p")))
+        .agg(pl.col("p").mean(), orders=pl.col("candidate_id").n_unique())
+        .select(
+            "judge", "kind", "prompt_id", "a", "b", "criterion", label=_side(pl.col("p")), orders="orders"
+        )
     )
-    out = pl.concat([from_points.cast({"label": pl.Int64}), pairs.cast({"label": pl.Int64})])
+    cast = {"label": pl.Int64, "orders": pl.Int64}
+    out = pl.concat([from_points.cast(cast), pairs.cast(cast)])
     return out.sort("judge", "prompt_id", "a", "b", "criterion")
 
 
@@ -260,7 +120,9 @@ def _gold_judges(labels: pl.DataFrame, gold: Sequence[str] | None) -> list[str]:
 
 
 def gold_agreement(labels: pl.DataFrame, gold: Sequence[str] | None = None) -> dict[str, dict[str, Any]]:
-    """judge -> {n, rate, gold}: agreement with gold labels on the pairs gold decides (tie = 1/2)."""
+    """judge -> {n, rate, gold}: agreement with gold labels on the pairs gold decides (tie = 1/2); a pair
+    judge's also ``both_orders`` / ``single_order`` -> {n, rate}: the same over the pairs it parsed in
+    both orders (its position bias cancelled) and over those it parsed in one order only."""
     golds = _gold_judges(labels, gold)
     if not golds or labels.height == 0:
         return {}
@@ -278,7 +140,7 @@ def gold_agreement(labels: pl.DataFrame, gold: Sequence[str] | None = None) -> d
         .then(0.5)
         .otherwise((pl.col("label") == pl.col("truth")).cast(pl.Float64))
     )
-    out = {}
+    out: dict[str, dict[str, Any]] = {}
     for row in (
         scored.group_by("judge")
         .agg(n=pl.len(), rate=pl.col("agree").mean())
@@ -286,6 +148,14 @@ def gold_agreement(labels: pl.DataFrame, gold: Sequence[str] | None = None) -> d
         .iter_rows(named=True)
     ):
         out[row["judge"]] = {"n": row["n"], "rate": _clean(row["rate"]), "gold": golds}
+    paired = scored.filter(pl.col("orders").is_not_null())
+    for (judge,), g in paired.group_by("judge"):
+        for name, part in (
+            ("both_orders", g.filter(pl.col("orders") >= 2)),
+            ("single_order", g.filter(pl.col("orders") < 2)),
+        ):
+            mean = part.get_column("agree").mean() if part.height else None
+            out[str(judge)][name] = {"n": part.height, "rate": _clean(mean)}  # type: ignore[arg-type]
     return out
 
 
@@ -425,6 +295,8 @@ def fidelity_report(
             }
     for name, value in position_consistency(df).items():
         judges.setdefault(name, {})["position_consistency"] = value
+    for name, value in position_bias(df).items():
+        judges.setdefault(name, {})["position_bias"] = value
     for name, value in length_control(df, candidates).items():
         judges.setdefault(name, {})["length"] = value
     labels = pair_labels(df)
@@ -439,61 +311,3 @@ def fidelity_report(
     if (human := human_agreement(labels)) is not None:  # annotators and judges vs humans
         out["human"] = human
     return out
-
-
-def check_thresholds(report: Mapping[str, Any], thresholds: Any) -> list[str]:
-    """Every threshold a judge of ``report`` fails, one message each (empty: all pass)."""
-    problems = []
-    for judge, r in sorted(report.get("judges", {}).items()):
-        checks: list[tuple[str, float | None, str, float | None]] = []
-        if (pc := r.get("position_consistency")) is not None:
-            checks.append(
-                (
-                    "position consistency",
-                    pc.get("rate"),
-                    "min_position_consistency",
-                    thresholds.min_position_consistency,
-                )
-            )
-        if "parse_failure_rate" in r:
-            checks.append(
-                (
-                    "parse failure rate",
-                    r["parse_failure_rate"],
-                    "max_parse_failure_rate",
-                    thresholds.max_parse_failure_rate,
-                )
-            )
-        gold = (r.get("calibration") or {}).get("accuracy", (r.get("gold_agreement") or {}).get("rate"))
-        if gold is not None:
-            checks.append(("gold agreement", gold, "min_gold_agreement", thresholds.min_gold_agreement))
-        raw = [
-            abs(v["spearman_raw"])
-            for v in (r.get("length") or {}).values()
-            if v.get("spearman_raw") is not None
-        ]
-        if raw:
-            checks.append(
-                ("length correlation", max(raw), "max_length_correlation", thresholds.max_length_correlation)
-            )
-        for metric, value, field, limit in checks:
-            if limit is None or value is None:
-                continue
-            low = field.startswith("min_")
-            if (value < limit) if low else (value > limit):
-                word = "too inconsistent" if "consistency" in field else "fails a fidelity check"
-                problems.append(
-                    f"judge '{judge}' {word}: {metric} {value:.3f} {'<' if low else '>'} "
-                    f"evaluation.fidelity.{field} {limit}"
-                )
-    return problems
-
-
-def enforce(report: Mapping[str, Any], thresholds: Any, where: str) -> None:
-    """Raise ``FidelityError`` naming every failed threshold."""
-    problems = check_thresholds(report, thresholds)
-    if problems:
-        raise FidelityError(
-            f"{where}: " + "; ".join(problems) + " -- instantiation did not run; fix the judge, or relax "
-            "the threshold in the recipe (`prefmill report fidelity` shows the whole report)"
-        )
