@@ -28,37 +28,38 @@ class ScriptedEngine:
         self.model = model
         self.name = f"scripted:{model}"
         self.words = int(words)
-        self._tails: dict[tuple[int, int], str] = {}
+        self._tails: dict[int, list[str]] = {}  # n -> the reply's words after the first, by start
 
-    def _tail(self, start: int, n: int) -> str:
-        key = (start, n)
-        if (tail := self._tails.get(key)) is None:
-            tail = "".join(" " + VOCABULARY[(start + i) % len(VOCABULARY)] for i in range(n - 1))
-            self._tails[key] = tail
-        return tail
+    def _tails_of(self, n: int) -> list[str]:
+        if (tails := self._tails.get(n)) is None:
+            size = len(VOCABULARY)
+            tails = [
+                "".join(" " + VOCABULARY[(start + i) % size] for i in range(n - 1)) for start in range(size)
+            ]
+            self._tails[n] = tails
+        return tails
 
     def generate(
         self, requests: list[GenerationRequest], progress: Progress | None = None
     ) -> list[Generation]:
         out: list[Generation] = []
-        checked: dict[object, str | None] = {}
+        checked: dict[int, str | None] = {}  # id(sampling) -> why it cannot be sampled
         digests: dict[int, tuple[int, int]] = {}  # id(messages) -> (crc of the last message, its words)
-        size = len(VOCABULARY)
+        size, words, half = len(VOCABULARY), self.words, self.words // 2 + 1
         for r in requests:
             s = r.sampling
-            if s not in checked:
-                checked[s] = check_sampling(s)
-            if (problem := checked[s]) is not None:
+            if (problem := checked.get(id(s), "")) == "":
+                problem = checked[id(s)] = check_sampling(s)
+            if problem is not None:
                 out.append(Generation.failed(problem))
                 continue
             if (digest := digests.get(id(r.messages))) is None:
                 last = r.messages[-1]["content"] if r.messages else ""
                 digest = digests[id(r.messages)] = (zlib.crc32(last.encode()), len(last.split()))
-            wanted = self.words - r.seed % (self.words // 2 + 1)  # words//2 .. words: lengths differ
+            wanted = words - r.seed % half  # words//2 .. words: lengths differ
             n = min(wanted, s.max_new_tokens)
-            text = str(r.seed % 997) + self._tail((r.seed ^ digest[0]) % size, n)
-            finish = "length" if n < wanted else "stop"
-            out.append(Generation(text, n, digest[1], finish, -0.5 * n, 0.0))
+            text = str(r.seed % 997) + self._tails_of(n)[(r.seed ^ digest[0]) % size]
+            out.append(Generation(text, n, digest[1], "length" if n < wanted else "stop", -0.5 * n, 0.0))
         if progress is not None and out:
             progress(len(out))
         return out
