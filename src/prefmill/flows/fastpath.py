@@ -91,6 +91,13 @@ def plan_versions(
     return PlanVersions(tuple(found))
 
 
+def versions_stage(table: str) -> str:
+    """The stage that makes ``table`` (for messages)."""
+    from prefmill.storage.tables import TABLES
+
+    return TABLES[table].stage if table in TABLES else table
+
+
 def unchanged_build(
     recipe: Recipe,
     root: str | None = None,
@@ -113,6 +120,11 @@ def unchanged_build(
         return None
     summary = BuildSummary(plan.dataset, store.root, ref)
     summary.tables = [TableResult.of(store, m, cached=True, started=started) for m in versions.manifests]
+    from prefmill.flows.budget import check_error_budget, error_budget
+
+    with error_budget(recipe.max_error_rate):  # a rerun of a failed build fails as the build did
+        for t in summary.tables:
+            check_error_budget(versions_stage(t.table), [t])
     judgments = next((m for m in versions.manifests if m.table == "judgments"), None)
     if judgments is not None and (report := judgments.stats.get("fidelity")):
         from prefmill.tasks.evaluation.fidelity import enforce
