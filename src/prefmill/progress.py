@@ -26,6 +26,9 @@ class Reporter(Protocol):
     def stage_finished(self, stage: str, *, cached: bool) -> None:
         """The stage's versions are published (or were found cached)."""
 
+    def note(self, stage: str, text: str) -> None:
+        """Where the work inside a running shard is (e.g. a judge's requests done, tok/s, ETA)."""
+
 
 class NullReporter:
     def stage_started(self, stage: str, *, shards: int, done: int, units: int, unit: str) -> None:
@@ -38,6 +41,9 @@ class NullReporter:
         pass
 
     def stage_finished(self, stage: str, *, cached: bool) -> None:
+        pass
+
+    def note(self, stage: str, text: str) -> None:
         pass
 
 

@@ -153,6 +153,7 @@ class RichReporter:
             TextColumn("shards {task.fields[shards_done]}/{task.fields[shards]}"),
             TextColumn("{task.fields[rate]}"),
             TimeElapsedColumn(),
+            TextColumn("[dim]{task.fields[note]}"),
             console=con or console(stderr=True),
             transient=False,
         )
@@ -170,7 +171,7 @@ class RichReporter:
     def stage_started(self, stage: str, *, shards: int, done: int, units: int, unit: str) -> None:
         self.started[stage] = time.perf_counter()
         self.tokens[stage] = 0
-        fields = {"stage": stage, "unit": unit, "shards": shards, "shards_done": done, "rate": ""}
+        fields = {"stage": stage, "unit": unit, "shards": shards, "shards_done": done, "rate": "", "note": ""}
         if stage in self.tasks:
             self.progress.update(self.tasks[stage], total=units, completed=0, **fields)
         else:
@@ -193,12 +194,24 @@ class RichReporter:
         if stage in self.tasks:
             task_id = self.tasks[stage]
             done = self.progress.tasks[task_id].fields["shards_done"] + 1
-            self.progress.update(task_id, shards_done=done)
+            self.progress.update(task_id, shards_done=done, note="")
+
+    def note(self, stage: str, text: str) -> None:
+        if stage in self.tasks:
+            self.progress.update(self.tasks[stage], note=text)
 
     def stage_finished(self, stage: str, *, cached: bool) -> None:
         if cached and stage not in self.tasks:
             self.tasks[stage] = self.progress.add_task(
-                stage, total=1, completed=1, stage=stage, unit="cached", shards=0, shards_done=0, rate=""
+                stage,
+                total=1,
+                completed=1,
+                stage=stage,
+                unit="cached",
+                shards=0,
+                shards_done=0,
+                rate="",
+                note="",
             )
         elif stage in self.tasks:
             task_id = self.tasks[stage]
@@ -249,6 +262,15 @@ class PlainReporter:
         if stage in self.state:
             self.state[stage]["units"] += units
             self.state[stage]["tokens"] += tokens
+
+    #: Seconds between two notes printed for one stage (a note per engine call would flood a log).
+    NOTE_EVERY = 10.0
+
+    def note(self, stage: str, text: str) -> None:
+        st = self.state.get(stage)
+        if st is not None and time.perf_counter() - st.get("noted", 0.0) >= self.NOTE_EVERY:
+            st["noted"] = time.perf_counter()
+            self._print(f"{stage}: {text}")
 
     def shard_done(self, stage: str) -> None:
         if stage in self.state:

@@ -155,7 +155,7 @@ def test_cost_line_says_when_an_api_engine_has_no_price() -> None:
 
 
 def test_a_prompt_path_that_is_a_folder_is_not_reported_missing(tmp_path: Path) -> None:
-    from prefmill.flows.prompts import plan_prompts
+    from prefmill.flows.plans.prompts import plan_prompts
     from prefmill.recipe import parse_recipe
 
     (tmp_path / "prompts").mkdir()

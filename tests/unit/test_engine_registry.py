@@ -110,7 +110,7 @@ def test_kinds_are_collected_without_importing_heavy_code() -> None:
         "if m in sys.modules]; print(sorted(kinds), heavy)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert out.strip() == "['openai', 'transformers', 'vllm'] []"
+    assert out.strip() == "['openai', 'scripted', 'transformers', 'vllm'] []"
 
 
 def test_every_kind_declares_its_engine_options_and_examples() -> None:

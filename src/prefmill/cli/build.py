@@ -66,12 +66,22 @@ def build(
             f"'{stop_after}' is not one of {', '.join(STAGES)}", param_hint="--stop-after"
         )
     parsed = load_recipe(recipe)
+    from prefmill.flows.fastpath import unchanged_build
+    from prefmill.ui import render_summary
+
+    # every version of the plan already published: the summary, without starting Prefect
+    retry = retry_errors or None
+    unchanged = unchanged_build(parsed, root, stop_after=stop_after, ref=ref, retry_errors=retry)
+    if unchanged is not None:
+        console(stderr=True).print(f"[dim]{parsed.dataset}: unchanged, every version is already built[/dim]")
+        render_summary(unchanged)
+        return
     from prefmill.prefect_logs import mute_prefect_console, route_prefect_logs
 
     mute_prefect_console()
     from prefmill.flows import run_build
     from prefmill.progress import use_reporter
-    from prefmill.ui import progress_reporter, render_summary
+    from prefmill.ui import progress_reporter
 
     err = console(stderr=True)  # one console owns the terminal: progress and (--verbose) Prefect's logs
     err.print(f"[dim]building {parsed.dataset} (starting Prefect)...[/dim]")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import inspect
-import logging
 import sys
 import time
 from collections.abc import Hashable, Iterator, Mapping
@@ -14,56 +13,15 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 from prefect.cache_policies import NO_CACHE
-from prefect.exceptions import MissingContextError
-from prefect.logging import get_run_logger
 from prefect.runtime import flow_run
 
 from prefmill.errors import PrefmillError
 from prefmill.flows.artifacts import publish_artifacts
 from prefmill.flows.naming import flow_run_name
+from prefmill.flows.results import TableResult, latest_retry, log  # noqa: F401 (re-exported)
 from prefmill.progress import reporter
 from prefmill.storage import Manifest, Parent, Store, VersionWriter, version_id
 from prefmill.storage.lock import LeaseInfo, current_lease
-
-
-@dataclass
-class TableResult:
-    """One table version a stage produced (or found already built)."""
-
-    table: str
-    version: str
-    rows: int
-    cached: bool
-    seconds: float
-    path: str
-    totals: dict[str, Any] = field(default_factory=dict)
-    stats: dict[str, Any] = field(default_factory=dict)
-    dataset: str = ""
-    #: what this run generated (tokens, cost_usd) when it built the version: less than ``totals``
-    #: when shards came from an earlier run (resume, incremental reuse, a retry's kept rows)
-    generated: dict[str, Any] | None = None
-
-    @classmethod
-    def of(cls, store: Store, m: Manifest, *, cached: bool, started: float) -> TableResult:
-        return cls(
-            table=m.table,
-            version=m.version,
-            rows=m.rows,
-            cached=cached,
-            seconds=0.0 if cached else time.perf_counter() - started,
-            path=store.version_path(m.dataset, m.table, m.version),
-            totals=dict(m.totals),
-            stats=dict(m.stats),
-            dataset=m.dataset,
-        )
-
-
-def log() -> logging.Logger | logging.LoggerAdapter[logging.Logger]:
-    """Prefect's run logger inside a flow or task, else the ``prefmill`` logger."""
-    try:
-        return get_run_logger()
-    except MissingContextError:
-        return logging.getLogger("prefmill")
 
 
 def current_flow_run_id() -> str | None:
@@ -194,17 +152,6 @@ class Target:
         result = TableResult.of(self.store, m, cached=False, started=self.started)
         result.generated = self.writer.generated(m, skip=self.found)
         return result
-
-
-def latest_retry(store: Store, m: Manifest) -> Manifest:
-    """The newest version that retried ``m``'s failed rows (following retries of retries), or ``m``.
-
-    A retry supersedes the version it retried: later builds of the same recipe use it."""
-    while True:
-        retries = [v for v in store.versions(m.dataset, m.table) if v.config.get("retry_of") == m.version]
-        if not retries:
-            return m
-        m = retries[-1]  # versions() is oldest first
 
 
 def candidates_with_prompts(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from prefmill.exports import ExportResult, default_table, export_table
-from prefmill.flows.common import log
+from prefmill.flows.results import log
 from prefmill.recipe import Recipe
 from prefmill.storage import Store
 

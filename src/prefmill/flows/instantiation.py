@@ -4,8 +4,6 @@ changing ``label_threshold`` rebuilds `points` alone, and no stage before this o
 
 from __future__ import annotations
 
-import hashlib
-from dataclasses import dataclass
 from typing import Any
 
 import pyarrow as pa
@@ -13,61 +11,18 @@ import pyarrow.compute as pc
 from prefect import flow
 
 from prefmill.flows.common import STAGE_FLOW, TableResult
+from prefmill.flows.plans.instantiation import OutputPlan, output_config  # noqa: F401 (output_config: re-exported)
 from prefmill.flows.stage import Shard, ShardContext, StageSpec, Work, run_stage
-from prefmill.recipe import Recipe
-from prefmill.sql import JUDGMENT_MACROS, read_sql
 from prefmill.storage import Manifest, Parent
 from prefmill.storage.duck import session
-from prefmill.tasks.instantiation.embeddings import EMBEDDING_MODEL, embed_candidates
+from prefmill.tasks.instantiation.embeddings import embed_candidates
 from prefmill.tasks.instantiation.empty import diagnose, empty_reason
-from prefmill.tasks.instantiation.params import sql_params
 from prefmill.tasks.instantiation.run import (
     INSTANTIATION_CODE_VERSION,
     instantiate_with_report,
-    sql_parameters,
 )
 
 STAGE = "instantiation"
-
-
-def recipe_params(recipe: Recipe) -> dict[str, Any]:
-    """Every SQL parameter the recipe sets, by its $name in the SQL files."""
-    return sql_params(recipe.instantiation, recipe.seed)
-
-
-def output_config(recipe: Recipe, output: str) -> tuple[dict[str, Any], str | None]:
-    """The version config of one output: its SQL's hash and the parameters that SQL uses (for pairs,
-    the selection SQL's too; criterion weights and the embedding model when they change the rows)."""
-    custom = recipe.sql_text(output)
-    text = custom if custom is not None else read_sql(output)
-    scores = read_sql("scores")
-    where = recipe.instantiation.sql.get(output, f"{output}.sql")  # type: ignore[call-overload]
-    used = sql_parameters(text, where=where) | sql_parameters(scores, where="scores.sql")
-    parts = [scores, text]
-    parts.insert(0, read_sql(JUDGMENT_MACROS))  # usable_judgments() and swap_pairs(), read by both
-    custom_selection = None
-    if output == "pairs":
-        custom_selection = recipe.sql_text("selection")
-        selection = custom_selection if custom_selection is not None else read_sql("selection")
-        swhere = recipe.instantiation.sql.get("selection", "selection.sql")
-        used |= sql_parameters(selection, where=swhere)
-        parts.append(selection)
-    params = {k: v for k, v in recipe_params(recipe).items() if k in used}
-    if recipe.instantiation.criterion_weights:
-        params["criterion_weights"] = dict(sorted(recipe.instantiation.criterion_weights.items()))
-    params["aggregation"] = recipe.evaluation.aggregation  # read by scores.sql as a DuckDB variable
-    digest = hashlib.sha256("\n-- next --\n".join(parts).encode()).hexdigest()
-    config: dict[str, Any] = {
-        "output": output,
-        "sql_sha256": digest,
-        "custom_sql": custom is not None,
-        "params": params,
-    }
-    if custom_selection is not None:
-        config["custom_selection_sql"] = True
-    if "diverse" in params.get("strategies", []):
-        config["embedding_model"] = EMBEDDING_MODEL
-    return config, custom
 
 
 def _counts(table: pa.Table, column: str) -> dict[str, int]:
@@ -102,35 +57,6 @@ def output_stats(output: str, table: pa.Table, removed: dict[str, int] | None = 
             pc.sum(pc.cast(table.column("zero_variance"), pa.int64())).as_py()
         )
     return stats
-
-
-@dataclass(frozen=True)
-class OutputPlan:
-    """One output of the instantiation stage, resolved once per build: ``config`` decides its version
-    (``params`` are the SQL parameters it uses); the SQL texts / files to run (None: built-in)."""
-
-    output: str
-    config: dict[str, Any]
-    sql_text: str | None
-    sql_file: str | None
-    selection: tuple[str | None, str | None] = (None, None)
-
-    @property
-    def params(self) -> dict[str, Any]:
-        return self.config["params"]
-
-
-def plan_output(recipe: Recipe, output: str) -> OutputPlan:
-    config, custom_sql = output_config(recipe, output)
-    selection: tuple[str | None, str | None] = (None, None)
-    if output == "pairs":
-        selection = (recipe.sql_text("selection"), recipe.instantiation.sql.get("selection"))
-    sql_file = recipe.instantiation.sql.get(output)  # type: ignore[call-overload]
-    return OutputPlan(output, config, custom_sql, sql_file, selection)
-
-
-def plan_instantiation(recipe: Recipe) -> tuple[OutputPlan, ...]:
-    return tuple(plan_output(recipe, output) for output in recipe.instantiation.outputs)
 
 
 def build_output(

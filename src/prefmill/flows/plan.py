@@ -3,19 +3,24 @@
 Per stage its config (what decides its version: ``config``) and the settings its shards run with
 (small frozen values: each shard task receives its stage's slice, never the ``Recipe``). Resolving
 also checks what can be checked up front (files exist and are readable, custom SQL loads), so a bad
-recipe fails before any work.
+recipe fails before any work. Nothing here imports Prefect (``flows.plans``), so an unchanged
+build is found without starting it (``flows.fastpath``).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from prefmill.flows.evaluation import EvaluationPlan, plan_evaluation
-from prefmill.flows.instantiation import OutputPlan, plan_instantiation
-from prefmill.flows.prompts import PromptsPlan, plan_prompts
-from prefmill.flows.revision import RevisionPlan, plan_revision
-from prefmill.flows.synthesis import SynthesisPlan, plan_synthesis
+from prefmill.engines.registry import parse_spec
+from prefmill.exports import default_table
+from prefmill.exports.formats import format_sql, get_format
+from prefmill.flows.plans.evaluation import EvaluationPlan, check_judges_config, plan_evaluation
+from prefmill.flows.plans.instantiation import OutputPlan, plan_instantiation
+from prefmill.flows.plans.prompts import PromptsPlan, plan_prompts
+from prefmill.flows.plans.revision import RevisionPlan, plan_revision
+from prefmill.flows.plans.synthesis import SynthesisPlan, plan_synthesis
 from prefmill.recipe import Recipe
+from prefmill.storage import Store
 
 
 @dataclass(frozen=True)
@@ -43,3 +48,16 @@ def resolve_plan(recipe: Recipe) -> BuildPlan:
         evaluation=evaluation,
         outputs=outputs,
     )
+
+
+def preflight(recipe: Recipe, root: str) -> BuildPlan:
+    """Fail before any work on what can be checked up front: the storage root, prompt and offline
+    files, custom SQL files, human verdict files, the engine specs; returns the build's plan."""
+    Store(root)
+    plan = resolve_plan(recipe)
+    for spec in recipe.synthesis.engine_specs():
+        parse_spec(spec)
+    for spec in recipe.export:
+        format_sql(get_format(spec.format), spec.table or default_table(spec.format), spec.conversational)
+    check_judges_config(recipe)
+    return plan

@@ -7,63 +7,22 @@ de-duplicates them across sources and publishes `prompts_rejected`, then `prompt
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pyarrow as pa
 from prefect import flow
 
 from prefmill.errors import InputError
 from prefmill.flows.common import STAGE_FLOW, TableResult, Target, cached_result, current_flow_run_id, log
+from prefmill.flows.plans.prompts import PromptsPlan
 from prefmill.flows.stage import Shard, ShardContext, ShardJob, run_jobs
 from prefmill.progress import reporter
-from prefmill.recipe import PromptSource, Recipe, file_digest
+from prefmill.recipe import PromptSource
 from prefmill.storage import Store
 from prefmill.tasks.prompts.build import PROMPTS_CODE_VERSION, combine
 from prefmill.tasks.prompts.sources.registry import load_source as load_prompt_source
-from prefmill.tasks.prompts.sources.registry import source_kind
 
 STAGE = "prompts"
-
-
-@dataclass(frozen=True)
-class PromptsPlan:
-    """The prompts stage, resolved once per build: ``config`` decides the version; ``sources`` are
-    the recipe's sources with file paths made absolute (what each shard reads)."""
-
-    dataset: str
-    config: dict[str, Any]
-    sources: tuple[PromptSource, ...]
-
-
-def plan_prompts(recipe: Recipe) -> PromptsPlan:
-    """What decides the prompts version: each source's options and, for files, their content hash."""
-    entries, sources = [], []
-    for i, source in enumerate(recipe.prompts.sources):
-        entry = source.model_dump()
-        if (field := source_kind(source).input_file) is not None:
-            path = recipe.resolve_path(getattr(source, field))
-            if path.is_dir():
-                raise InputError(
-                    f"prompt file is a folder: {path} (recipe field prompts.sources[{i}].{field}); "
-                    "point it at a file in it"
-                )
-            if not path.is_file():
-                raise InputError(
-                    f"prompt file not found: {path} (recipe field prompts.sources[{i}].{field}); fix the path"
-                )
-            entry[field] = path.name
-            entry["sha256"] = file_digest(path)
-            source = source.model_copy(update={field: str(path)})
-        entries.append(entry)
-        sources.append(source)
-    return PromptsPlan(recipe.dataset, {"sources": entries}, tuple(sources))
-
-
-def prompts_config(recipe: Recipe) -> dict[str, Any]:
-    """What decides the prompts version (``plan_prompts(recipe).config``)."""
-    return plan_prompts(recipe).config
 
 
 def load_source(ctx: ShardContext, source: PromptSource, settings: None) -> tuple[pa.Table, pa.Table]:

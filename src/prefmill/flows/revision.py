@@ -11,7 +11,6 @@ instantiation pairs revisions with their originals like any other candidates.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from typing import Any
 
 import pyarrow as pa
@@ -19,50 +18,13 @@ from prefect import flow
 
 from prefmill.engines.registry import get_engine
 from prefmill.flows.common import STAGE_FLOW, TableResult, Target, candidates_with_prompts
-from prefmill.flows.evaluation import EvaluationPlan, judge_configs
+from prefmill.flows.plans.revision import REVISION_CODE_VERSION, RevisionPlan
 from prefmill.flows.stage import Shard, ShardContext, StageSpec, Work, run_table
-from prefmill.recipe import Recipe
 from prefmill.storage import Manifest, Parent
 from prefmill.storage.schemas import conform
-from prefmill.tasks.evaluation.judges.critique_revise import CritiqueReviseJudge
-from prefmill.tasks.evaluation.judges.registry import judge_traits
 from prefmill.tasks.evaluation.revise import critique_revise
 
 STAGE = "revision"
-#: Bump when the revision rows for the same candidates change meaning.
-REVISION_CODE_VERSION = "1"
-
-
-def is_reviser(judge: Any) -> bool:
-    """A judge that revises candidates before the judges run."""
-    return judge_traits(judge).output == "candidates"
-
-
-def revisers(recipe: Recipe) -> list[CritiqueReviseJudge]:
-    return [j for j in judge_configs(recipe) if is_reviser(j)]
-
-
-@dataclass(frozen=True)
-class RevisionPlan:
-    """The revision stage, resolved once per build: ``config`` decides the new candidates version;
-    ``revisers`` are the critique-revise judges with absolute template paths."""
-
-    dataset: str
-    config: dict[str, Any]
-    revisers: tuple[CritiqueReviseJudge, ...]
-
-
-def plan_revision(recipe: Recipe, evaluation: EvaluationPlan) -> RevisionPlan | None:
-    """The revision stage of ``recipe``, or None when it has no critique_revise judge."""
-    configs = [j for j in evaluation.judges if is_reviser(j)]
-    if not configs:
-        return None
-    llm = evaluation.config.get("llm", {})
-    config = {
-        "revisers": [c.model_dump(mode="json") for c in recipe.evaluation.judges if is_reviser(c)],
-        "templates": {c.judge_name: llm.get(c.judge_name) for c in configs},
-    }
-    return RevisionPlan(recipe.dataset, config, tuple(configs))  # type: ignore[arg-type]
 
 
 def revise(

@@ -9,7 +9,6 @@ writes the shard. The input names the rows: the prompts version (the shard is th
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from typing import Any
 
 import pyarrow as pa
@@ -17,29 +16,12 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from prefmill.engines.registry import get_engine
+from prefmill.flows.plans.synthesis import SynthesisPlan
 from prefmill.flows.stage import ShardContext
 from prefmill.storage import Manifest
 from prefmill.tasks.synthesis.offline import check_matched, read_offline
 from prefmill.tasks.synthesis.run import EngineFor, ShardPlan, synthesize_shard
 from prefmill.tasks.synthesis.run import retry_shard as retry_shard_rows
-
-
-@dataclass(frozen=True)
-class SynthesisPlan:
-    """The synthesis stage, resolved from the recipe once per build: ``config`` decides the
-    candidates version; ``shard`` is what every shard runs with; ``prices`` (openai engines' cost)
-    change no rows and stay out of the version."""
-
-    dataset: str
-    config: dict[str, Any]
-    shard: ShardPlan
-    shard_size: int
-    prices: dict[str, Any] | None = None
-
-    @property
-    def per_prompt(self) -> int:
-        """Samples (or calls) per prompt over all policies."""
-        return sum(p.k for p in self.shard.policies)
 
 
 def engines(plan: SynthesisPlan) -> EngineFor:

@@ -1,10 +1,10 @@
 """LLM judges: a judge model scores candidates point-wise, pair-wise (both orders) or per rubric criterion.
 
 One call of ``llm_judge`` judges one shard: it renders one judge prompt per unit (candidate, or
-candidate pair and order) from a Jinja template, sends them all to the engine in one batch, parses the
-replies tolerantly (``parse.py``) and, for replies that do not parse, asks once more with a repair
-prompt. Every unit gives rows of ``judgments``; a verdict that still cannot be read is a row with
-``parse_error`` set and the raw reply kept.
+candidate pair and order) from a Jinja template, sends them to the engine (in batches bounded by
+tokens: ``judge_batches``), parses the replies tolerantly (``parse.py``) and, for replies that do
+not parse, asks once more with a repair prompt. Every unit gives rows of ``judgments``; a verdict
+that still cannot be read is a row with ``parse_error`` set and the raw reply kept.
 
 Conventions of the rows (see docs/tables.md):
 
@@ -37,7 +37,7 @@ from prefmill.engines.base import (
     Messages,
     SamplingParams,
 )
-from prefmill.errors import EngineError, SchemaError
+from prefmill.errors import SchemaError
 from prefmill.ids import content_id, seed_for
 from prefmill.storage.schemas import conform, empty_table
 from prefmill.tasks.evaluation.parse import PARSER_VERSION, parse_pair, parse_point, parse_rubric
@@ -173,10 +173,10 @@ def structured(engine: Engine, wanted: bool) -> bool:
 
 
 def _generate(engine: Engine, requests: list[GenerationRequest]) -> list[Generation]:
-    out = engine.generate(requests)
-    if len(out) != len(requests):
-        raise EngineError(f"engine {engine.name} returned {len(out)} results for {len(requests)} requests")
-    return out
+    """Every request, in calls of at most ``judge_batches.TOKEN_BUDGET`` tokens, with progress."""
+    from prefmill.tasks.evaluation.judge_batches import generate_in_budget
+
+    return generate_in_budget(engine, requests)
 
 
 def ask_all(
@@ -189,7 +189,7 @@ def ask_all(
     repair_template: Template | None = None,
     structured_output: bool = True,
 ) -> list[Answer]:
-    """Send every ask in one batch; re-ask the unparseable ones once with the repair prompt.
+    """Send every ask (in token-bounded batches); re-ask the unparseable ones once with the repair prompt.
 
     With ``structured_output`` and an engine that supports it, each ask's ``schema`` constrains the
     reply (see ``structured``)."""

@@ -13,7 +13,6 @@ import contextlib
 import json
 from typing import Any
 
-import polars as pl
 import pyarrow as pa
 
 from prefmill.ids import canonical_json
@@ -74,6 +73,8 @@ def combine(parts: list[tuple[pa.Table, pa.Table | None]]) -> tuple[pa.Table, pa
             if r is not None and r.num_columns
         ]
     )
+
+    import polars as pl  # here, not at the top: the unchanged-build check reads this module's code version
 
     keys = pl.from_arrow(prompts.select(["prompt_id", "source", "reference", LOCATION]))
     assert isinstance(keys, pl.DataFrame)

@@ -8,10 +8,10 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from prefmill.engines.base import Engine, GenerationRequest, Progress, SamplingParams
+from prefmill.engines.base import Engine, GenerationRequest, Progress
 from prefmill.errors import EngineError, RecipeError, SchemaError
-from prefmill.ids import canonical_json, content_id, seed_for
 from prefmill.storage.schemas import conform, empty_table
+from prefmill.tasks.synthesis.sample_keys import sample_keys
 
 #: Bump when the rows the synthesis stage writes for the same inputs change meaning.
 #: 2: strategy columns (policy, strategy, policy_logprob, rating, stated_probability, accepted, attempts,
@@ -82,30 +82,23 @@ def synthesize(
     temps = [float(t) for t in temperatures]
     max_new_tokens = int(max_new_tokens)
 
-    requests: list[GenerationRequest] = []
-    row_prompt: list[str] = []
-    row_index: list[int] = []
-    row_sampling: list[str] = []
-    row_id: list[str] = []
-    for pid, msgs in zip(prompt_ids, messages, strict=True):
-        for i in range(k):
-            if only is not None and (pid, i) not in only:
-                continue
-            sp = SamplingParams(temps[i % len(temps)], top_ps[i % len(top_ps)], max_new_tokens)
-            s = seed_for(seed, pid, i) if policy is None else seed_for(seed, policy, pid, i)
-            sampling = canonical_json(
-                {
-                    "temperature": sp.temperature,
-                    "top_p": sp.top_p,
-                    "max_new_tokens": max_new_tokens,
-                    "seed": s,
-                }
-            )
-            requests.append(GenerationRequest(msgs, sp, s))
-            row_prompt.append(pid)
-            row_index.append(i)
-            row_sampling.append(sampling)
-            row_id.append(content_id([pid, generator, sampling, i]))
+    keys = sample_keys(
+        prompt_ids,
+        k=k,
+        temperatures=temps,
+        top_ps=top_ps,
+        max_new_tokens=max_new_tokens,
+        seed=seed,
+        generator=generator,
+        policy=policy,
+        only=only,
+    )
+    by_prompt = dict(zip(prompt_ids, messages, strict=True))
+    requests = [
+        GenerationRequest(by_prompt[pid], sp, s)
+        for pid, sp, s in zip(keys.prompt_ids, keys.params, keys.seeds, strict=True)
+    ]
+    row_prompt, row_index, row_sampling, row_id = keys.prompt_ids, keys.indices, keys.samplings, keys.ids
 
     generations = engine.generate(requests, progress)
     if len(generations) != len(requests):

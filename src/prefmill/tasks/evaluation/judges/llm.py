@@ -58,7 +58,13 @@ class LLMJudge(JudgeSection):
         "the recipe); see src/prefmill/templates/judges/ for the variables.",
     )
     temperature: float = Field(default=0.0, ge=0, le=5, description="Judge sampling temperature (0: greedy).")
-    max_new_tokens: int = Field(default=256, ge=1, le=32768, description="Longest verdict in tokens.")
+    max_new_tokens: int = Field(
+        default=96,
+        ge=1,
+        le=32768,
+        description="Longest verdict in tokens. The verdict's fields come first, then a one-sentence "
+        "rationale: 96 holds both; a longer rationale is cut and the verdict kept.",
+    )
     repair: bool = Field(
         default=True, description="Ask once more, with a repair prompt, when a verdict cannot be parsed."
     )

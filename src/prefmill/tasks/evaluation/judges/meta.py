@@ -30,7 +30,13 @@ class MetaJudge(JudgeSection):
     max_score: int = Field(default=10, description="Highest score; stored `score` is scaled to [0, 1].")
     template: str | None = Field(default=None, description="Jinja template replacing the built-in one.")
     temperature: float = Field(default=0.0, ge=0, le=5, description="Sampling temperature (0: greedy).")
-    max_new_tokens: int = Field(default=256, ge=1, le=32768, description="Longest verdict in tokens.")
+    max_new_tokens: int = Field(
+        default=96,
+        ge=1,
+        le=32768,
+        description="Longest verdict in tokens. The verdict's fields come first, then a one-sentence "
+        "rationale: 96 holds both; a longer rationale is cut and the verdict kept.",
+    )
     repair: bool = Field(default=True, description="Ask once more when a verdict cannot be parsed.")
     structured_output: bool = Field(default=True, description=STRUCTURED_OUTPUT)
     seed: int = Field(default=0, description="Seed of the judge's sampling.")
