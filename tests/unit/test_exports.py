@@ -235,7 +235,10 @@ def test_cli_export(
         ["export", "--format", "trl-preference", "--out", str(out), "--root", store.root, "--to", "jsonl"]
     )
     assert code == 0
-    assert f"exported pairs@{m['pairs'].version} as trl-preference: 4 rows" in capsys.readouterr().out
+    assert (
+        f"exported pairs@{m['pairs'].version} as trl-preference (conversational): 4 rows"
+        in capsys.readouterr().out
+    )
     assert (out / "train.jsonl").read_text().count("\n") == 4
     assert run(["export", "points", "-f", "trl-preference", "--out", str(out), "--root", store.root]) == 1
     assert "exports the 'pairs' table, not 'points'" in capsys.readouterr().err
