@@ -55,7 +55,9 @@ class DelayServer:
 
     def _serve(self) -> None:
         asyncio.set_event_loop(self.loop)
-        server = self.loop.run_until_complete(asyncio.start_server(self._client, "127.0.0.1", 0, backlog=4096))
+        server = self.loop.run_until_complete(
+            asyncio.start_server(self._client, "127.0.0.1", 0, backlog=4096)
+        )
         self.port = server.sockets[0].getsockname()[1]
         self._ready.set()
         self.loop.run_forever()
