@@ -5,6 +5,8 @@ engine behind HTTP, for the shard-window tests and ``benchmarks/saturation.py``.
 It is one asyncio loop in a thread (hundreds of requests in flight cost nothing). The answer is a
 few words that depend only on the request's last user message and seed, so two builds get the same
 rows. A last user message containing ``FAIL`` gets a 400 (an error row, not retried).
+``GET .../stats`` returns the counts; ``POST .../reset`` forgets them. ``python delay_server.py
+DELAY`` serves until killed and prints its URL (a server in a process of its own).
 """
 
 from __future__ import annotations
@@ -83,6 +85,9 @@ class DelayServer:
         self.requests = self.failed = self.peak = 0
         self._area, self._since, self._first, self._last = 0.0, time.perf_counter(), None, 0.0
 
+    def stats(self) -> dict[str, Any]:
+        return {"requests": self.requests, "peak": self.peak, "mean_in_flight": self.mean_in_flight}
+
     @property
     def mean_in_flight(self) -> float:
         """Requests in flight on average between the first request and the last answer."""
@@ -100,7 +105,14 @@ class DelayServer:
                     if name.strip().lower() == "content-length":
                         length = int(value.strip())
                 body = json.loads(await reader.readexactly(length)) if length else {}
-                status, payload = await self._answer(body)
+                target = head.split(b" ", 2)[1]
+                if target.endswith(b"/stats"):  # GET: the counts so far (benchmarks: server in a subprocess)
+                    status, payload = 200, self.stats()
+                elif target.endswith(b"/reset"):
+                    self.reset()
+                    status, payload = 200, {}
+                else:
+                    status, payload = await self._answer(body)
                 data = json.dumps(payload).encode()
                 writer.write(
                     f"HTTP/1.1 {status} X\r\ncontent-type: application/json\r\n"
@@ -139,3 +151,11 @@ class DelayServer:
             choices.append(choice)
         usage = {"prompt_tokens": 10, "completion_tokens": 4 * n, "total_tokens": 10 + 4 * n}
         return 200, {"id": "x", "object": "chat.completion", "choices": choices, "usage": usage}
+
+
+if __name__ == "__main__":
+    import sys
+
+    with DelayServer(float(sys.argv[1]) if len(sys.argv) > 1 else 0.2) as running:
+        print(running.url, flush=True)
+        threading.Event().wait()
