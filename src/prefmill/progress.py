@@ -29,6 +29,10 @@ class Reporter(Protocol):
     def note(self, stage: str, text: str) -> None:
         """Where the work inside a running shard is (e.g. a judge's requests done, tok/s, ETA)."""
 
+    def in_flight(self, stage: str, *, requests: int, peak: int) -> None:
+        """Requests now in flight through the stage's engine (``peak``: the most so far); sampled
+        while shards run. Optional: callers look it up with ``getattr``."""
+
 
 class NullReporter:
     def stage_started(self, stage: str, *, shards: int, done: int, units: int, unit: str) -> None:
@@ -44,6 +48,9 @@ class NullReporter:
         pass
 
     def note(self, stage: str, text: str) -> None:
+        pass
+
+    def in_flight(self, stage: str, *, requests: int, peak: int) -> None:
         pass
 
 

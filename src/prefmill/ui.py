@@ -152,6 +152,7 @@ class RichReporter:
             TextColumn("{task.fields[unit]}"),
             TextColumn("shards {task.fields[shards_done]}/{task.fields[shards]}"),
             TextColumn("{task.fields[rate]}"),
+            TextColumn("{task.fields[in_flight]}"),
             TimeElapsedColumn(),
             TextColumn("[dim]{task.fields[note]}"),
             console=con or console(stderr=True),
@@ -172,6 +173,7 @@ class RichReporter:
         self.started[stage] = time.perf_counter()
         self.tokens[stage] = 0
         fields = {"stage": stage, "unit": unit, "shards": shards, "shards_done": done, "rate": "", "note": ""}
+        fields["in_flight"] = ""
         if stage in self.tasks:
             self.progress.update(self.tasks[stage], total=units, completed=0, **fields)
         else:
@@ -212,11 +214,16 @@ class RichReporter:
                 shards_done=0,
                 rate="",
                 note="",
+                in_flight="",
             )
         elif stage in self.tasks:
             task_id = self.tasks[stage]
             total = self.progress.tasks[task_id].total
-            self.progress.update(task_id, completed=total)
+            self.progress.update(task_id, completed=total, in_flight="")
+
+    def in_flight(self, stage: str, *, requests: int, peak: int) -> None:
+        if stage in self.tasks:
+            self.progress.update(self.tasks[stage], in_flight=f"{requests} in flight (peak {peak})")
 
 
 class PlainReporter:
@@ -243,6 +250,8 @@ class PlainReporter:
         text = f"{st['units']:,}/{st['total']:,} {st['unit']} · {_rate(st['units'] / elapsed)} {st['unit']}/s"
         if st["tokens"]:
             text += f" · {_rate(st['tokens'] / elapsed)} tok/s"
+        if st.get("in_flight"):
+            text += f" · {st['in_flight']} in flight"
         return text + f" · {elapsed:.1f}s"
 
     def stage_started(self, stage: str, *, shards: int, done: int, units: int, unit: str) -> None:
@@ -285,7 +294,12 @@ class PlainReporter:
                 self._print(f"{stage}: cached (nothing to do)")
             self.cached.add(stage)
         elif st is not None:
+            st["in_flight"] = 0
             self._print(f"{stage}: done · {self._rates(st)}")
+
+    def in_flight(self, stage: str, *, requests: int, peak: int) -> None:
+        if stage in self.state:
+            self.state[stage]["in_flight"] = requests
 
 
 def progress_reporter(con: Console | None = None) -> RichReporter | PlainReporter:
@@ -324,6 +338,8 @@ def render_summary(summary: Any, con: Console | None = None) -> None:
     for r in summary.tables:  # an output with no rows says why
         if r.rows == 0 and r.stats.get("empty_reason"):
             con.print(f"[yellow]{r.table}: 0 rows[/yellow] -- {escape(str(r.stats['empty_reason']))}")
+    for line in _concurrency_lines(summary):
+        con.print(line)
     con.print('next: `prefmill tables`, `prefmill show pairs --limit 5`, `prefmill sql "SELECT ..."`')
 
 
@@ -355,4 +371,18 @@ def _synthesis_lines(summary: Any) -> list[str]:
             f"best-of-n: {stats.get('best_of_n_accepted_prompts', 0)} of {stats['best_of_n_verifiable']} "
             f"verifiable prompts accepted in {stats.get('best_of_n_samples', 0)} samples"
         )
+    return lines
+
+
+def _concurrency_lines(summary: Any) -> list[str]:
+    """The achieved concurrency of each table built through an engine in this process."""
+    lines = []
+    for r in summary.tables:
+        seen = getattr(r, "in_flight", None)
+        if seen and not r.cached:
+            mean, peak, window = seen
+            lines.append(
+                f"{r.table}: {mean:,.1f} requests in flight on average (peak {peak:,}), "
+                f"up to {window} shard(s) at once"
+            )
     return lines

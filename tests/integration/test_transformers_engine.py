@@ -279,3 +279,25 @@ def test_samples_of_a_prompt_share_its_kv_cache(engine: TransformersEngine) -> N
     for a, b in zip(shared, unshared, strict=True):
         assert a.logprob == pytest.approx(b.logprob, rel=1e-4)
     assert len({g.text for g in shared[:3]}) > 1  # the samples of one prompt still differ
+
+
+@pytest.mark.slow
+def test_calls_from_several_shards_at_once_share_batches_and_keep_their_texts(
+    engine: TransformersEngine,
+) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    sampling = SamplingParams(temperature=0.9, top_p=0.95, max_new_tokens=6)
+    shards = [
+        [
+            GenerationRequest(_messages(f"Name a fruit ({s}, {i})."), sampling, seed=10 * s + i)
+            for i in range(2)
+        ]
+        for s in range(4)
+    ]
+    alone = [[g.text for g in engine.generate(reqs)] for reqs in shards]  # one shard at a time
+    calls = engine.calls
+    with ThreadPoolExecutor(4) as pool:  # four shards in flight: batches of up to 8 across them
+        together = [[g.text for g in rows] for rows in pool.map(engine.generate, shards)]
+    assert together == alone
+    assert engine.calls - calls < 4  # fewer engine batches than shards

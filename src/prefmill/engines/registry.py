@@ -164,6 +164,18 @@ def get_engine(spec: str, *, prices: Mapping[str, Any] | None = None, **options:
         return engine
 
 
+def engine_concurrency(spec: str, **options: Any) -> int:
+    """Requests an engine of ``spec`` (with ``options``, e.g. a policy's ``batch_size``) takes at
+    once, without building it: its kind's concurrency option, or that option's default."""
+    parsed = parse_spec(spec)
+    option, default = engine_kind(parsed.kind).concurrency
+    merged = {**parsed.options, **{k: v for k, v in options.items() if v is not None}}
+    try:
+        return max(1, int(merged.get(option, default)))
+    except (TypeError, ValueError):
+        return default
+
+
 def loaded_engines() -> dict[str, Engine]:
     """The engines this process has built, by ``kind:model?options``."""
     with _LOCK:

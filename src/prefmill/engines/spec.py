@@ -36,7 +36,8 @@ class EngineKind:
     ``extra`` is the ``prefmill[...]`` extra that installs what the kind needs (None: the base
     install has it); ``install`` is the exact hint a missing package error gives.
     ``url``: specs of this kind are ``kind:MODEL@URL``. ``priced``: the recipe's ``prices`` table
-    applies to its models (options ``input_per_mtok`` / ``output_per_mtok``).
+    applies to its models (options ``input_per_mtok`` / ``output_per_mtok``). ``concurrency``: the
+    option (and its default) that says how many requests the engine takes at once.
     """
 
     name: str
@@ -49,6 +50,9 @@ class EngineKind:
     install: str | None = None
     url: bool = False
     priced: bool = False
+    #: (option, default): requests one engine of this kind takes at once, how many the stage skeleton
+    #: keeps queued across shards (DESIGN §4)
+    concurrency: tuple[str, int] = ("batch_size", 64)
 
     @property
     def class_name(self) -> str:

@@ -101,6 +101,7 @@ def run_build(
         task_runner or recipe.task_runner,
         runner_address or recipe.runner_address,
         workers or recipe.workers,
+        max_shards_in_flight=recipe.max_shards_in_flight,
     )
     with runner_session(choice, target), build_tags(recipe):
         return build_flow(recipe, target, stop_after=stop_after, ref=ref, retry_errors=retry, plan=plan)

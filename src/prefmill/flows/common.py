@@ -170,26 +170,36 @@ def run_shards(
     task: Any,
     calls: Mapping[Hashable, tuple[Any, ...]],
     units: Mapping[Hashable, int] | None = None,
+    window: int = 1,
 ) -> Iterator[tuple[Hashable, Any]]:
     """Run ``task(*calls[i])`` for every shard ``i``; yield ``(i, result)`` as each finishes and report
     the shard done. Stages call it through ``flows.stage.run_stage`` / ``run_jobs``.
 
-    With the default runner the calls are direct, one after the other, in the flow's process (the
-    task reports its own progress). Under a distributed runner (``prefmill.flows.runners``) they are
-    submitted to the cluster at once and run on its workers; ``units[i]`` (rows of work) is reported
-    for each shard when it finishes, since workers cannot reach the flow's progress display. A
-    failed shard does not stop the others (their shards are kept for a resume); the first error is
-    raised once all have finished."""
+    With the default runner the calls run in the flow's process: one after the other for
+    ``window`` 1, else up to ``window`` at once in threads (Prefect's ``ThreadPoolTaskRunner``), so
+    that one engine gets the requests of several shards together (the task reports its own
+    progress). Under a distributed runner (``prefmill.flows.runners``) they are submitted to the
+    cluster at once and run on its workers; ``units[i]`` (rows of work) is reported for each shard
+    when it finishes, since workers cannot reach the flow's progress display. A failed shard does
+    not stop the others (their shards are kept for a resume); the first error is raised once all
+    have finished."""
     from prefmill.flows.runners import current_runner
 
     make = current_runner()
-    if make is None:
+    if make is None and window <= 1:
         for i, args in calls.items():
             result = task(*args)
             reporter().shard_done(stage)
             yield i, result
         return
     from prefect.futures import as_completed
+
+    remote = make is not None
+    if make is None:
+        from prefect.task_runners import ThreadPoolTaskRunner
+
+        def make() -> Any:
+            return ThreadPoolTaskRunner(max_workers=window)
 
     names = list(inspect.signature(task.fn).parameters)
     with make() as runner:
@@ -201,10 +211,11 @@ def run_shards(
             try:
                 result = done.result()
             except BaseException as exc:
-                log().error("%s: shard %s failed on a worker: %s", stage, i, exc)
+                log().error("%s: shard %s failed%s: %s", stage, i, " on a worker" if remote else "", exc)
                 first_error = first_error or exc
                 continue
-            reporter().advance(stage, units=(units or {}).get(i, 0))
+            if remote:
+                reporter().advance(stage, units=(units or {}).get(i, 0))
             reporter().shard_done(stage)
             yield i, result
         if first_error is not None:

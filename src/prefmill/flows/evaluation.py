@@ -16,7 +16,8 @@ from prefect import flow
 
 from prefmill.flows.common import STAGE_FLOW, TableResult, Target, candidates_with_prompts, log
 from prefmill.flows.incremental import judgments_reuse
-from prefmill.flows.plans.evaluation import EvaluationPlan, is_calibrated
+from prefmill.flows.plans.evaluation import EvaluationPlan, is_calibrated, runs_judge_model
+from prefmill.flows.runners import engines_concurrency
 from prefmill.flows.stage import Shard, ShardContext, ShardJob, StageSpec, Work, run_jobs, run_table
 from prefmill.storage import Manifest, Parent, Store
 from prefmill.tasks.evaluation.calibration import calibrate
@@ -95,6 +96,9 @@ def evaluation_flow(plan: EvaluationPlan, root: str, prompts: Manifest, candidat
         settings=plan,
         unit="candidates",
         finish=finish,
+        concurrency=engines_concurrency(
+            (j.engine, getattr(j, "batch_size", None)) for j in plan.judges if runs_judge_model(j)
+        ),
     )
     result = run_table(root, plan.dataset, spec)
     enforce_fidelity(plan, result.stats.get("fidelity"), result.version)

@@ -31,6 +31,9 @@ class TableResult:
     #: what this run generated (tokens, cost_usd) when it built the version: less than ``totals``
     #: when shards came from an earlier run (resume, incremental reuse, a retry's kept rows)
     generated: dict[str, Any] | None = None
+    #: (mean requests in flight, peak, shards in flight at most) while its shards ran in this
+    #: process; None when cached, without an engine, or run on workers the flow cannot see
+    in_flight: tuple[float, int, int] | None = None
 
     @classmethod
     def of(cls, store: Store, m: Manifest, *, cached: bool, started: float) -> TableResult:

@@ -19,6 +19,7 @@ from prefect import flow
 from prefmill.engines.registry import get_engine
 from prefmill.flows.common import STAGE_FLOW, TableResult, Target, candidates_with_prompts
 from prefmill.flows.plans.revision import REVISION_CODE_VERSION, RevisionPlan
+from prefmill.flows.runners import engines_concurrency
 from prefmill.flows.stage import Shard, ShardContext, StageSpec, Work, run_table
 from prefmill.storage import Manifest, Parent
 from prefmill.storage.schemas import conform
@@ -75,5 +76,6 @@ def revision_flow(
         shards=shards,
         settings=plan,
         unit="revisions",
+        concurrency=engines_concurrency((c.engine, None) for c in plan.revisers),
     )
     return run_table(root, plan.dataset, spec)

@@ -12,7 +12,7 @@ not part of any version id.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import ExitStack, contextmanager
 from contextvars import ContextVar
 from typing import Any
@@ -21,15 +21,58 @@ from prefmill.errors import RunnerError
 from prefmill.storage import Store
 from prefmill.task_runners import TASK_RUNNERS, RunnerChoice, task_runner_kinds
 
-__all__ = ["RunnerChoice", "check_choice", "current_runner", "runner_session"]
+__all__ = [
+    "RunnerChoice",
+    "check_choice",
+    "current_runner",
+    "engines_concurrency",
+    "runner_session",
+    "shard_window",
+    "shards_in_flight",
+]
 
 #: a factory of fresh Prefect task runners for the shards of this build, or None (run in process)
 _factory: ContextVar[Callable[[], Any] | None] = ContextVar("prefmill_task_runner", default=None)
+#: the recipe's ``max_shards_in_flight`` for the build in progress (None: derived per stage)
+_window: ContextVar[int | None] = ContextVar("prefmill_shards_in_flight", default=None)
+
+#: The auto window keeps this many times the engine's concurrency queued (so the engine never waits
+#: for a shard to be written), and holds at most ``MAX_AUTO_WINDOW`` shards.
+QUEUE_FACTOR = 2
+MAX_AUTO_WINDOW = 128
 
 
 def current_runner() -> Callable[[], Any] | None:
     """The task-runner factory of the build in progress (None: shards run in the flow's process)."""
     return _factory.get()
+
+
+def shards_in_flight() -> int | None:
+    """The build's ``max_shards_in_flight`` (None: each stage derives its window)."""
+    return _window.get()
+
+
+def engines_concurrency(engines: Iterable[tuple[str | None, int | None]]) -> int | None:
+    """Requests the busiest of a stage's engines (``(spec, batch_size)`` pairs) takes at once, or
+    None when the stage calls no engine."""
+    from prefmill.engines.registry import engine_concurrency
+
+    found = [engine_concurrency(spec, batch_size=size) for spec, size in engines if spec]
+    return max(found) if found else None
+
+
+def shard_window(concurrency: int | None, units: list[int], configured: int | None = None) -> int:
+    """How many shards of a stage run at once through one engine: ``configured`` (the recipe's
+    ``max_shards_in_flight``) when set, else enough shards that ``QUEUE_FACTOR`` times the engine's
+    ``concurrency`` (requests it takes at once) is queued, given the shards' ``units`` of work.
+    A stage without an engine (``concurrency`` None) runs one shard at a time."""
+    if not units or concurrency is None:
+        return 1
+    if configured is not None:
+        return max(1, min(configured, len(units)))
+    per_shard = max(1.0, sum(units) / len(units))
+    want = -(-QUEUE_FACTOR * concurrency // int(per_shard))
+    return max(1, min(want, MAX_AUTO_WINDOW, len(units)))
 
 
 def check_choice(choice: RunnerChoice, root: str) -> None:
@@ -95,9 +138,19 @@ def runner_session(choice: RunnerChoice, root: str) -> Iterator[RunnerChoice]:
     """Run the build's shards on ``choice`` until the block ends (a no-op for ``local``)."""
     check_choice(choice, root)
     factory = task_runner_kinds()[choice.kind].factory
-    if factory is None:
-        yield choice
-        return
+    window = _window.set(choice.max_shards_in_flight)
+    try:
+        if factory is None:
+            yield choice
+            return
+        with _distributed(choice, root, factory) as chosen:
+            yield chosen
+    finally:
+        _window.reset(window)
+
+
+@contextmanager
+def _distributed(choice: RunnerChoice, root: str, factory: Any) -> Iterator[RunnerChoice]:
     with ExitStack() as stack:
         stack.enter_context(_shared_api(remote=choice.address is not None))
         token = _factory.set(factory(choice, stack))

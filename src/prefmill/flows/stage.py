@@ -11,7 +11,15 @@ rest, the same way for every stage:
   without errors) are taken by reference;
 - the task runner: every shard is one Prefect task (``shard_task``) run through ``run_shards``, in
   the flow's process or on the workers of a Dask / Ray cluster;
-- progress: ``stage_started`` / ``advance`` / ``shard_done`` / ``stage_finished``;
+- batching: shards are the unit of caching, not of batching. A stage whose shards call an engine
+  (``StageSpec.concurrency``: requests the engine takes at once) runs a window of shards at once
+  (``runners.shard_window``: the recipe's ``max_shards_in_flight``, or enough shards to keep twice
+  the engine's concurrency queued), so that their requests reach the engine together
+  (``engines.batching``); each shard is written the moment its own rows are back, so a killed
+  build loses at most the shards in flight. Under Dask / Ray each task is a window of shards that
+  the worker runs the same way (``window_task``);
+- progress: ``stage_started`` / ``advance`` / ``shard_done`` / ``stage_finished``, and the requests
+  in flight (``in_flight``) while shards run; the result carries the achieved concurrency;
 - publishing: the manifest, with the stage's extra stats, once all shards are in.
 
 ``shard_task`` is the shard-task prologue once: open the store, run the shard function, write its
@@ -21,16 +29,22 @@ returns the function's result to the flow instead (small results: a prompt sourc
 
 from __future__ import annotations
 
+import contextvars
+import threading
+import time
 from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from typing import Any
 
 from prefect import task
 
+from prefmill.engines.batching import IN_FLIGHT
 from prefmill.errors import StorageError
 from prefmill.flows.budget import check_error_budget
 from prefmill.flows.common import SHARD_TASK, TableResult, Target, log, run_shards
 from prefmill.flows.naming import shard_run_name
+from prefmill.flows.runners import current_runner, shard_window, shards_in_flight
 from prefmill.progress import reporter
 from prefmill.storage import Manifest, Parent, Store
 
@@ -110,16 +124,96 @@ def _run_job(job: ShardJob) -> Any:
 shard_task = task(name="shard", task_run_name=shard_run_name, **SHARD_TASK)(_run_job)
 
 
-def run_jobs(stage: str, jobs: Mapping[Hashable, ShardJob]) -> Iterator[tuple[Hashable, Any]]:
+def _run_window(jobs: list[ShardJob]) -> list[Any]:
+    """Run a window of shard jobs at once in this process (a worker's share of a stage under Dask /
+    Ray), each written as it finishes; a failed shard is tried once more, then its error is raised
+    once the others are done."""
+
+    def attempt(job: ShardJob) -> Any:
+        try:
+            return _run_job(job)
+        except Exception:
+            return _run_job(job)
+
+    results: list[Any] = [None] * len(jobs)
+    first_error: BaseException | None = None
+    with ThreadPoolExecutor(max_workers=len(jobs)) as pool:
+        futures = {pool.submit(contextvars.copy_context().run, attempt, j): n for n, j in enumerate(jobs)}
+        for done in as_completed(futures):
+            try:
+                results[futures[done]] = done.result()
+            except Exception as exc:
+                first_error = first_error or exc
+    if first_error is not None:
+        raise first_error
+    return results
+
+
+#: A window of shards as one task (distributed runners): the worker keeps its engine fed with them.
+window_task = task(name="shards", **{**SHARD_TASK, "retries": 0})(_run_window)
+
+
+def run_jobs(
+    stage: str, jobs: Mapping[Hashable, ShardJob], window: int = 1
+) -> Iterator[tuple[Hashable, Any]]:
     """Run ``jobs`` on the build's task runner (``run_shards``), those of one task name together,
-    and yield ``(key, result)`` as each finishes."""
+    up to ``window`` at once, and yield ``(key, result)`` as each finishes."""
     groups: dict[str, dict[Hashable, ShardJob]] = {}
     for key, job in jobs.items():
         groups.setdefault(job.shard.task, {})[key] = job
     for name, group in groups.items():
+        if window > 1 and current_runner() is not None:
+            yield from _run_windows(stage, name, group, window)
+            continue
         calls = {key: (job,) for key, job in group.items()}
         units = {key: job.shard.units for key, job in group.items()}
-        yield from run_shards(stage, shard_task.with_options(name=name), calls, units)
+        yield from run_shards(stage, shard_task.with_options(name=name), calls, units, window=window)
+
+
+def _run_windows(
+    stage: str, name: str, group: Mapping[Hashable, ShardJob], window: int
+) -> Iterator[tuple[Hashable, Any]]:
+    """A distributed runner's share of ``run_jobs``: one task per ``window`` shards."""
+    keys = list(group)
+    chunks = [tuple(keys[n : n + window]) for n in range(0, len(keys), window)]
+    calls = {chunk: ([group[k] for k in chunk],) for chunk in chunks}
+    units = {chunk: sum(group[k].shard.units for k in chunk) for chunk in chunks}
+    task_ = window_task.with_options(name=f"{name}s")
+    for chunk, results in run_shards(stage, task_, calls, units):
+        for _ in chunk[1:]:
+            reporter().shard_done(stage)  # run_shards reported the chunk's first
+        yield from zip(chunk, results, strict=True)  # type: ignore[arg-type]
+
+
+class _InFlight:
+    """Samples the process's requests in flight while a stage's shards run: reports them to the
+    progress display every ``every`` seconds and gives their time-weighted mean and peak."""
+
+    def __init__(self, stage: str, every: float = 0.2) -> None:
+        self.stage = stage
+        self.every = every
+        self.peak = 0
+        self._stop = threading.Event()
+        self._report = getattr(reporter(), "in_flight", None)
+
+    def __enter__(self) -> _InFlight:
+        self._t0, self._a0 = time.perf_counter(), IN_FLIGHT.area()
+        self._thread = threading.Thread(target=self._loop, name="prefmill-in-flight", daemon=True)
+        self._thread.start()
+        return self
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.every):
+            now = IN_FLIGHT.now
+            self.peak = max(self.peak, now)
+            if self._report is not None:
+                self._report(self.stage, requests=now, peak=self.peak)
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        span = time.perf_counter() - self._t0
+        self.mean = (IN_FLIGHT.area() - self._a0) / span if span > 0 else 0.0
 
 
 @dataclass
@@ -160,6 +254,7 @@ class StageSpec:
     unit: str = "rows"
     finish: Finish | None = None
     existing: Callable[[Manifest], TableResult] | None = None
+    concurrency: int | None = None  # requests its shards' engine takes at once (None: no engine)
 
 
 def run_stage(root: str, dataset: str, specs: Sequence[StageSpec]) -> list[TableResult]:
@@ -223,12 +318,19 @@ def run_stage(root: str, dataset: str, specs: Sequence[StageSpec]) -> list[Table
         unit=specs[pending[0][0]].unit,
     )
     totals = {n: w.expected for n, _, _, w, _ in runs}
-    for key, stats in run_jobs(stage, jobs):
-        n, i = key  # type: ignore[misc]
-        log().info("%s: shard %d/%d written (%s)", stage, i + 1, totals[n], stats)
+    concurrency = max((s.concurrency for _, s, *_ in runs if s.concurrency is not None), default=None)
+    window = shard_window(concurrency, [j.shard.units for j in jobs.values()], shards_in_flight())
+    if window > 1:
+        log().info("%s: %d shards in flight at most (engine concurrency %s)", stage, window, concurrency)
+    with _InFlight(stage) as meter:
+        for key, stats in run_jobs(stage, jobs, window):
+            n, i = key  # type: ignore[misc]
+            log().info("%s: shard %d/%d written (%s)", stage, i + 1, totals[n], stats)
     for n, spec, target, work, finished in runs:
         extra = spec.finish(target, work, finished) if spec.finish is not None else None
         results[n] = target.publish(expected_shards=work.expected, extra_stats=extra, borrowed=work.borrowed)
+        if jobs and concurrency is not None and meter.mean > 0:
+            results[n].in_flight = (round(meter.mean, 1), meter.peak, window)
     reporter().stage_finished(stage, cached=False)
     return check_error_budget(stage, [results[n] for n in range(len(specs))])
 

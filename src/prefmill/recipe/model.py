@@ -89,6 +89,15 @@ class Recipe(_Section):
     shard_size: int = Field(
         default=64, ge=1, le=1_000_000, description="Prompts per shard: the unit of work, caching and resume."
     )
+    max_shards_in_flight: int | None = Field(
+        default=None,
+        ge=1,
+        le=4096,
+        description="Shards whose requests are sent to one engine at once (each written as soon as its "
+        "own rows are back; a killed build loses at most these). Default: enough shards to keep twice "
+        "the engine's concurrency queued (openai `max_concurrency`, local engines' batch size). Speed "
+        "only, not the rows. Under Dask / Ray: shards per worker task.",
+    )
     retry_errors: bool = Field(
         default=False,
         description="When a finished candidates version has failed rows, write a new version that "

@@ -23,11 +23,14 @@ __all__ = ["TASK_RUNNERS", "RunnerChoice", "TaskRunnerKind", "task_runner_kinds"
 @dataclass(frozen=True)
 class RunnerChoice:
     """Which task runner a build uses: ``kind`` (local, dask, ray), the ``address`` of a running
-    cluster (None: start a local one with ``workers`` single-threaded worker processes)."""
+    cluster (None: start a local one with ``workers`` single-threaded worker processes), and
+    ``max_shards_in_flight``: shards whose requests one engine gets at once (None: enough to keep
+    twice the engine's concurrency queued)."""
 
     kind: str = "local"
     address: str | None = None
     workers: int = 2
+    max_shards_in_flight: int | None = None
 
     @property
     def distributed(self) -> bool:

@@ -52,6 +52,7 @@ KIND = EngineKind(
     summary="an OpenAI-compatible endpoint: vLLM's server, SGLang, TGI, OpenAI",
     url=True,
     priced=True,
+    concurrency=("max_concurrency", 16),
 )
 
 

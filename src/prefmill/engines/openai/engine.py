@@ -7,6 +7,10 @@ successes, up to ``max_concurrency``. Each request is retried (``transport``); a
 fails, or fails for good (400, 401, 404...), becomes an error row and the rest of the batch is kept.
 Costs come from ``pricing``.
 
+All calls share one asyncio loop in a thread of the engine (``batching.LoopThread``), one HTTP client
+and one limiter: when the stage skeleton runs several shards at once, their requests are in flight
+together, and the adaptive concurrency is the only bound on them.
+
 Seeds: by default every candidate is its own request (``n=1``) carrying its own ``seed``, so its
 text depends only on its prompt, sampling and seed, exactly what the ``sampling`` column records,
 and a retry of one failed row reproduces that row. With ``max_n=K`` up to K requests that share the
@@ -21,6 +25,7 @@ import asyncio
 import json
 import math
 import os
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -29,6 +34,7 @@ from typing import Any
 import httpx
 
 from prefmill.engines.base import Generation, GenerationRequest, Messages, Progress, check_sampling
+from prefmill.engines.batching import LoopThread
 from prefmill.engines.openai.limiter import AimdLimiter
 from prefmill.engines.openai.pricing import Prices
 from prefmill.engines.openai.transport import (
@@ -38,7 +44,6 @@ from prefmill.engines.openai.transport import (
     fail,
     preview,
     redact_url,
-    run_sync,
 )
 from prefmill.errors import EngineError
 
@@ -135,7 +140,10 @@ class OpenAIEngine:
             max_backoff=max_backoff,
             stats=self.stats,
         )
-        self.last_limiter: AimdLimiter | None = None
+        self.last_limiter: AimdLimiter | None = None  # the shared limiter, once a call made it
+        self._loop: LoopThread | None = None
+        self._client: httpx.AsyncClient | None = None
+        self._start_lock = threading.Lock()
 
     def __repr__(self) -> str:  # never shows the key
         return f"OpenAIEngine({self.name!r}, max_concurrency={self.max_concurrency}, max_n={self.max_n})"
@@ -279,8 +287,7 @@ class OpenAIEngine:
         early = sum(r is not None for r in results)
         if early and progress is not None:
             progress(early)
-        limiter = AimdLimiter(self.max_concurrency, self.min_concurrency)
-        self.last_limiter = limiter
+        client, limiter = self._shared()
 
         async def run(client: httpx.AsyncClient, group: _Group) -> None:
             started = time.perf_counter()
@@ -306,11 +313,27 @@ class OpenAIEngine:
             if progress is not None:
                 progress(len(group.rows))
 
-        async with self.transport.client(self.max_concurrency) as client:
-            await asyncio.gather(*(run(client, g) for g in groups))
-        self.stats.limit_decreases += limiter.decreases
-        self.stats.peak_in_flight = max(self.stats.peak_in_flight, limiter.peak_in_flight)
+        await asyncio.gather(*(run(client, g) for g in groups))
+        self._note(limiter)
         return [r if r is not None else Generation.failed("internal error: no result") for r in results]
+
+    def _shared(self) -> tuple[httpx.AsyncClient, AimdLimiter]:
+        """The client and limiter every call shares (made on the engine's loop on first use)."""
+        if self._client is None or self.last_limiter is None:
+            self._client = self.transport.client(self.max_concurrency)
+            self.last_limiter = AimdLimiter(self.max_concurrency, self.min_concurrency)
+        return self._client, self.last_limiter
+
+    def _note(self, limiter: AimdLimiter) -> None:
+        self.stats.limit_decreases = limiter.decreases
+        self.stats.peak_in_flight = max(self.stats.peak_in_flight, limiter.peak_in_flight)
+
+    def _run(self, factory: Callable[[], Any]) -> Any:
+        """Run a coroutine on the engine's loop (started on first use), blocking this thread."""
+        with self._start_lock:
+            if self._loop is None:
+                self._loop = LoopThread(f"prefmill-{self.model}")
+        return self._loop.run(factory)
 
     def generate(
         self, requests: list[GenerationRequest], progress: Progress | None = None
@@ -318,7 +341,7 @@ class OpenAIEngine:
         """One ``Generation`` per request, in order; failed requests are error rows."""
         if not requests:
             return []
-        return run_sync(lambda: self._generate_async(requests, progress))
+        return self._run(lambda: self._generate_async(requests, progress))
 
     # ------------------------------------------------------------------ score
 
@@ -395,11 +418,11 @@ class OpenAIEngine:
         return float(sum(v for v in span if v is not None))
 
     async def _score_async(self, items: list[tuple[Messages, str]]) -> list[float]:
-        limiter = AimdLimiter(self.max_concurrency, self.min_concurrency)
-        async with self.transport.client(self.max_concurrency) as client:
-            outcomes = await asyncio.gather(
-                *(self._score_one(client, limiter, m, r) for m, r in items), return_exceptions=True
-            )
+        client, limiter = self._shared()
+        outcomes = await asyncio.gather(
+            *(self._score_one(client, limiter, m, r) for m, r in items), return_exceptions=True
+        )
+        self._note(limiter)
         out: list[float] = []
         for outcome in outcomes:
             if isinstance(outcome, RequestFailed) and "prompt_logprobs" in str(outcome):
@@ -424,4 +447,4 @@ class OpenAIEngine:
         """
         if not items:
             return []
-        return run_sync(lambda: self._score_async(items))
+        return self._run(lambda: self._score_async(items))

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
+from prefmill.engines.batching import IN_FLIGHT
+
 
 class AimdLimiter:
     """Adaptive bound on requests in flight: additive increase, multiplicative decrease on 429.
@@ -28,12 +30,14 @@ class AimdLimiter:
         async with self._cond:
             await self._cond.wait_for(lambda: self.in_flight < int(self.limit))
             self.in_flight += 1
+            IN_FLIGHT.add(1)
             self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
             return self._epoch
 
     async def release(self, epoch: int, *, ok: bool, throttled: bool) -> None:
         async with self._cond:
             self.in_flight -= 1
+            IN_FLIGHT.add(-1)
             if throttled and epoch == self._epoch and self.limit > self.min_limit:
                 self.limit = max(float(self.min_limit), self.limit / 2)
                 self._epoch += 1

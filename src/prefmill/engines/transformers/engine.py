@@ -34,6 +34,7 @@ from prefmill.engines.base import (
     SamplingParams,
     check_sampling,
 )
+from prefmill.engines.batching import Coalescer
 from prefmill.engines.model_cache import (
     EMBEDDED_FULL_NAME,
     EMBEDDED_NAME,
@@ -196,6 +197,13 @@ class TransformersEngine:
         self.calls = 0
         self.requests_served = 0
         self._lock = threading.Lock()
+        # concurrent calls (several shards in flight) share batches of up to batch_size requests
+        self._generate_queue: Coalescer[GenerationRequest, Generation] = Coalescer(
+            self._generate_locked, Generation.failed, self.batch_size
+        )
+        self._score_queue: Coalescer[tuple[Messages, str], float] = Coalescer(
+            self._score_locked, lambda _: math.nan, self.batch_size
+        )
         self._grammars: Grammars | None = None
         try:
             with hf_quiet():
@@ -259,11 +267,16 @@ class TransformersEngine:
     def generate(
         self, requests: list[GenerationRequest], progress: Progress | None = None
     ) -> list[Generation]:
-        """One ``Generation`` per request, in order; ``progress(n)`` gets each batch's size when it ends."""
+        """One ``Generation`` per request, in order; ``progress(n)`` gets each batch's size when it ends.
+
+        Calls from several threads at once are merged into shared batches (``Coalescer``)."""
+        return self._generate_queue(requests, progress)
+
+    def _generate_locked(self, requests: list[GenerationRequest]) -> list[Generation]:
         with self._lock:
             self.calls += 1
             self.requests_served += len(requests)
-            return self._generate(requests, progress)
+            return self._generate(requests, None)
 
     def _generate(self, requests: list[GenerationRequest], progress: Progress | None) -> list[Generation]:
         results: list[Generation | None] = [None] * len(requests)
@@ -402,8 +415,12 @@ class TransformersEngine:
     def score(self, items: list[tuple[Messages, str]]) -> list[float]:
         """Sum log-prob of each response followed by the end-of-turn token, given the chat prompt.
 
-        Items that cannot be encoded or exceed the context get ``nan``. One forward pass per batch.
+        Items that cannot be encoded or exceed the context get ``nan``. One forward pass per batch;
+        concurrent calls share batches.
         """
+        return self._score_queue(items)
+
+    def _score_locked(self, items: list[tuple[Messages, str]]) -> list[float]:
         with self._lock:
             self.calls += 1
             self.requests_served += len(items)

@@ -55,6 +55,7 @@ KIND = EngineKind(
     summary="in-process offline vllm.LLM",
     extra="vllm",
     install=INSTALL,
+    concurrency=("batch_size", 256),  # vLLM schedules continuously: keep its queue full
 )
 
 

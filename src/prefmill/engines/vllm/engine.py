@@ -26,6 +26,7 @@ from prefmill.engines.base import (
     Progress,
     check_sampling,
 )
+from prefmill.engines.batching import Coalescer
 from prefmill.engines.model_cache import EMBEDDED_FULL_NAME, EMBEDDED_NAME, is_embedded_name, resolve_model
 from prefmill.engines.vllm import INSTALL
 from prefmill.errors import EngineError
@@ -60,6 +61,14 @@ class VLLMEngine:
         self.path = path
         self.batch_size = batch_size  # vLLM schedules the whole batch itself; kept for symmetry
         self._lock = threading.Lock()
+        # concurrent calls (several shards in flight) go to vLLM together: all queued requests, or
+        # up to ``batch_size`` when it is set
+        self._generate_queue: Coalescer[GenerationRequest, Generation] = Coalescer(
+            self._generate_locked, Generation.failed, batch_size
+        )
+        self._score_queue: Coalescer[tuple[Messages, str], float] = Coalescer(
+            self._score_locked, lambda _: math.nan, batch_size
+        )
         _cpu_env(kv_cache_gb)
         try:
             import vllm
@@ -96,9 +105,13 @@ class VLLMEngine:
     def generate(
         self, requests: list[GenerationRequest], progress: Progress | None = None
     ) -> list[Generation]:
-        """One ``Generation`` per request, in order; a request vLLM rejects is an error row."""
+        """One ``Generation`` per request, in order; a request vLLM rejects is an error row. Calls
+        from several threads at once share one ``LLM.generate`` (``Coalescer``)."""
+        return self._generate_queue(requests, progress)
+
+    def _generate_locked(self, requests: list[GenerationRequest]) -> list[Generation]:
         with self._lock:
-            return self._generate(requests, progress)
+            return self._generate(requests, None)
 
     def _generate(self, requests: list[GenerationRequest], progress: Progress | None) -> list[Generation]:
         vllm = self._vllm
@@ -193,6 +206,9 @@ class VLLMEngine:
     def score(self, items: list[tuple[Messages, str]]) -> list[float]:
         """Sum log-prob of each response and its end-of-turn token (``prompt_logprobs``); ``nan`` if it
         cannot be encoded or exceeds the context."""
+        return self._score_queue(items)
+
+    def _score_locked(self, items: list[tuple[Messages, str]]) -> list[float]:
         with self._lock:
             return self._score(items)
 
