@@ -23,7 +23,7 @@
 --   group_size     INTEGER    candidates in the group
 --
 -- Plan: one GROUP BY per (prompt, criterion) gathers the group's candidates once, in list order,
--- with the group's mean, spread and range; every list column is derived from that one list.
+-- with the group's range; every list column, and the mean and spread, come from that one list.
 --
 -- Writing your own: select from candidate_scores (and prompts / candidates / judgments), return these
 -- columns, use named $parameters (set them in the recipe), write lambdas as `lambda x: ...`, and cast
@@ -37,8 +37,6 @@ groups AS (
         s.criterion,
         list({'id': s.candidate_id, 'response': c.response, 'score': s.score}
              ORDER BY s.score DESC, s.candidate_id) AS members,
-        avg(s.score) AS mean_score,
-        stddev_pop(s.score) AS sd_score,
         min(s.score) = max(s.score) AS zero_variance,
         count(*)::INTEGER AS group_size
     FROM candidate_score_values AS s
@@ -53,11 +51,14 @@ ranked_lists AS (
         list_transform(members, lambda m: m.id) AS candidate_ids,
         list_transform(members, lambda m: m.response) AS completions,
         list_transform(members, lambda m: m.score) AS scores,
-        mean_score,
-        sd_score,
         zero_variance,
         group_size
     FROM groups
+),
+moments AS (
+    -- the group's mean and spread, summed in list order (float sums depend on the order)
+    SELECT *, list_avg(scores) AS mean_score, list_aggregate(scores, 'stddev_pop') AS sd_score
+    FROM ranked_lists
 )
 SELECT
     content_id(list_concat([l.prompt_id, l.criterion], l.candidate_ids)) AS list_id,
@@ -78,6 +79,6 @@ SELECT
     ) AS advantages_mean,
     l.zero_variance,
     l.group_size
-FROM ranked_lists AS l
+FROM moments AS l
 LEFT JOIN prompts AS p ON p.prompt_id = l.prompt_id
 ORDER BY l.prompt_id, l.criterion

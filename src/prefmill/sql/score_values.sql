@@ -32,10 +32,10 @@
 -- Position swap: swap_pairs() (sql/usable_judgments.sql) gives, for each (judge, criterion,
 -- granularity, unit, two candidates) with rows in both orders, whether the orders agree.
 --
--- One pass: the judge scores are grouped once per (prompt, candidate, criterion). A group that one
--- judge alone scored (the usual case) has all its columns from that pass (the judge's mean is the
--- mean, the median and the vote's input; spread 0); only the groups with several judges are grouped
--- again per judge.
+-- One pass: the judge scores and the position-swapped comparisons are grouped once per (prompt,
+-- candidate, criterion). A group that one judge alone scored (the usual case) has all its columns from
+-- that pass (the judge's mean is the mean, the median and the vote's input; spread 0); only the groups
+-- with several judges are grouped again per judge.
 WITH with_policy AS (
     -- adds a NULL policy_logprob column when the candidates table has none
     SELECT * FROM candidates
@@ -67,16 +67,31 @@ judge_scores AS NOT MATERIALIZED (
     FROM usable_judgments()
     WHERE mode = 'pair'
 ),
+swapped AS (
+    SELECT prompt_id, criterion, lo, hi, NOT consistent AS inconsistent FROM swap_pairs()
+),
+tagged AS (
+    -- the judge scores and each candidate's position-swapped comparisons, grouped together below
+    SELECT prompt_id, candidate_id, criterion, judge, score, NULL::BOOLEAN AS inconsistent
+    FROM judge_scores
+    UNION ALL
+    SELECT prompt_id, lo, criterion, NULL, NULL, inconsistent FROM swapped
+    UNION ALL
+    SELECT prompt_id, hi, criterion, NULL, NULL, inconsistent FROM swapped
+),
 per_group AS (
     SELECT
         prompt_id,
         candidate_id,
         criterion,
         avg(score) AS judge_score,
-        count(*) AS n_judgments,
-        min(judge) = max(judge) AS one_judge
-    FROM judge_scores
+        count(score) AS n_judgments,
+        min(judge) = max(judge) AS one_judge,
+        avg(inconsistent::INTEGER)::DOUBLE AS swap_inconsistency,
+        count(inconsistent)::BIGINT AS n_swapped
+    FROM tagged
     GROUP BY prompt_id, candidate_id, criterion
+    HAVING count(score) > 0
 ),
 single AS (
     SELECT
@@ -88,7 +103,9 @@ single AS (
         CASE WHEN judge_score >= 0.5 THEN 1.0 ELSE 0.0 END::DOUBLE AS score_vote,
         0.0::DOUBLE AS spread,
         n_judgments::BIGINT AS n_judgments,
-        1::BIGINT AS n_judges
+        1::BIGINT AS n_judges,
+        swap_inconsistency,
+        n_swapped
     FROM per_group
     WHERE one_judge
 ),
@@ -100,9 +117,15 @@ per_judge AS (
         s.criterion,
         s.judge,
         avg(s.score) AS judge_score,
-        count(*) AS n_judgments
+        count(*) AS n_judgments,
+        any_value(g.swap_inconsistency) AS swap_inconsistency,
+        any_value(g.n_swapped) AS n_swapped
     FROM judge_scores AS s
-    SEMI JOIN (SELECT prompt_id, candidate_id, criterion FROM per_group WHERE NOT one_judge) AS g
+    JOIN (
+        SELECT prompt_id, candidate_id, criterion, swap_inconsistency, n_swapped
+        FROM per_group
+        WHERE NOT one_judge
+    ) AS g
       ON g.prompt_id = s.prompt_id AND g.candidate_id = s.candidate_id AND g.criterion = s.criterion
     GROUP BY s.prompt_id, s.candidate_id, s.criterion, s.judge
 ),
@@ -120,7 +143,9 @@ several AS (
         END::DOUBLE AS score_vote,
         coalesce(stddev_pop(judge_score), 0.0) AS spread,
         sum(n_judgments)::BIGINT AS n_judgments,
-        count(*)::BIGINT AS n_judges
+        count(*)::BIGINT AS n_judges,
+        any_value(swap_inconsistency) AS swap_inconsistency,
+        any_value(n_swapped) AS n_swapped
     FROM per_judge
     GROUP BY prompt_id, candidate_id, criterion
 ),
@@ -158,23 +183,6 @@ all_scores AS (
     SELECT * FROM aggregated
     UNION ALL BY NAME
     SELECT * FROM weighted
-),
-swapped AS (
-    SELECT prompt_id, criterion, lo, hi, NOT consistent AS inconsistent FROM swap_pairs()
-),
-per_candidate_swap AS (
-    SELECT
-        prompt_id,
-        candidate_id,
-        criterion,
-        avg(inconsistent::INTEGER)::DOUBLE AS swap_inconsistency,
-        count(*)::BIGINT AS n_swapped
-    FROM (
-        SELECT prompt_id, lo AS candidate_id, criterion, inconsistent FROM swapped
-        UNION ALL
-        SELECT prompt_id, hi AS candidate_id, criterion, inconsistent FROM swapped
-    )
-    GROUP BY prompt_id, candidate_id, criterion
 )
 SELECT
     c.prompt_id,
@@ -190,10 +198,8 @@ SELECT
     s.score_mean,
     s.score_median,
     s.score_vote,
-    w.swap_inconsistency,
-    coalesce(w.n_swapped, 0)::BIGINT AS n_swapped
+    s.swap_inconsistency,
+    coalesce(s.n_swapped, 0)::BIGINT AS n_swapped
 FROM usable_candidates AS c
 JOIN all_scores AS s
   ON s.candidate_id = c.candidate_id AND s.prompt_id = c.prompt_id
-LEFT JOIN per_candidate_swap AS w
-  ON w.candidate_id = s.candidate_id AND w.prompt_id = s.prompt_id AND w.criterion = s.criterion
