@@ -4,6 +4,10 @@ changing ``label_threshold`` rebuilds `points` alone, and no stage before this o
 
 from __future__ import annotations
 
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
@@ -14,12 +18,14 @@ from prefmill.flows.common import STAGE_FLOW, TableResult
 from prefmill.flows.plans.instantiation import OutputPlan, output_config  # noqa: F401 (output_config: re-exported)
 from prefmill.flows.stage import Shard, ShardContext, StageSpec, Work, run_stage
 from prefmill.storage import Manifest, Parent
-from prefmill.storage.duck import session
+from prefmill.storage.duck import configure, scratch_dir, session
 from prefmill.tasks.instantiation.embeddings import embed_candidates
 from prefmill.tasks.instantiation.empty import diagnose, empty_reason
+from prefmill.tasks.instantiation.output_stats import stream_stats
 from prefmill.tasks.instantiation.run import (
     INSTANTIATION_CODE_VERSION,
-    instantiate_with_report,
+    InstantiatedStream,
+    instantiate_stream,
 )
 
 STAGE = "instantiation"
@@ -61,13 +67,20 @@ def output_stats(output: str, table: pa.Table, removed: dict[str, int] | None = 
 
 def build_output(
     ctx: ShardContext, sources: dict[str, Manifest], plan: OutputPlan
-) -> tuple[pa.Table, dict[str, Any]]:
-    """The output's rows: its SQL over the prompts, candidates and judgments versions."""
+) -> tuple[Iterator[pa.Table], dict[str, Any]]:
+    """The output's rows: its SQL over the prompts, candidates and judgments versions, kept in DuckDB
+    under the plan's memory limit (spilling to the dataset's scratch folder) and handed to the writer
+    in batches; the connection and its scratch folder go when the last batch is written."""
+    scratch = scratch_dir(ctx.store, ctx.dataset)
+    if scratch is not None:
+        Path(scratch).mkdir(parents=True, exist_ok=True)
+        scratch = tempfile.mkdtemp(prefix=f"{plan.output}-", dir=scratch)
     con = session(ctx.store, ctx.dataset, versions=sources)
     try:
+        configure(con, memory_limit=plan.memory_limit, temp_directory=scratch)
         if "diverse" in plan.params.get("strategies", []):
             embed_candidates(con)
-        result = instantiate_with_report(
+        stream = instantiate_stream(
             con,
             plan.output,
             plan.params,
@@ -76,12 +89,26 @@ def build_output(
             selection_text=plan.selection[0],
             selection_file=plan.selection[1],
         )
-        stats = output_stats(plan.output, result.table, result.removed)
-        if result.table.num_rows == 0:  # say why, in the manifest, the summary and the report
-            stats["empty_reason"] = empty_reason(plan.output, result.removed, diagnose(con), plan.params)
+        stats = stream_stats(stream)
+        if stream.rows == 0:  # say why, in the manifest, the summary and the report
+            stats["empty_reason"] = empty_reason(plan.output, stream.removed, diagnose(con), plan.params)
+    except BaseException:
+        _close(con, scratch)
+        raise
+    return _batches_then_close(stream, scratch), stats
+
+
+def _close(con: Any, scratch: str | None) -> None:
+    con.close()
+    if scratch is not None:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _batches_then_close(stream: InstantiatedStream, scratch: str | None) -> Iterator[pa.Table]:
+    try:
+        yield from stream.batches()
     finally:
-        con.close()
-    return result.table, stats
+        _close(stream.con, scratch)
 
 
 @flow(name="prefmill-instantiation", **STAGE_FLOW)

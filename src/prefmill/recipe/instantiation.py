@@ -93,3 +93,11 @@ class InstantiationConfig(_Section):
     selection: SelectionConfig = Field(
         default_factory=SelectionConfig, description="Selection filters over pairs (and spread on points)."
     )
+    memory_limit: str | None = Field(
+        default=None,
+        pattern=r"^\s*\d+(\.\d+)?\s*([KMGT]i?B|B)\s*$",
+        description="Memory limit of each output's DuckDB query, a size such as `4GB` or `512MiB`; past "
+        "it sorts, joins and the kept rows spill to `<root>/<dataset>/_scratch` and the output is "
+        "written in batches, so memory stays flat in the dataset's size. Default: a quarter of the "
+        "machine's memory. Not part of any version id.",
+    )

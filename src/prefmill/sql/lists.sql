@@ -1,6 +1,7 @@
 -- lists: one ranked group per (prompt, criterion) with at least 2 scored candidates.
 --
--- Inputs: view candidate_scores (scores.sql). Macro content_id(list) = first 16 hex chars of sha256
+-- Inputs: view candidate_score_values (score_values.sql: candidate_scores without its texts), views
+--         candidates and prompts (the texts). Macro content_id(list) = first 16 hex chars of sha256
 --         of the list's canonical JSON, equal to prefmill.ids.content_id (the runner defines it).
 -- Parameters: none.
 --
@@ -21,59 +22,63 @@
 --                             for GRPO (its advantages are all zero)
 --   group_size     INTEGER    candidates in the group
 --
+-- Plan: one GROUP BY per (prompt, criterion) gathers the group's candidates once, in list order,
+-- with the group's range; every list column, and the mean and spread, come from that one list.
+--
 -- Writing your own: select from candidate_scores (and prompts / candidates / judgments), return these
 -- columns, use named $parameters (set them in the recipe), write lambdas as `lambda x: ...`, and cast
 -- bare decimal literals (1.0 is DECIMAL in DuckDB) with ::DOUBLE where a column must be DOUBLE.
-WITH grouped AS (
+WITH responses AS (
+    SELECT candidate_id, response FROM candidates WHERE error IS NULL AND response IS NOT NULL
+),
+groups AS (
     SELECT
-        *,
-        rank() OVER (PARTITION BY prompt_id, criterion ORDER BY score DESC) AS rank,
-        avg(score) OVER g AS mean_score,
-        stddev_pop(score) OVER g AS sd_score,
-        min(score) OVER g AS min_score,
-        max(score) OVER g AS max_score,
-        count(*) OVER g AS n
-    FROM candidate_scores
-    WINDOW g AS (PARTITION BY prompt_id, criterion)
+        s.prompt_id,
+        s.criterion,
+        list({'id': s.candidate_id, 'response': c.response, 'score': s.score}
+             ORDER BY s.score DESC, s.candidate_id) AS members,
+        min(s.score) = max(s.score) AS zero_variance,
+        count(*)::INTEGER AS group_size
+    FROM candidate_score_values AS s
+    JOIN responses AS c ON c.candidate_id = s.candidate_id
+    GROUP BY s.prompt_id, s.criterion
+    HAVING count(*) >= 2
 ),
 ranked_lists AS (
     SELECT
         prompt_id,
         criterion,
-        any_value(prompt) AS prompt,
-        list(candidate_id ORDER BY score DESC, candidate_id) AS candidate_ids,
-        list(response ORDER BY score DESC, candidate_id) AS completions,
-        list(score ORDER BY score DESC, candidate_id) AS scores,
-        list(rank::INTEGER ORDER BY score DESC, candidate_id) AS ranks,
-        list(
-            CASE
-                WHEN min_score = max_score THEN 0.0
-                ELSE (score - mean_score) / (sd_score + 1e-6)
-            END
-            ORDER BY score DESC, candidate_id
-        ) AS advantages,
-        list(
-            CASE WHEN min_score = max_score THEN 0.0 ELSE score - mean_score END
-            ORDER BY score DESC, candidate_id
-        ) AS advantages_mean,
-        bool_and(min_score = max_score) AS zero_variance,
-        count(*)::INTEGER AS group_size
-    FROM grouped
-    WHERE n >= 2
-    GROUP BY prompt_id, criterion
+        list_transform(members, lambda m: m.id) AS candidate_ids,
+        list_transform(members, lambda m: m.response) AS completions,
+        list_transform(members, lambda m: m.score) AS scores,
+        zero_variance,
+        group_size
+    FROM groups
+),
+moments AS (
+    -- the group's mean and spread, summed in list order (float sums depend on the order)
+    SELECT *, list_avg(scores) AS mean_score, list_aggregate(scores, 'stddev_pop') AS sd_score
+    FROM ranked_lists
 )
 SELECT
-    content_id(list_concat([prompt_id, criterion], candidate_ids)) AS list_id,
-    prompt_id,
-    prompt,
-    candidate_ids,
-    completions,
+    content_id(list_concat([l.prompt_id, l.criterion], l.candidate_ids)) AS list_id,
+    l.prompt_id,
+    list_filter(p.messages, lambda m: m.role = 'user')[-1].content AS prompt,
+    l.candidate_ids,
+    l.completions,
     scores,
-    ranks,
-    advantages,
-    criterion,
-    advantages_mean,
-    zero_variance,
-    group_size
-FROM ranked_lists
-ORDER BY prompt_id, criterion
+    -- competition ranking: 1 + the number of higher scores = the first position of an equal score
+    list_transform(l.scores, lambda x: list_position(l.scores, x)::INTEGER) AS ranks,
+    list_transform(
+        l.scores,
+        lambda x: CASE WHEN l.zero_variance THEN 0.0 ELSE (x - l.mean_score) / (l.sd_score + 1e-6) END
+    ) AS advantages,
+    l.criterion,
+    list_transform(
+        l.scores, lambda x: CASE WHEN l.zero_variance THEN 0.0 ELSE x - l.mean_score END
+    ) AS advantages_mean,
+    l.zero_variance,
+    l.group_size
+FROM moments AS l
+LEFT JOIN prompts AS p ON p.prompt_id = l.prompt_id
+ORDER BY l.prompt_id, l.criterion

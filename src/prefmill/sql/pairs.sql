@@ -1,7 +1,8 @@
 -- pairs: (prompt, chosen, rejected) rows made by one or more strategies. Ties never become pairs.
 --
--- Inputs: view candidate_scores (scores.sql: prompt_id, candidate_id, criterion, prompt, response,
---         score, spread, logprob_per_token, ...); table candidate_embeddings (candidate_id, embedding
+-- Inputs: view candidate_score_values (score_values.sql: prompt_id, candidate_id, criterion, score,
+--         spread, logprob_per_token, ...: candidate_scores without its texts), views candidates and
+--         prompts (the texts of the pairs made, joined last); table candidate_embeddings (candidate_id, embedding
 --         FLOAT[]: unit-length sentence embeddings, filled by the runner when 'diverse' is asked for,
 --         else empty). Macro content_id(list) = first 16 hex chars of sha256 of the list's canonical
 --         JSON, equal to prefmill.ids.content_id (the runner defines it).
@@ -46,72 +47,135 @@
 -- on every run. A (prompt, criterion) with a single scored candidate, or with all scores equal, gives
 -- no pair.
 --
+-- Plan: every strategy gives (prompt, criterion, chosen, rejected) with their scores, spreads and
+-- log-probs from candidate_score_values alone (best and worst of a group: one GROUP BY with min_by);
+-- the weights are computed over those narrow rows; responses and prompt texts are joined last, for
+-- the pairs made only. A strategy not in $strategies is planned away.
+--
 -- Writing your own: select from candidate_scores (and prompts / candidates / judgments), return these
 -- columns, use named $parameters (set them in the recipe), write lambdas as `lambda x: ...`, and cast
 -- bare decimal literals (1.0 is DECIMAL in DuckDB) with ::DOUBLE where a column must be DOUBLE.
-WITH ranked AS (
+WITH extremes AS (
+    -- per (prompt, criterion): the best (highest score, then smallest candidate_id) and the worst
+    -- (lowest score, then smallest candidate_id) candidate
     SELECT
-        *,
-        row_number() OVER (PARTITION BY prompt_id, criterion ORDER BY score DESC, candidate_id)
-            AS best_rank,
-        row_number() OVER (PARTITION BY prompt_id, criterion ORDER BY score ASC, candidate_id)
-            AS worst_rank
-    FROM candidate_scores
-),
-best AS (
-    SELECT * FROM ranked WHERE best_rank = 1
+        prompt_id,
+        criterion,
+        min_by(
+            {'id': candidate_id, 'score': score, 'spread': spread, 'lpt': logprob_per_token},
+            (-score, candidate_id)
+        ) AS best,
+        min_by(
+            {'id': candidate_id, 'score': score, 'spread': spread, 'lpt': logprob_per_token},
+            (score, candidate_id)
+        ) AS worst
+    FROM candidate_score_values
+    WHERE list_contains($strategies, 'best_vs_worst') OR list_contains($strategies, 'best_vs_random')
+    GROUP BY prompt_id, criterion
 ),
 best_vs_worst AS (
-    SELECT b.candidate_id AS chosen_id, w.candidate_id AS rejected_id, b.criterion, 'best_vs_worst' AS strategy
-    FROM (SELECT * FROM best WHERE list_contains($strategies, 'best_vs_worst')) AS b
-    JOIN ranked AS w ON w.prompt_id = b.prompt_id AND w.criterion = b.criterion AND w.worst_rank = 1
-    WHERE b.score > w.score
+    SELECT
+        prompt_id,
+        criterion,
+        'best_vs_worst' AS strategy,
+        best.id AS chosen_id,
+        worst.id AS rejected_id,
+        best.score AS chosen_score,
+        worst.score AS rejected_score,
+        best.spread AS chosen_spread,
+        worst.spread AS rejected_spread,
+        best.lpt AS chosen_lpt,
+        worst.lpt AS rejected_lpt
+    FROM extremes
+    WHERE list_contains($strategies, 'best_vs_worst') AND best.score > worst.score
 ),
 all_pairs AS (
-    SELECT a.candidate_id AS chosen_id, b.candidate_id AS rejected_id, a.criterion, 'all_pairs' AS strategy
-    FROM (SELECT * FROM candidate_scores WHERE list_contains($strategies, 'all_pairs')) AS a
-    JOIN candidate_scores AS b ON b.prompt_id = a.prompt_id AND b.criterion = a.criterion
-    WHERE a.score > b.score
+    SELECT
+        a.prompt_id,
+        a.criterion,
+        'all_pairs' AS strategy,
+        a.candidate_id AS chosen_id,
+        b.candidate_id AS rejected_id,
+        a.score AS chosen_score,
+        b.score AS rejected_score,
+        a.spread AS chosen_spread,
+        b.spread AS rejected_spread,
+        a.logprob_per_token AS chosen_lpt,
+        b.logprob_per_token AS rejected_lpt
+    FROM candidate_score_values AS a
+    JOIN candidate_score_values AS b ON b.prompt_id = a.prompt_id AND b.criterion = a.criterion
+    WHERE list_contains($strategies, 'all_pairs') AND a.score > b.score
 ),
 best_vs_random AS (
-    SELECT b.candidate_id AS chosen_id, r.candidate_id AS rejected_id, b.criterion, 'best_vs_random' AS strategy
-    FROM (SELECT * FROM best WHERE list_contains($strategies, 'best_vs_random')) AS b
-    JOIN candidate_scores AS r ON r.prompt_id = b.prompt_id AND r.criterion = b.criterion
-    WHERE r.score < b.score
+    SELECT
+        b.prompt_id,
+        b.criterion,
+        'best_vs_random' AS strategy,
+        b.best.id AS chosen_id,
+        r.candidate_id AS rejected_id,
+        b.best.score AS chosen_score,
+        r.score AS rejected_score,
+        b.best.spread AS chosen_spread,
+        r.spread AS rejected_spread,
+        b.best.lpt AS chosen_lpt,
+        r.logprob_per_token AS rejected_lpt
+    FROM extremes AS b
+    JOIN candidate_score_values AS r ON r.prompt_id = b.prompt_id AND r.criterion = b.criterion
+    WHERE list_contains($strategies, 'best_vs_random') AND r.score < b.best.score
     QUALIFY row_number() OVER (
         PARTITION BY b.prompt_id, b.criterion
         ORDER BY md5(concat_ws('|', $seed::VARCHAR, b.prompt_id, b.criterion, r.candidate_id))
     ) = 1
 ),
+pareto_base AS (
+    SELECT * FROM candidate_score_values
+    WHERE list_contains($strategies, 'pareto') AND criterion NOT IN ('weighted')
+),
 criteria_per_prompt AS (
     SELECT prompt_id, count(DISTINCT criterion) AS n_criteria
-    FROM candidate_scores
-    WHERE list_contains($strategies, 'pareto') AND criterion NOT IN ('weighted')
+    FROM pareto_base
     GROUP BY prompt_id
 ),
-pareto AS (
-    SELECT a.candidate_id AS chosen_id, b.candidate_id AS rejected_id, 'pareto' AS criterion, 'pareto' AS strategy
-    FROM (SELECT * FROM candidate_scores WHERE list_contains($strategies, 'pareto')) AS a
-    JOIN candidate_scores AS b
+pareto_scores AS (
+    -- a candidate's pareto score: its mean over criteria
+    SELECT candidate_id, avg(score) AS score, max(spread) AS spread, any_value(logprob_per_token) AS lpt
+    FROM pareto_base
+    GROUP BY candidate_id
+),
+pareto_ids AS (
+    SELECT a.prompt_id, a.candidate_id AS chosen_id, b.candidate_id AS rejected_id
+    FROM pareto_base AS a
+    JOIN pareto_base AS b
       ON b.prompt_id = a.prompt_id AND b.criterion = a.criterion AND b.candidate_id <> a.candidate_id
     JOIN criteria_per_prompt AS n ON n.prompt_id = a.prompt_id
-    WHERE a.criterion NOT IN ('weighted') AND n.n_criteria >= 2
+    WHERE n.n_criteria >= 2
     GROUP BY a.prompt_id, a.candidate_id, b.candidate_id, n.n_criteria
     HAVING count(*) = n.n_criteria AND bool_and(a.score >= b.score) AND bool_or(a.score > b.score)
 ),
-pareto_scores AS (
-    SELECT candidate_id, 'pareto' AS criterion, avg(score) AS score, max(spread) AS spread
-    FROM candidate_scores
-    WHERE list_contains($strategies, 'pareto') AND criterion NOT IN ('weighted')
-    GROUP BY candidate_id
+pareto AS (
+    SELECT
+        p.prompt_id,
+        'pareto' AS criterion,
+        'pareto' AS strategy,
+        p.chosen_id,
+        p.rejected_id,
+        c.score AS chosen_score,
+        r.score AS rejected_score,
+        c.spread AS chosen_spread,
+        r.spread AS rejected_spread,
+        c.lpt AS chosen_lpt,
+        r.lpt AS rejected_lpt
+    FROM pareto_ids AS p
+    JOIN pareto_scores AS c ON c.candidate_id = p.chosen_id
+    JOIN pareto_scores AS r ON r.candidate_id = p.rejected_id
+),
+diverse_base AS (
+    SELECT * FROM candidate_score_values WHERE list_contains($strategies, 'diverse')
 ),
 distinctness AS (
     SELECT a.prompt_id, a.candidate_id, 1.0 - avg(list_cosine_similarity(ea.embedding, eb.embedding)) AS d
-    FROM (
-        SELECT DISTINCT prompt_id, candidate_id FROM candidate_scores
-        WHERE list_contains($strategies, 'diverse')
-    ) AS a
-    JOIN (SELECT DISTINCT prompt_id, candidate_id FROM candidate_scores) AS b
+    FROM (SELECT DISTINCT prompt_id, candidate_id FROM diverse_base) AS a
+    JOIN (SELECT DISTINCT prompt_id, candidate_id FROM diverse_base) AS b
       ON b.prompt_id = a.prompt_id AND b.candidate_id <> a.candidate_id
     JOIN candidate_embeddings AS ea ON ea.candidate_id = a.candidate_id
     JOIN candidate_embeddings AS eb ON eb.candidate_id = b.candidate_id
@@ -123,11 +187,22 @@ diverse_split AS (
         d.d,
         s.score >= quantile_cont(s.score, $diversity_quantile::DOUBLE)
             OVER (PARTITION BY s.prompt_id, s.criterion) AS high
-    FROM candidate_scores AS s
+    FROM diverse_base AS s
     JOIN distinctness AS d ON d.candidate_id = s.candidate_id AND d.prompt_id = s.prompt_id
 ),
 diverse AS (
-    SELECT h.candidate_id AS chosen_id, l.candidate_id AS rejected_id, h.criterion, 'diverse' AS strategy
+    SELECT
+        h.prompt_id,
+        h.criterion,
+        'diverse' AS strategy,
+        h.candidate_id AS chosen_id,
+        l.candidate_id AS rejected_id,
+        h.score AS chosen_score,
+        l.score AS rejected_score,
+        h.spread AS chosen_spread,
+        l.spread AS rejected_spread,
+        h.logprob_per_token AS chosen_lpt,
+        l.logprob_per_token AS rejected_lpt
     FROM (
         SELECT * FROM diverse_split WHERE high
         QUALIFY row_number() OVER (PARTITION BY prompt_id, criterion ORDER BY d DESC, candidate_id) = 1
@@ -138,70 +213,69 @@ diverse AS (
     ) AS l ON l.prompt_id = h.prompt_id AND l.criterion = h.criterion
     WHERE h.score > l.score
 ),
-chosen_pairs AS (
+made AS (
     SELECT * FROM best_vs_worst
     UNION ALL SELECT * FROM all_pairs
     UNION ALL SELECT * FROM best_vs_random
     UNION ALL SELECT * FROM pareto
     UNION ALL SELECT * FROM diverse
 ),
-scores AS (
-    SELECT candidate_id, criterion, score, spread FROM candidate_scores
-    UNION ALL
-    SELECT candidate_id, criterion, score, spread FROM pareto_scores
-),
-texts AS (
-    SELECT DISTINCT ON (candidate_id) candidate_id, prompt_id, prompt, response, logprob_per_token
-    FROM candidate_scores
-),
-matched AS (
+weighed AS (
     SELECT
-        c.prompt_id,
-        c.prompt,
-        p.criterion,
-        p.chosen_id,
-        p.rejected_id,
-        c.response AS chosen,
-        r.response AS rejected,
-        cs.score AS chosen_score,
-        rs.score AS rejected_score,
-        cs.score - rs.score AS margin,
-        greatest(cs.spread, rs.spread) AS uncertainty,
-        p.strategy,
-        c.logprob_per_token - r.logprob_per_token AS implicit_margin,
-        c.logprob_per_token + r.logprob_per_token AS pair_logprob
-    FROM chosen_pairs AS p
-    JOIN texts AS c ON c.candidate_id = p.chosen_id
-    JOIN texts AS r ON r.candidate_id = p.rejected_id
-    JOIN scores AS cs ON cs.candidate_id = p.chosen_id AND cs.criterion = p.criterion
-    JOIN scores AS rs ON rs.candidate_id = p.rejected_id AND rs.criterion = p.criterion
+        *,
+        chosen_score - rejected_score AS margin,
+        chosen_lpt + rejected_lpt AS pair_logprob
+    FROM made
+    WHERE chosen_score - rejected_score > 0
+),
+measured AS (
+    SELECT
+        content_id([chosen_id, rejected_id, criterion, strategy]) AS pair_id,
+        prompt_id,
+        chosen_id,
+        rejected_id,
+        chosen_score,
+        rejected_score,
+        margin,
+        1.0 / (1.0 + exp(-margin / $tau)) AS soft_label,
+        greatest(chosen_spread, rejected_spread) AS uncertainty,
+        criterion,
+        CASE
+            WHEN pair_logprob IS NULL THEN 1.0
+            ELSE least(
+                greatest(
+                    exp(pair_logprob - avg(pair_logprob) OVER (PARTITION BY prompt_id, criterion, strategy)),
+                    1.0 / $weight_clip
+                ),
+                $weight_clip
+            )
+        END::DOUBLE AS weight,
+        strategy,
+        chosen_lpt - rejected_lpt AS implicit_margin
+    FROM weighed
+),
+responses AS (
+    SELECT candidate_id, response FROM candidates WHERE error IS NULL AND response IS NOT NULL
 )
 SELECT
-    content_id([chosen_id, rejected_id, criterion, strategy]) AS pair_id,
-    prompt_id,
-    prompt,
-    chosen,
-    rejected,
-    chosen_id,
-    rejected_id,
-    chosen_score,
-    rejected_score,
-    margin,
-    1.0 / (1.0 + exp(-margin / $tau)) AS soft_label,
-    uncertainty,
-    criterion,
-    CASE
-        WHEN pair_logprob IS NULL THEN 1.0
-        ELSE least(
-            greatest(
-                exp(pair_logprob - avg(pair_logprob) OVER (PARTITION BY prompt_id, criterion, strategy)),
-                1.0 / $weight_clip
-            ),
-            $weight_clip
-        )
-    END::DOUBLE AS weight,
-    strategy,
-    implicit_margin
-FROM matched
-WHERE margin > 0
-ORDER BY prompt_id, criterion, strategy, chosen_id, rejected_id
+    m.pair_id,
+    m.prompt_id,
+    list_filter(p.messages, lambda x: x.role = 'user')[-1].content AS prompt,
+    c.response AS chosen,
+    r.response AS rejected,
+    m.chosen_id,
+    m.rejected_id,
+    m.chosen_score,
+    m.rejected_score,
+    m.margin,
+    m.soft_label,
+    m.uncertainty,
+    m.criterion,
+    m.weight,
+    m.strategy,
+    m.implicit_margin
+FROM measured AS m
+JOIN responses AS c ON c.candidate_id = m.chosen_id
+JOIN responses AS r ON r.candidate_id = m.rejected_id
+LEFT JOIN prompts AS p ON p.prompt_id = m.prompt_id
+ORDER BY m.prompt_id, m.criterion, m.strategy, m.chosen_id, m.rejected_id

@@ -1,6 +1,7 @@
 -- points: one row per scored candidate, with a scalar reward and a KTO desirable/undesirable label.
 --
--- Inputs: view candidate_scores (scores.sql). Macro content_id(list) = first 16 hex chars of sha256
+-- Inputs: view candidate_score_values (score_values.sql: candidate_scores without its texts), views
+--         candidates and prompts (the texts, joined last). Macro content_id(list) = first 16 hex chars of sha256
 --         of the list's canonical JSON, equal to prefmill.ids.content_id (the runner defines it).
 -- Parameters:
 --   $label_rule       VARCHAR  'threshold': label = score >= $label_threshold;
@@ -27,41 +28,60 @@
 --   drop_reason   VARCHAR  why the row is left out (NULL: kept); the runner removes these rows and
 --                          counts them in the manifest's stats
 --
+-- Plan: the label rule not asked for is planned away (the quantile windows cost only under
+-- 'quantile'); responses and prompt texts are joined last.
+--
 -- Writing your own: select from candidate_scores (and prompts / candidates / judgments), return these
 -- columns, use named $parameters (set them in the recipe), write lambdas as `lambda x: ...`, and cast
 -- bare decimal literals (1.0 is DECIMAL in DuckDB) with ::DOUBLE where a column must be DOUBLE.
-WITH quantiles AS (
+WITH thresholded AS (
+    SELECT prompt_id, candidate_id, criterion, score, spread, score >= $label_threshold AS label
+    FROM candidate_score_values
+    WHERE $label_rule = 'threshold'
+),
+quantiles AS (
     SELECT
         *,
         quantile_cont(score, $label_quantile::DOUBLE) OVER g AS low_cut,
         quantile_cont(score, 1.0 - $label_quantile::DOUBLE) OVER g AS high_cut
-    FROM candidate_scores
+    FROM candidate_score_values
+    WHERE $label_rule IS DISTINCT FROM 'threshold'
     WINDOW g AS (PARTITION BY prompt_id, criterion)
 ),
 labelled AS (
+    SELECT * FROM thresholded
+    UNION ALL
     SELECT
-        *,
+        prompt_id,
+        candidate_id,
+        criterion,
+        score,
+        spread,
         CASE
-            WHEN $label_rule = 'threshold' THEN score >= $label_threshold
             WHEN score >= high_cut AND score > low_cut THEN true
             WHEN score <= low_cut AND score < high_cut THEN false
         END AS label
     FROM quantiles
+),
+responses AS (
+    SELECT candidate_id, response FROM candidates WHERE error IS NULL AND response IS NOT NULL
 )
 SELECT
-    content_id([candidate_id, criterion]) AS point_id,
-    prompt_id,
-    prompt,
-    response AS completion,
-    candidate_id,
+    content_id([s.candidate_id, s.criterion]) AS point_id,
+    s.prompt_id,
+    list_filter(p.messages, lambda m: m.role = 'user')[-1].content AS prompt,
+    c.response AS completion,
+    s.candidate_id,
     score AS reward,
-    label,
-    criterion,
-    spread,
+    s.label,
+    s.criterion,
+    s.spread,
     CASE
-        WHEN label IS NULL THEN 'quantile_middle'
-        WHEN $max_spread IS NOT NULL AND spread > $max_spread THEN 'spread_above_max'
-        WHEN $min_spread IS NOT NULL AND spread < $min_spread THEN 'spread_below_min'
+        WHEN s.label IS NULL THEN 'quantile_middle'
+        WHEN $max_spread IS NOT NULL AND s.spread > $max_spread THEN 'spread_above_max'
+        WHEN $min_spread IS NOT NULL AND s.spread < $min_spread THEN 'spread_below_min'
     END AS drop_reason
-FROM labelled
-ORDER BY prompt_id, criterion, candidate_id
+FROM labelled AS s
+JOIN responses AS c ON c.candidate_id = s.candidate_id
+LEFT JOIN prompts AS p ON p.prompt_id = s.prompt_id
+ORDER BY s.prompt_id, s.criterion, s.candidate_id

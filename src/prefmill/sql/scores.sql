@@ -1,8 +1,9 @@
--- candidate_scores: the per-candidate score that pairs.sql, points.sql and lists.sql (and custom
--- instantiation SQL) select from. The runner wraps this SELECT as
+-- candidate_scores: the per-candidate score with its texts, for instantiation SQL of your own (the
+-- built-in pairs.sql, points.sql and lists.sql read candidate_score_values, the same rows without the
+-- texts, and join the texts of their output last). The runner wraps this SELECT as
 --     CREATE OR REPLACE TEMP VIEW candidate_scores AS <this file>
 --
--- Inputs (views): prompts, candidates, judgments (columns as in prefmill.storage.schemas). The
+-- Inputs (views): prompts, candidates, candidate_score_values (score_values.sql, over judgments). The
 --         candidates column policy_logprob (log-prob under the target policy, for offline candidates)
 --         is used when the table has it. Table criterion_weights (criterion VARCHAR, weight DOUBLE),
 --         filled by the runner from the recipe's criterion_weights: weighted scalarisation. When it
@@ -40,160 +41,34 @@
 --                          orders disagree; NULL when it has none
 --   n_swapped     BIGINT   position-swapped comparisons behind swap_inconsistency (0 when none)
 --
--- Usable judgments: usable_judgments() (sql/usable_judgments.sql, defined by the runner).
--- A pair judge's score of a candidate is its win rate: the mean, over the pair rows naming it, of
--- P(it is the better one): prefers_first where it was shown first, 1 - prefers_first where it was
--- shown second. Judging both orders (position swap) puts each candidate first once per pair, so a
--- judge that always prefers the first position gives every candidate 0.5. A pair-only recipe (an
--- LLM pair judge, human pair verdicts) thus scores candidates like a point judge does, and its
--- win rates join the other judges' scores in the mean / median / vote.
--- Usable candidates: error IS NULL and response IS NOT NULL. Errors stay in their tables as data;
--- they are only left out here.
---
--- Position swap: swap_pairs() (sql/usable_judgments.sql) gives, for each (judge, criterion,
--- granularity, unit, two candidates) with rows in both orders, whether the orders agree.
-WITH with_policy AS (
-    -- adds a NULL policy_logprob column when the candidates table has none
-    SELECT * FROM candidates
-    UNION ALL BY NAME
-    (SELECT NULL::DOUBLE AS policy_logprob WHERE false)
-),
-usable_candidates AS (
-    SELECT
-        candidate_id,
-        prompt_id,
-        response,
-        logprob,
-        n_tokens,
-        coalesce(policy_logprob, logprob) / nullif(n_tokens, 0) AS logprob_per_token
-    FROM with_policy
-    WHERE error IS NULL AND response IS NOT NULL
-),
-usable_pairs AS (
-    SELECT prompt_id, candidate_id, other_candidate_id, criterion, judge, prefers_first
-    FROM usable_judgments()
-    WHERE mode = 'pair'
-),
-judge_scores AS (
-    -- point verdicts as they are; each pair verdict gives both of its candidates their probability
-    -- of being the better one (win rate): prefers_first to the one shown first, 1 - it to the other
-    SELECT prompt_id, candidate_id, criterion, judge, score
-    FROM usable_judgments()
-    WHERE mode = 'point'
-    UNION ALL
-    SELECT prompt_id, candidate_id, criterion, judge, prefers_first FROM usable_pairs
-    UNION ALL
-    SELECT prompt_id, other_candidate_id, criterion, judge, 1.0 - prefers_first FROM usable_pairs
-),
-per_judge AS (
-    SELECT
-        prompt_id,
-        candidate_id,
-        criterion,
-        judge,
-        avg(score) AS judge_score,
-        count(*) AS n_judgments
-    FROM judge_scores
-    GROUP BY prompt_id, candidate_id, criterion, judge
-),
-per_candidate AS (
-    SELECT
-        prompt_id,
-        candidate_id,
-        criterion,
-        avg(judge_score) AS score_mean,
-        median(judge_score)::DOUBLE AS score_median,
-        CASE
-            WHEN 2 * count(*) FILTER (WHERE judge_score >= 0.5) > count(*) THEN 1.0
-            WHEN 2 * count(*) FILTER (WHERE judge_score >= 0.5) < count(*) THEN 0.0
-            ELSE 0.5
-        END::DOUBLE AS score_vote,
-        coalesce(stddev_pop(judge_score), 0.0) AS spread,
-        sum(n_judgments)::BIGINT AS n_judgments,
-        count(*)::BIGINT AS n_judges
-    FROM per_judge
-    GROUP BY prompt_id, candidate_id, criterion
-),
-aggregated AS (
-    SELECT
-        *,
-        CASE coalesce(getvariable('aggregation'), 'mean')
-            WHEN 'mean' THEN score_mean
-            WHEN 'median' THEN score_median
-            WHEN 'vote' THEN score_vote
-            ELSE error('candidate_scores: aggregation must be mean, median or vote, not '
-                       || getvariable('aggregation')::VARCHAR)
-        END AS score
-    FROM per_candidate
-),
-weighted AS (
-    -- one 'weighted' row per candidate scored on every weighted criterion
-    SELECT
-        s.prompt_id,
-        s.candidate_id,
-        'weighted' AS criterion,
-        sum(w.weight * s.score) AS score_mean,
-        sum(w.weight * s.score) AS score_median,
-        sum(w.weight * s.score) AS score_vote,
-        max(s.spread) AS spread,
-        sum(s.n_judgments)::BIGINT AS n_judgments,
-        max(s.n_judges)::BIGINT AS n_judges,
-        sum(w.weight * s.score) AS score
-    FROM aggregated AS s
-    JOIN criterion_weights AS w ON w.criterion = s.criterion
-    GROUP BY s.prompt_id, s.candidate_id
-    HAVING count(*) = (SELECT count(*) FROM criterion_weights)
-),
-all_scores AS (
-    SELECT * FROM aggregated
-    UNION ALL BY NAME
-    SELECT * FROM weighted
-),
-swapped AS (
-    SELECT prompt_id, criterion, lo, hi, NOT consistent AS inconsistent FROM swap_pairs()
-),
-per_candidate_swap AS (
-    SELECT
-        prompt_id,
-        candidate_id,
-        criterion,
-        avg(inconsistent::INTEGER)::DOUBLE AS swap_inconsistency,
-        count(*)::BIGINT AS n_swapped
-    FROM (
-        SELECT prompt_id, lo AS candidate_id, criterion, inconsistent FROM swapped
-        UNION ALL
-        SELECT prompt_id, hi AS candidate_id, criterion, inconsistent FROM swapped
-    )
-    GROUP BY prompt_id, candidate_id, criterion
-),
-last_user AS (
-    SELECT
-        prompt_id,
-        list_filter(messages, lambda m: m.role = 'user')[-1].content AS prompt
-    FROM prompts
-)
+-- How: candidate_score_values (score_values.sql: the scores, spreads and swap columns, and the rules of
+-- usable judgments, pair win rates and aggregation) joined with the texts: the usable candidate's
+-- response and the prompt's last user message. The built-in output SQL reads candidate_score_values
+-- and joins the texts of the rows it outputs only; this view is the one to read in SQL of your own.
 SELECT
-    c.prompt_id,
-    c.candidate_id,
-    s.criterion,
+    v.prompt_id,
+    v.candidate_id,
+    v.criterion,
     p.prompt,
     c.response,
-    c.logprob,
-    c.n_tokens,
-    round(s.score, 12) AS score,
-    s.spread,
-    s.n_judgments,
-    s.n_judges,
-    c.logprob_per_token,
-    s.score_mean,
-    s.score_median,
-    s.score_vote,
-    w.swap_inconsistency,
-    coalesce(w.n_swapped, 0)::BIGINT AS n_swapped
-FROM usable_candidates AS c
-JOIN all_scores AS s
-  ON s.candidate_id = c.candidate_id AND s.prompt_id = c.prompt_id
-LEFT JOIN per_candidate_swap AS w
-  ON w.candidate_id = s.candidate_id AND w.prompt_id = s.prompt_id AND w.criterion = s.criterion
-LEFT JOIN last_user AS p
-  ON p.prompt_id = c.prompt_id
+    v.logprob,
+    v.n_tokens,
+    v.score,
+    v.spread,
+    v.n_judgments,
+    v.n_judges,
+    v.logprob_per_token,
+    v.score_mean,
+    v.score_median,
+    v.score_vote,
+    v.swap_inconsistency,
+    v.n_swapped
+FROM candidate_score_values AS v
+JOIN (
+    SELECT candidate_id, prompt_id, response FROM candidates WHERE error IS NULL AND response IS NOT NULL
+) AS c
+  ON c.candidate_id = v.candidate_id AND c.prompt_id = v.prompt_id
+LEFT JOIN (
+    SELECT prompt_id, list_filter(messages, lambda m: m.role = 'user')[-1].content AS prompt FROM prompts
+) AS p
+  ON p.prompt_id = v.prompt_id

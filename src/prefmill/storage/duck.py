@@ -94,3 +94,46 @@ def query(con: duckdb.DuckDBPyConnection, sql: str, params: Mapping[str, object]
         return to_arrow(rel)
     except duckdb.Error as exc:
         raise _query_error(exc) from exc
+
+
+#: Share of the machine's memory a working connection may use when no limit is set.
+DEFAULT_MEMORY_SHARE = 0.25
+#: Folder under a dataset where working connections spill (not a table: the name is not a table name).
+SCRATCH_DIR = "_scratch"
+
+
+def default_memory_limit(share: float = DEFAULT_MEMORY_SHARE) -> str:
+    """``share`` of the machine's physical memory as a DuckDB size (``'5.8GiB'``), at least 1 GiB."""
+    import os
+
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        total = 8 * 2**30
+    return f"{max(1.0, total * share / 2**30):.1f}GiB"
+
+
+def scratch_dir(store: Store, dataset: str) -> str | None:
+    """``<root>/<dataset>/_scratch`` for a local store (None elsewhere: DuckDB then spills to its own
+    default temp directory)."""
+    return store.path(dataset, SCRATCH_DIR) if store.loc.is_local else None
+
+
+def configure(
+    con: duckdb.DuckDBPyConnection,
+    *,
+    memory_limit: str | None = None,
+    temp_directory: str | None = None,
+) -> duckdb.DuckDBPyConnection:
+    """Bound a working connection's memory: ``memory_limit`` (a DuckDB size such as ``'4GB'``;
+    default ``default_memory_limit()``) and the folder it spills to past that (``temp_directory``;
+    DuckDB's default when None). Large sorts, joins and temporary tables then go to disk instead of
+    growing the process. Returns ``con``."""
+    limit = memory_limit or default_memory_limit()
+    try:
+        con.execute(f"SET memory_limit = {_quote_str(limit)}")
+        if temp_directory is not None:
+            con.execute(f"SET temp_directory = {_quote_str(temp_directory)}")
+    except duckdb.Error as exc:
+        raise _query_error(exc) from exc
+    return con

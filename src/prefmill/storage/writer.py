@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
@@ -22,6 +22,19 @@ if TYPE_CHECKING:
 #: Columns whose sums become manifest totals when a table has them.
 _SUM_COLUMNS = {"n_tokens": "tokens", "prompt_tokens": "prompt_tokens", "cost_usd": "cost_usd"}
 _ERROR_COLUMNS = ("error", "parse_error")
+
+
+def _write_parquet(table: str, tables: Iterator[pa.Table], sink: Any, where: str) -> int:
+    """Write ``tables`` (each checked with ``conform``) to ``sink`` as one Parquet file; its rows."""
+    first = conform(table, next(tables), where=where)
+    rows = first.num_rows
+    with pq.ParquetWriter(sink, first.schema) as out:
+        out.write_table(first)
+        for more in tables:
+            part = conform(table, more, where=where)
+            out.write_table(part.cast(first.schema))
+            rows += part.num_rows
+    return rows
 
 
 class VersionWriter:
@@ -56,12 +69,19 @@ class VersionWriter:
     def shard_path_of(self, version: str, index: int) -> str:
         return f"{self.store.version_path(self.dataset, self.table, version)}/part-{index:05d}.parquet"
 
-    def write_shard(self, index: int, data: pa.Table, stats: Mapping[str, Any] | None = None) -> int:
+    def write_shard(
+        self, index: int, data: pa.Table | Iterable[pa.Table], stats: Mapping[str, Any] | None = None
+    ) -> int:
         """Validate ``data`` against the table's schema and write it as shard ``index``, atomically.
+        ``data`` is a table, or an iterable of tables written one after the other as row groups of the
+        one part file (a large output streamed out of DuckDB: never all in memory at once).
         ``stats`` (numbers) are kept beside the shard and summed into the manifest at publish."""
         if self.published:
             raise StorageError(f"version {self.table}@{self.version} is published; nothing is overwritten")
-        data = conform(self.table, data, where=f"shard {index}")
+        where = f"shard {index}"
+        if isinstance(data, pa.Table):
+            data = conform(self.table, data, where=where)
+        tables: Iterator[pa.Table] = iter([data]) if isinstance(data, pa.Table) else iter(data)
         fs = self.store.fs
         fs.create_dir(self.dir, recursive=True)
         if stats:
@@ -70,14 +90,19 @@ class VersionWriter:
         final = self.shard_path(index)
         if self.store.loc.fsspec_fs is not None:  # object store: one conditional PUT, no rename
             buffer = pa.BufferOutputStream()
-            pq.write_table(data, buffer)
+            rows = _write_parquet(self.table, tables, buffer, where)
             self.store._write_atomic(final, buffer.getvalue().to_pybytes(), replace=False)
-            return data.num_rows
+            return rows
         tmp = f"{self.dir}/.tmp-{uuid.uuid4().hex}-part-{index:05d}.parquet"
-        pq.write_table(data, tmp, filesystem=fs)
+        if isinstance(data, pa.Table):
+            pq.write_table(data, tmp, filesystem=fs)
+            rows = data.num_rows
+        else:
+            with fs.open_output_stream(tmp) as sink:
+                rows = _write_parquet(self.table, tables, sink, where)
         # first writer wins: a racing writer never replaces a shard (or a published version's part)
         self.store._move_into_place(tmp, final, replace=False)
-        return data.num_rows
+        return rows
 
     def _stats(self, index: int) -> dict[str, Any]:
         path = f"{self.dir}/part-{index:05d}.stats.json"

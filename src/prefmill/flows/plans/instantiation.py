@@ -27,7 +27,7 @@ def output_config(recipe: Recipe, output: str) -> tuple[dict[str, Any], str | No
     scores = read_sql("scores")
     where = recipe.instantiation.sql.get(output, f"{output}.sql")  # type: ignore[call-overload]
     used = sql_parameters(text, where=where) | sql_parameters(scores, where="scores.sql")
-    parts = [scores, text]
+    parts = [read_sql("score_values"), scores, text]
     parts.insert(0, read_sql(JUDGMENT_MACROS))  # usable_judgments() and swap_pairs(), read by both
     custom_selection = None
     if output == "pairs":
@@ -64,6 +64,7 @@ class OutputPlan:
     sql_text: str | None
     sql_file: str | None
     selection: tuple[str | None, str | None] = (None, None)
+    memory_limit: str | None = None  # DuckDB's memory_limit while the output is made (not in the version)
 
     @property
     def params(self) -> dict[str, Any]:
@@ -76,7 +77,7 @@ def plan_output(recipe: Recipe, output: str) -> OutputPlan:
     if output == "pairs":
         selection = (recipe.sql_text("selection"), recipe.instantiation.sql.get("selection"))
     sql_file = recipe.instantiation.sql.get(output)  # type: ignore[call-overload]
-    return OutputPlan(output, config, custom_sql, sql_file, selection)
+    return OutputPlan(output, config, custom_sql, sql_file, selection, recipe.instantiation.memory_limit)
 
 
 def plan_instantiation(recipe: Recipe) -> tuple[OutputPlan, ...]:

@@ -19,6 +19,9 @@ from prefmill.recipe import Recipe
 from prefmill.recipe.evaluation import EvaluationConfig
 from prefmill.recipe.instantiation import InstantiationConfig, SelectionConfig
 
+#: InstantiationConfig fields that are not SQL parameters.
+_NOT_PARAMS = ("outputs", "sql", "selection", "memory_limit")
+
 #: $name -> the InstantiationConfig field it comes from, where the two names differ.
 _RENAMED = {"strategies": "pair_strategies"}
 
@@ -52,7 +55,7 @@ def sql_params(config: InstantiationConfig, seed: int) -> dict[str, Any]:
     """Every SQL parameter a recipe's instantiation section sets, by its $name in the SQL files."""
     out: dict[str, Any] = {}
     for name in InstantiationConfig.model_fields:
-        if name in ("outputs", "sql", "selection"):
+        if name in _NOT_PARAMS:
             continue
         value = getattr(config, name)
         out[next((k for k, v in _RENAMED.items() if v == name), name)] = (
@@ -105,7 +108,7 @@ def check_params(values: Mapping[str, object], where: str) -> None:
         field = _RENAMED.get(name, name)
         if value is None or name not in _CHECKED:
             continue
-        if field in InstantiationConfig.model_fields and field not in ("outputs", "sql", "selection"):
+        if field in InstantiationConfig.model_fields and field not in _NOT_PARAMS:
             model: type = InstantiationConfig
             data: dict[str, Any] = {field: list(value) if isinstance(value, tuple) else value}
         elif field in SelectionConfig.model_fields:

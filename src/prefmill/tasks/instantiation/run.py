@@ -37,10 +37,8 @@ EMBEDDINGS_SCHEMA = pa.schema(
 #: Row-order column the runner adds to pairs before selection (and removes after).
 _ROW = "__prefmill_row"
 
-#: Temporary table holding ``candidate_scores`` while one output's SQL runs.
-_SCORES = "__prefmill_candidate_scores"
-#: Output SQL naming candidate_scores at least this often runs on a snapshot of it (pairs.sql: 15).
-_SNAPSHOT_MIN_REFERENCES = 6
+#: Temporary table holding ``candidate_score_values`` while one output's SQL runs.
+_SCORES = "__prefmill_candidate_score_values"
 
 #: ``content_id(list)`` in SQL: the first 16 hex chars of sha256 of the list's canonical JSON, equal to
 #: ``prefmill.ids.content_id`` of the same Python list of strings. DuckDB's ``to_json`` already writes
@@ -117,8 +115,13 @@ def weights_table(weights: Mapping[str, float] | list[Mapping[str, object]] | No
     return pa.Table.from_pylist(rows, schema=WEIGHTS_SCHEMA)
 
 
-def _scores_view(scores: str) -> str:
-    return f"CREATE OR REPLACE TEMP VIEW candidate_scores AS\n{scores}\n"
+#: The views the runner defines over the inputs, each from its built-in SQL file: the narrow scores
+#: first (score_values.sql), then the scores with their texts (scores.sql) over them.
+_SCORE_VIEWS = (("candidate_score_values", "score_values"), ("candidate_scores", "scores"))
+
+
+def _view(name: str, sql_name: str) -> str:
+    return f"CREATE OR REPLACE TEMP VIEW {name} AS\n{read_sql(sql_name)}\n"
 
 
 def bind_candidate_scores(
@@ -126,14 +129,14 @@ def bind_candidate_scores(
     criterion_weights: Mapping[str, float] | None = None,
     aggregation: str | None = None,
 ) -> None:
-    """Define the ``content_id`` macro, the ``criterion_weights`` table and the ``candidate_scores``
-    view (scores.sql) on ``con``.
+    """Define the ``content_id`` macro, the ``criterion_weights`` table and the views
+    ``candidate_score_values`` (score_values.sql: the scores without their texts) and
+    ``candidate_scores`` (scores.sql: the same rows with the prompt and response) on ``con``.
 
     ``prompts``, ``candidates`` and ``judgments`` must already be queryable on ``con``. ``aggregation``
     (one of ``AGGREGATIONS``) sets the DuckDB variable scores.sql reads to combine judges; None keeps
     the connection's setting (``mean`` when unset).
     """
-    scores = read_sql("scores")
     if aggregation is not None and aggregation not in AGGREGATIONS:
         raise QueryError(
             f"instantiation: aggregation {aggregation!r} is not one of {', '.join(AGGREGATIONS)}; "
@@ -145,11 +148,13 @@ def bind_candidate_scores(
         con.execute(CONTENT_ID_MACRO)
         define_judgment_macros(con)
         con.register("criterion_weights", weights_table(criterion_weights))
-        con.execute(_scores_view(scores))
+        for name, sql_name in _SCORE_VIEWS:
+            con.execute(_view(name, sql_name))
     except (duckdb.Error, QueryError) as exc:
         raise QueryError(
-            f"instantiation: cannot create view candidate_scores from prefmill/sql/scores.sql: "
-            f"{_duck_message(exc)}; bind the views prompts, candidates and judgments first"
+            "instantiation: cannot create view candidate_scores from prefmill/sql/scores.sql "
+            f"(over score_values.sql): {_duck_message(exc)}; "
+            "bind the views prompts, candidates and judgments first"
         ) from exc
 
 
@@ -207,6 +212,48 @@ class Instantiated:
         return self.table.num_rows + sum(self.removed.values())
 
 
+#: Rows per Arrow batch when an output is streamed out of DuckDB.
+BATCH_ROWS = 100_000
+
+
+@dataclass
+class InstantiatedStream:
+    """An output kept in DuckDB (a temporary table, spilled to the connection's temp directory when it
+    outgrows the memory limit) and read out in checked batches: what the flow writes part by part.
+
+    ``relation`` names the kept rows on ``con`` (for aggregates: ``con.sql(f"... FROM {relation}")``);
+    ``batches()`` runs ``query`` and yields the rows in output order, each batch cast to the table's
+    schema (an empty output yields one empty batch)."""
+
+    con: duckdb.DuckDBPyConnection
+    output: str
+    relation: str
+    rows: int
+    removed: dict[str, int]
+    where: str
+    query: str
+
+    @property
+    def rows_before_selection(self) -> int:
+        return self.rows + sum(self.removed.values())
+
+    def batches(self, rows: int = BATCH_ROWS) -> Iterator[pa.Table]:
+        reader = self.con.sql(self.query).to_arrow_reader(rows)
+        empty = True
+        for batch in reader:
+            if batch.num_rows:
+                empty = False
+                yield self._checked(pa.Table.from_batches([batch]))
+        if empty:
+            yield self._checked(reader.schema.empty_table())
+
+    def _checked(self, table: pa.Table) -> pa.Table:
+        return conform(self.output, _decimals_to_double(self.output, table), where=self.where)
+
+    def table(self) -> pa.Table:
+        return pa.concat_tables(list(self.batches()))
+
+
 def _params_for(sql_text: str, params: Mapping[str, object], where: str) -> dict[str, object]:
     used = sql_parameters(sql_text, where=where)
     available = {**DEFAULT_PARAMS, **params}
@@ -242,30 +289,59 @@ def _split_dropped(table: pa.Table) -> tuple[pa.Table, dict[str, int]]:
 
 
 @contextmanager
-def _scores_computed_once(con: duckdb.DuckDBPyConnection, where: str, sql_text: str) -> Iterator[None]:
-    """Compute ``candidate_scores`` once for the output SQL, and put the view back afterwards.
+def _scores_computed_once(
+    con: duckdb.DuckDBPyConnection, where: str, sql_text: str, read_once: bool = False
+) -> Iterator[None]:
+    """Compute ``candidate_score_values`` once for the output SQL, and put the view back afterwards.
 
-    DuckDB plans and runs a view again at every reference, and the built-in SQL reads candidate_scores
-    many times (pairs.sql about fifteen): planning scores.sql that often cost ~0.5 s per call even on a
-    dozen rows. Within one call the inputs do not change, so a snapshot gives the same rows. SQL that
-    names the view only a few times (points, lists) keeps the view: at 2M judgments materialising it
-    cost lists ~25% (benchmarks/instantiate.py), more than re-planning saves."""
-    if sql_text.count("candidate_scores") < _SNAPSHOT_MIN_REFERENCES:
+    DuckDB plans and runs a view again at every reference (and ``candidate_scores`` reads
+    ``candidate_score_values``), so SQL that names the scores runs over a snapshot: one scan of the
+    judgments and candidates per output, whatever the SQL does. The snapshot is narrow (ids, scores,
+    log-probs: no texts), so it is cheap to keep, and spills to the connection's temp directory when
+    it outgrows the memory limit. Within one call the inputs do not change, so it gives the same rows.
+    SQL that reads the scores once (``read_once``, or naming them once) runs on the view: a snapshot
+    would only add a copy (at 1M candidates 2.4 of 8.4 CPU seconds for best_vs_worst pairs)."""
+    if read_once or sql_text.count("candidate_score") < 2:
         yield
         return
     try:
-        con.execute(f"CREATE OR REPLACE TEMP TABLE {_SCORES} AS SELECT * FROM candidate_scores")
-        con.execute(f"CREATE OR REPLACE TEMP VIEW candidate_scores AS SELECT * FROM {_SCORES}")
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {_SCORES} AS SELECT * FROM candidate_score_values")
+        con.execute(f"CREATE OR REPLACE TEMP VIEW candidate_score_values AS SELECT * FROM {_SCORES}")
     except duckdb.Error as exc:
         raise QueryError(f"{where}: {_duck_message(exc)}") from exc
     try:
         yield
     finally:
-        con.execute(_scores_view(read_sql("scores")))
+        con.execute(_view(*_SCORE_VIEWS[0]))
         con.execute(f"DROP TABLE IF EXISTS {_SCORES}")
 
 
-def instantiate_with_report(
+def _reads_scores_once(output: str, values: Mapping[str, object]) -> bool:
+    """Whether the built-in SQL of ``output`` reads the scores once with these parameters: points and
+    lists always (the unused label rule is planned away), pairs with best_vs_worst alone (one GROUP
+    BY; the other strategies read them again)."""
+    return output != "pairs" or list(values.get("strategies") or []) == ["best_vs_worst"]  # type: ignore[call-overload]
+
+
+def _keep(
+    con: duckdb.DuckDBPyConnection, name: str, sql_text: str, values: dict[str, object], where: str
+) -> None:
+    """Run ``sql_text`` into the temporary table ``name`` (spilled past the memory limit)."""
+    try:
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS\n{sql_text}\n", values or None)
+    except duckdb.Error as exc:
+        raise QueryError(f"{where}: {_duck_message(exc)}") from exc
+
+
+def _columns(con: duckdb.DuckDBPyConnection, name: str) -> list[str]:
+    return [row[0] for row in con.execute(f"DESCRIBE {name}").fetchall()]
+
+
+#: Temporary tables holding an output's rows (before selection, and after); the view of the kept rows.
+_MADE, _SELECTED, _RESULT = "__prefmill_output", "__prefmill_selected", "__prefmill_result"
+
+
+def instantiate_stream(
     con: duckdb.DuckDBPyConnection,
     output: str,
     params: Mapping[str, object],
@@ -274,19 +350,21 @@ def instantiate_with_report(
     sql_file: str | None = None,
     selection_text: str | None = None,
     selection_file: str | None = None,
-) -> Instantiated:
-    """Build the ``output`` table (one of ``OUTPUTS``: pairs, points, lists) from the views on ``con``.
+) -> InstantiatedStream:
+    """Build the ``output`` table (one of ``OUTPUTS``: pairs, points, lists) from the views on ``con``,
+    keeping its rows in DuckDB; read them with ``InstantiatedStream.batches``.
 
     Runs the table's built-in SQL (``prefmill/sql/<output>.sql``, named by its module in
     ``prefmill.storage.tables``), or ``sql_text`` (a user's SQL file, named ``sql_file`` in error
     messages) when given; for a table with selection (pairs), then the selection SQL (built-in
     ``selection.sql`` or ``selection_text``) over the result. ``params`` override ``DEFAULT_PARAMS``;
-    only the ones each SQL uses are passed. Rows with a ``drop_reason`` are removed and counted. The
-    result is checked and cast with ``schemas.conform``.
+    only the ones each SQL uses are passed. Rows with a ``drop_reason`` are left out and counted. The
+    batches are checked and cast with ``schemas.conform``.
     """
     if output not in OUTPUTS:
         raise QueryError(f"unknown instantiation output '{output}': choose one of {', '.join(OUTPUTS)}")
     spec = TABLES[output]
+    builtin = sql_text is None
     if sql_text is None:
         sql_text = read_sql(spec.sql)  # type: ignore[arg-type]
         source = f"prefmill/sql/{spec.sql}.sql"
@@ -299,8 +377,9 @@ def instantiate_with_report(
     aggregation = params.get("aggregation")
     bind_candidate_scores(con, weights, None if aggregation is None else str(aggregation))  # type: ignore[arg-type]
     bind_embeddings(con)
-    with _scores_computed_once(con, where, sql_text):
-        table = _decimals_to_double(output, _run(con, sql_text, values, where))
+    with _scores_computed_once(con, where, sql_text, builtin and _reads_scores_once(output, values)):
+        _keep(con, _MADE, sql_text, values, where)
+    kept, order = _MADE, None  # a table scans in insertion order: the SQL's own order
     if spec.selection_sql is not None:
         if selection_text is None:
             selection_text = read_sql(spec.selection_sql)
@@ -309,19 +388,53 @@ def instantiate_with_report(
             selection_source = selection_file or "custom selection SQL"
         swhere = f"selection of '{output}' ({selection_source})"
         svalues = _params_for(selection_text, params, swhere)
-        if "implicit_margin" not in table.column_names:
-            table = table.append_column("implicit_margin", pa.nulls(table.num_rows, pa.float64()))
-        table = table.append_column(_ROW, pa.array(range(table.num_rows), pa.int64()))
-        con.register("pairs_unfiltered", table)
+        implicit = "" if "implicit_margin" in _columns(con, _MADE) else ", NULL::DOUBLE AS implicit_margin"
+        con.execute(
+            "CREATE OR REPLACE TEMP VIEW pairs_unfiltered AS "
+            f"SELECT *{implicit}, rowid AS {_ROW} FROM {_MADE}"
+        )
         try:
-            selected = _run(con, selection_text, svalues, swhere)
+            _keep(con, _SELECTED, selection_text, svalues, swhere)
         finally:
-            con.unregister("pairs_unfiltered")
-        if _ROW in selected.column_names:
-            selected = selected.sort_by(_ROW).drop_columns([_ROW])
-        table = selected
-    kept, removed = _split_dropped(table)
-    return Instantiated(conform(output, kept, where=source), removed)
+            con.execute("DROP VIEW IF EXISTS pairs_unfiltered")
+        kept, order = _SELECTED, (_ROW if _ROW in _columns(con, _SELECTED) else None)
+    removed: dict[str, int] = {}
+    columns = _columns(con, kept)
+    hidden = [c for c in ("drop_reason", _ROW) if c in columns]
+    keep_rows = "drop_reason IS NULL" if "drop_reason" in columns else "true"
+    if "drop_reason" in columns:
+        counts = con.execute(
+            f"SELECT drop_reason, count(*) FROM {kept} WHERE drop_reason IS NOT NULL GROUP BY ALL"
+        ).fetchall()
+        removed = {str(r): int(n) for r, n in sorted(counts, key=lambda c: str(c[0]))}
+    exclude = f" EXCLUDE ({', '.join(hidden)})" if hidden else ""
+    con.execute(f"CREATE OR REPLACE TEMP VIEW {_RESULT} AS SELECT *{exclude} FROM {kept} WHERE {keep_rows}")
+    rows = int(con.execute(f"SELECT count(*) FROM {_RESULT}").fetchall()[0][0])
+    query = f"SELECT *{exclude} FROM {kept} WHERE {keep_rows}" + (f" ORDER BY {order}" if order else "")
+    return InstantiatedStream(con, output, _RESULT, rows, removed, source, query)
+
+
+def instantiate_with_report(
+    con: duckdb.DuckDBPyConnection,
+    output: str,
+    params: Mapping[str, object],
+    sql_text: str | None = None,
+    *,
+    sql_file: str | None = None,
+    selection_text: str | None = None,
+    selection_file: str | None = None,
+) -> Instantiated:
+    """``instantiate_stream``, read into one Arrow table."""
+    stream = instantiate_stream(
+        con,
+        output,
+        params,
+        sql_text,
+        sql_file=sql_file,
+        selection_text=selection_text,
+        selection_file=selection_file,
+    )
+    return Instantiated(stream.table(), stream.removed)
 
 
 def instantiate(
