@@ -71,6 +71,25 @@ def _field_path(loc: Sequence[Any]) -> str:
     return out or "(top level)"
 
 
+def _duplicate_key(node: yaml.Node | None) -> tuple[str, int, int] | None:
+    """The first key written twice in one mapping of the tree: (key, first line, second line)."""
+    stack = [node] if node is not None else []
+    while stack:
+        current = stack.pop()
+        if isinstance(current, yaml.MappingNode):
+            seen: dict[str, int] = {}
+            for key, value in current.value:
+                if isinstance(key, yaml.ScalarNode) and key.tag != "tag:yaml.org,2002:merge":
+                    line = key.start_mark.line + 1
+                    if key.value in seen:
+                        return key.value, seen[key.value], line
+                    seen[key.value] = line
+                stack.append(value)
+        elif isinstance(current, yaml.SequenceNode):
+            stack.extend(reversed(current.value))
+    return None
+
+
 def parse_recipe(text: str, *, name: str = "recipe.yaml", base_dir: str | Path = ".") -> Recipe:
     """Validate recipe YAML text. Errors: ``RecipeError('<name> line N: <field>: <problem>')``."""
     try:
@@ -81,6 +100,13 @@ def parse_recipe(text: str, *, name: str = "recipe.yaml", base_dir: str | Path =
         where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise RecipeError(f"{name}{where}: not valid YAML: {problem}") from None
+    duplicate = _duplicate_key(tree)
+    if duplicate is not None:
+        key, first, second = duplicate
+        raise RecipeError(
+            f"{name} line {second}: field '{key}' is written twice (lines {first} and {second}); "
+            "keep one of them"
+        )
     if data is None:
         raise RecipeError(f"{name}: the recipe is empty; `prefmill init quickstart` writes an example")
     if not isinstance(data, dict):
