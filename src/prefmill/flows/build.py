@@ -17,6 +17,7 @@ from prefmill.flows.prompts import prompts_flow
 from prefmill.flows.results import BuildSummary, pricing
 from prefmill.flows.revision import revision_flow
 from prefmill.flows.runners import RunnerChoice, runner_session
+from prefmill.flows.startup import start_local_api
 from prefmill.flows.synthesis import synthesis_flow
 from prefmill.recipe import STAGES, Recipe
 from prefmill.storage import DEFAULT_REF, Store
@@ -103,5 +104,6 @@ def run_build(
         workers or recipe.workers,
         max_shards_in_flight=recipe.max_shards_in_flight,
     )
+    start_local_api()
     with runner_session(choice, target), build_tags(recipe):
         return build_flow(recipe, target, stop_after=stop_after, ref=ref, retry_errors=retry, plan=plan)
