@@ -72,3 +72,59 @@ def start_local_api() -> None:
         "raise PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS or run `prefect server start` and set "
         "PREFECT_API_URL"
     )
+
+
+# --- runs of a build that died: marked crashed instead of staying Running -------------------------------
+
+#: Flow-run states a dead process leaves behind.
+_LIVE_STATES = ("RUNNING", "PENDING", "SCHEDULED")
+
+
+def process_tags(dataset: str, root: str) -> list[str]:
+    """Tags of every flow run of this build: which build (dataset and root), and which process runs it
+    (``pid:`` and ``host:``), so a later run can tell a dead process's runs from a live one's."""
+    import hashlib
+    import socket
+
+    key = hashlib.sha256(f"{root}\n{dataset}".encode()).hexdigest()[:16]
+    return [f"prefmill-build:{key}", f"pid:{os.getpid()}", f"host:{socket.gethostname()}"]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's live process
+        return True
+    return True
+
+
+def mark_stale_runs(tags: list[str]) -> int:
+    """Mark crashed the flow runs of this build (``tags[0]``) left Running / Pending by a process of
+    this host that is gone (killed with SIGKILL, a lost machine...). Returns how many were marked."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import (
+        FlowRunFilter,
+        FlowRunFilterState,
+        FlowRunFilterStateType,
+        FlowRunFilterTags,
+    )
+    from prefect.client.schemas.objects import StateType
+    from prefect.states import Crashed
+
+    host = next(t for t in tags if t.startswith("host:"))
+    runs_filter = FlowRunFilter(
+        tags=FlowRunFilterTags(all_=[tags[0]]),
+        state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType(s) for s in _LIVE_STATES])),
+    )
+    marked = 0
+    with get_client(sync_client=True) as client:
+        for run in client.read_flow_runs(flow_run_filter=runs_filter):
+            pids = [int(t[4:]) for t in run.tags if t.startswith("pid:") and t[4:].isdigit()]
+            if host not in run.tags or not pids or _alive(pids[0]):
+                continue
+            message = f"the process running this build (pid {pids[0]}) is gone; marked crashed by a later run"
+            client.set_flow_run_state(run.id, Crashed(message=message), force=True)
+            marked += 1
+    return marked
