@@ -3,10 +3,13 @@ after SIGKILL (nothing can run), the next run of the same build marks the dead p
 
 from __future__ import annotations
 
+import contextlib
+import os
 import signal
 import sqlite3
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -55,6 +58,20 @@ def _kill_while_generating(tmp_path: Path, server: FaultServer, sig: signal.Sign
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def _stop_orphan_servers(prefect_home: Path) -> None:
+    """Stop the temporary Prefect APIs the killed builds left running (their PREFECT_HOME is ours)."""
+    for environ in Path("/proc").glob("[0-9]*/environ"):
+        with contextlib.suppress(OSError):
+            if f"PREFECT_HOME={prefect_home}".encode() in environ.read_bytes().split(b"\0"):
+                os.kill(int(environ.parent.name), signal.SIGTERM)
+
+
+@pytest.fixture(autouse=True)
+def _no_orphans(tmp_path: Path) -> Iterator[None]:
+    yield
+    _stop_orphan_servers(tmp_path / "prefect-home")
 
 
 def test_sigterm_marks_crashed_and_a_rerun_marks_a_sigkilled_run(tmp_path: Path) -> None:
