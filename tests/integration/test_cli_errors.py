@@ -65,3 +65,36 @@ def test_debug_shows_the_traceback(tmp_path: Path) -> None:
     (tmp_path / "r.yaml").write_text(RECIPE)
     result = _build(tmp_path, "--debug")
     assert result.returncode == 1 and "Traceback" in result.stderr
+
+
+def test_root_that_is_a_file_fails_before_prefect(tmp_path: Path) -> None:
+    (tmp_path / "r.yaml").write_text(
+        RECIPE.replace("kind: file\n      path: prompts.jsonl", "kind: arithmetic\n      n: 2")
+    )
+    (tmp_path / "data").write_text("not a folder")
+    result = _build(tmp_path)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    [line] = _error_lines(result)
+    assert line == f"error: storage root {tmp_path / 'data'} is a file, not a folder: pass --root a folder"
+
+
+def test_prefect_api_start_timing_out_is_retried_then_one_line(tmp_path: Path) -> None:
+    """A start-up timeout too short for the temporary API (as on a loaded machine): one retry with twice
+    the time, then a line saying what to do; no server process is left behind."""
+    (tmp_path / "r.yaml").write_text(
+        RECIPE.replace("kind: file\n      path: prompts.jsonl", "kind: arithmetic\n      n: 2")
+    )
+    env = cli_env(tmp_path)
+    env["PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"] = "1"
+    result = subprocess.run(
+        [*PREFMILL, "build", str(tmp_path / "r.yaml"), "--root", str(tmp_path / "data")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+    [line] = _error_lines(result)
+    assert "Prefect's local API did not start (waited 1 s, then 2 s)" in line and "PREFECT_API_URL" in line
+    assert not (tmp_path / "data" / "bad").exists()  # nothing built

@@ -143,3 +143,24 @@ def test_unknown_judge_kind_and_option_name_the_line() -> None:
 _MINIMAL_JUDGES = (
     "dataset: d\nprompts:\n  sources:\n    - kind: arithmetic\n      n: 3\nevaluation:\n  judges:\n"
 )
+
+
+@pytest.mark.parametrize(
+    ("text", "key", "lines"),
+    [
+        ("dataset: a\nprompts: {sources: [{kind: arithmetic, n: 2}]}\ndataset: b\n", "dataset", (1, 3)),
+        (
+            "dataset: a\nprompts:\n  sources:\n    - kind: arithmetic\n      n: 2\n      n: 3\n",
+            "n",
+            (5, 6),
+        ),
+        ("dataset: a\nprompts: {sources: [{kind: arithmetic, n: 2}], sources: []}\n", "sources", (2, 2)),
+    ],
+)
+def test_duplicate_keys_are_refused_with_both_lines(text: str, key: str, lines: tuple[int, int]) -> None:
+    with pytest.raises(RecipeError) as err:
+        parse_recipe(text, name="r.yaml")
+    first, second = lines
+    assert str(err.value) == (
+        f"r.yaml line {second}: field '{key}' is written twice (lines {first} and {second}); keep one of them"
+    )

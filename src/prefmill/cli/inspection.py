@@ -84,16 +84,18 @@ def show(
     fmt: FormatOpt = "table",
 ) -> None:
     """Show rows of a table version (the ref's version by default)."""
-    from prefmill.storage.duck import bind, connect, query
+    from prefmill.storage.duck import bind, connect, lock_down, query, version_paths, where_expression
 
     check_format(fmt)
+    condition = where_expression(where) if where else None
     store = Store(root)
     ds = pick_dataset(store, dataset)
     m = resolve(store, ds, spec, ref)
     con = connect()
     bind(con, store, "t", m)
-    cols = ", ".join(f'"{c.strip()}"' for c in columns.split(",")) if columns else "*"
-    sql = f"SELECT {cols} FROM t" + (f" WHERE {where}" if where else "") + f" LIMIT {int(limit)}"
+    lock_down(con, version_paths(store, [m]))
+    cols = ", ".join('"' + c.strip().replace('"', '""') + '"' for c in columns.split(",")) if columns else "*"
+    sql = f"SELECT {cols} FROM t" + (f" WHERE {condition}" if condition else "") + f" LIMIT {int(limit)}"
     result = query(con, sql)
     title = f"{m.table}@{m.version} · {m.rows:,} rows" + (f" · where {where}" if where else "")
     fmt = "records" if vertical else fmt
@@ -114,14 +116,16 @@ def sql(
     ref: RefOpt = DEFAULT_REF,
     fmt: FormatOpt = "table",
 ) -> None:
-    """Run DuckDB SQL with every table of the ref bound as a view (e.g. SELECT * FROM pairs)."""
-    from prefmill.storage.duck import query, session
+    """Run one read-only DuckDB query with every table of the ref bound as a view (e.g. SELECT * FROM
+    pairs); it reads those tables' files and nothing else on the machine."""
+    from prefmill.storage.duck import check_user_sql, user_query, user_session
 
     check_format(fmt)
+    check_user_sql(statement)
     store = Store(root)
     ds = pick_dataset(store, dataset)
-    con = session(store, ds, ref)
-    render_rows(query(con, statement), fmt, width=None if fmt != "table" else 80)
+    con = user_session(store, ds, ref)
+    render_rows(user_query(con, statement), fmt, width=None if fmt != "table" else 80)
 
 
 def _lineage_tree(store: Store, m: Manifest) -> dict[str, Any]:

@@ -20,8 +20,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from prefmill.engines.base import Engine
-from prefmill.engines.spec import EngineKind, EngineSpec
+from prefmill.engines.spec import EngineKind, EngineSpec, split_model_url
 from prefmill.errors import EngineError
+from prefmill.redaction import inline_secret_option, redact
 
 __all__ = [
     "EngineKind",
@@ -85,35 +86,42 @@ def parse_spec(spec: str) -> EngineSpec:
     Raises ``EngineError`` for unknown kinds (listing the known ones) and malformed specs.
     """
     kinds = engine_kinds()
+    shown = redact(spec) if isinstance(spec, str) else spec  # errors never print a key
     if not isinstance(spec, str) or ":" not in spec:
         raise EngineError(
-            f"engine spec {spec!r} has no kind; write kind:model, e.g. {_examples()} "
+            f"engine spec {shown!r} has no kind; write kind:model, e.g. {_examples()} "
             f"(known kinds: {', '.join(kinds)})"
         )
     kind, rest = spec.split(":", 1)
     kind = kind.strip().lower()
     if kind not in kinds:
         raise EngineError(
-            f"unknown engine kind '{kind}' in spec {spec!r}; known kinds: {', '.join(kinds)} "
+            f"unknown engine kind '{kind}' in spec {shown!r}; known kinds: {', '.join(kinds)} "
             f"(e.g. {_examples()})"
+        )
+    secret = inline_secret_option(spec)
+    if secret is not None:
+        raise EngineError(
+            f"engine spec {shown!r}: option {secret} holds a secret; keep it out of the recipe: export it "
+            "in an environment variable and name that with api_key_env=VAR"
         )
     model, _, query = rest.strip().partition("?")
     options: dict[str, Any] = {}
     for part in filter(None, query.split("&")):
         key, sep, value = part.partition("=")
         if not sep or not key.strip():
-            raise EngineError(f"engine spec {spec!r}: option '{part}' is not key=value")
+            raise EngineError(f"engine spec {shown!r}: option '{part}' is not key=value")
         options[key.strip()] = _option_value(value.strip())
     url = None
     if kinds[kind].url:
-        model, sep, url = model.rpartition("@")
+        model, sep, url = split_model_url(model)
         if not sep or not model or not url:
             raise EngineError(
-                f"engine spec {spec!r}: an {kind} engine is {kind}:MODEL@URL, e.g. "
+                f"engine spec {shown!r}: an {kind} engine is {kind}:MODEL@URL, e.g. "
                 f"{kind}:Qwen2.5-7B-Instruct@http://localhost:8000/v1"
             )
     if not model:
-        raise EngineError(f"engine spec {spec!r} names no model; e.g. {kind}:smollm2")
+        raise EngineError(f"engine spec {shown!r} names no model; e.g. {kind}:smollm2")
     return EngineSpec(kind=kind, model=model, options=options, url=url)
 
 
@@ -155,7 +163,7 @@ def get_engine(spec: str, *, prices: Mapping[str, Any] | None = None, **options:
         key = (parsed.kind, parsed.model, parsed.url, tuple(sorted(merged.items())))
         hash(key)
     except TypeError as exc:
-        raise EngineError(f"engine options for {spec!r} must be plain values: {exc}") from exc
+        raise EngineError(f"engine options for {redact(spec)!r} must be plain values: {exc}") from exc
     with _LOCK:  # held while loading, so concurrent shards load a model once
         engine = _ENGINES.get(key)
         if engine is None:
@@ -180,7 +188,7 @@ def loaded_engines() -> dict[str, Engine]:
     """The engines this process has built, by ``kind:model?options``."""
     with _LOCK:
         return {
-            f"{kind}:{model}{'@' + url if url else ''}"
+            redact(f"{kind}:{model}{'@' + url if url else ''}")
             + ("?" + "&".join(f"{k}={v}" for k, v in opts) if opts else ""): engine
             for (kind, model, url, opts), engine in _ENGINES.items()
         }

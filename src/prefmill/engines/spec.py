@@ -8,6 +8,7 @@ them. Nothing here imports torch, vllm or httpx.
 from __future__ import annotations
 
 import importlib
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -70,3 +71,19 @@ class EngineKind:
                 f"{self.name} engine: unknown option(s) {', '.join(unknown)}; "
                 f"allowed: {', '.join(sorted(self.options))}"
             )
+
+
+# --- endpoint URLs: where the model name ends ---------------------------------------------------------
+
+#: The '@' that starts an endpoint URL (``@http://``, ``@https://``...), not one inside userinfo.
+_URL_START = re.compile(r"@(?=[A-Za-z][A-Za-z0-9+.-]*://)")
+
+
+def split_model_url(text: str) -> tuple[str, str, str]:
+    """``MODEL@URL`` -> (model, '@', url), at the '@' that starts the URL's scheme, so an '@' in the
+    URL's userinfo (``http://user:key@host``) or in the model name stays where it belongs. Without a
+    scheme, at the last '@' (the engine then asks for http:// or https://)."""
+    found = _URL_START.search(text)
+    if found is None:
+        return text.rpartition("@")
+    return text[: found.start()], "@", text[found.end() :]

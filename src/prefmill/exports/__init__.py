@@ -19,13 +19,21 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from prefmill.errors import ExportError
+from prefmill.errors import ExportError, QueryError
 from prefmill.exports.card import render_card
 from prefmill.exports.formats import FORMATS, format_sql, get_format
 from prefmill.exports.hub import check_hub, push_folder
 from prefmill.exports.split import define_split, split_view_sql
 from prefmill.storage import Manifest, Store
-from prefmill.storage.duck import bind, connect, to_arrow
+from prefmill.storage.duck import (
+    bind,
+    connect,
+    error_line,
+    lock_down,
+    to_arrow,
+    version_paths,
+    where_expression,
+)
 
 CONTAINERS = ("parquet", "disk", "jsonl")
 
@@ -104,6 +112,16 @@ def _move_into_place(tmp: Path, out: Path) -> None:
         os.replace(tmp, out)
 
 
+def _where_condition(m: Manifest, fmt: str, where: str | None) -> str | None:
+    """``where`` checked to be one SQL condition (``where_expression``), or None."""
+    if not where:
+        return None
+    try:
+        return where_expression(where, what="where")
+    except QueryError as exc:
+        raise ExportError(f"export of {m.table}@{m.version} ({fmt}): {exc}") from exc
+
+
 def export_table(
     store: Store,
     m: Manifest,
@@ -145,15 +163,19 @@ def export_table(
         raise ExportError(f"{out_path} exists and is not empty; pass --overwrite to replace it")
     target = check_hub(hub_repo, hub_token, private=private) if hub_repo else None
 
+    condition = _where_condition(m, fmt, where)
     lineage = store.ancestors(m)
     con: duckdb.DuckDBPyConnection = connect()
     try:
         bind(con, store, "raw_source", m)
+        bound = [m]
         for parent in lineage:
             if parent.table in ("prompts", "judgments"):
                 bind(con, store, parent.table, parent)
+                bound.append(parent)
         if m.table in ("prompts", "judgments"):
             bind(con, store, m.table, m)
+        lock_down(con, version_paths(store, bound))
         names = {r[0] for r in con.sql("SELECT table_name FROM information_schema.tables").fetchall()}
         if conversational is None:
             conversational = spec.chat_sql is not None and ("prompts" in names or not spec.reads_prompts)
@@ -163,7 +185,7 @@ def export_table(
                 f"{m.table}@{m.version} has no prompts table in its lineage: "
                 "export it without --conversational"
             )
-        filt = f" WHERE {where}" if where else ""
+        filt = f" WHERE {condition}" if condition else ""
         tables: dict[str, pa.Table] = {}
         prompts_per_split: dict[str, int] = {}
         try:
@@ -177,7 +199,7 @@ def export_table(
                     con.execute(split_view_sql(split))
                     tables[split] = to_arrow(con.sql(sql))
         except duckdb.Error as exc:
-            first = str(exc).strip().splitlines()[0]
+            first = error_line(exc)
             raise ExportError(f"export of {m.table}@{m.version} ({fmt}, where={where!r}): {first}") from exc
 
         out_path.parent.mkdir(parents=True, exist_ok=True)

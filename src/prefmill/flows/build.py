@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 from prefect import flow
+from prefect import tags as prefect_tags
 
 from prefmill.flows.budget import guarded
 from prefmill.flows.common import STAGE_FLOW, current_flow_run_id, log
@@ -17,6 +18,7 @@ from prefmill.flows.prompts import prompts_flow
 from prefmill.flows.results import BuildSummary, pricing
 from prefmill.flows.revision import revision_flow
 from prefmill.flows.runners import RunnerChoice, runner_session
+from prefmill.flows.startup import mark_stale_runs, process_tags, start_local_api
 from prefmill.flows.synthesis import synthesis_flow
 from prefmill.recipe import STAGES, Recipe
 from prefmill.storage import DEFAULT_REF, Store
@@ -103,5 +105,8 @@ def run_build(
         workers or recipe.workers,
         max_shards_in_flight=recipe.max_shards_in_flight,
     )
-    with runner_session(choice, target), build_tags(recipe):
+    start_local_api()
+    tags = process_tags(recipe.dataset, target)
+    mark_stale_runs(tags)  # runs of this build that a killed process left Running
+    with prefect_tags(*tags), runner_session(choice, target), build_tags(recipe):
         return build_flow(recipe, target, stop_after=stop_after, ref=ref, retry_errors=retry, plan=plan)

@@ -18,7 +18,7 @@ from prefmill.flows.common import STAGE_FLOW, TableResult
 from prefmill.flows.plans.instantiation import OutputPlan, output_config  # noqa: F401 (output_config: re-exported)
 from prefmill.flows.stage import Shard, ShardContext, StageSpec, Work, run_stage
 from prefmill.storage import Manifest, Parent
-from prefmill.storage.duck import configure, scratch_dir, session
+from prefmill.storage.duck import configure, lock_down, scratch_dir, session, version_paths
 from prefmill.tasks.instantiation.embeddings import embed_candidates
 from prefmill.tasks.instantiation.empty import diagnose, empty_reason
 from prefmill.tasks.instantiation.output_stats import stream_stats
@@ -78,6 +78,8 @@ def build_output(
     con = session(ctx.store, ctx.dataset, versions=sources)
     try:
         configure(con, memory_limit=plan.memory_limit, temp_directory=scratch)
+        if plan.sql_text is not None or plan.selection[0] is not None:  # a recipe's own SQL: locked
+            lock_down(con, version_paths(ctx.store, list(sources.values())), [scratch] if scratch else [])
         if "diverse" in plan.params.get("strategies", []):
             embed_candidates(con)
         stream = instantiate_stream(

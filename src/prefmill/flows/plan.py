@@ -19,6 +19,7 @@ from prefmill.flows.plans.instantiation import OutputPlan, plan_instantiation
 from prefmill.flows.plans.prompts import PromptsPlan, plan_prompts
 from prefmill.flows.plans.revision import RevisionPlan, plan_revision
 from prefmill.flows.plans.synthesis import SynthesisPlan, plan_synthesis
+from prefmill.flows.startup import check_root
 from prefmill.recipe import Recipe
 from prefmill.storage import Store
 
@@ -53,6 +54,7 @@ def resolve_plan(recipe: Recipe) -> BuildPlan:
 def preflight(recipe: Recipe, root: str) -> BuildPlan:
     """Fail before any work on what can be checked up front: the storage root, prompt and offline
     files, custom SQL files, human verdict files, the engine specs; returns the build's plan."""
+    check_root(root)  # a file, under a file, unwritable: one line, before Prefect starts
     Store(root)
     plan = resolve_plan(recipe)
     for spec in recipe.synthesis.engine_specs():

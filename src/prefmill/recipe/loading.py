@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ from pydantic import BaseModel, ValidationError
 from prefmill.errors import RecipeError
 from prefmill.recipe.model import Recipe
 from prefmill.recipe.tree import sections, union_tags
+from prefmill.redaction import hide_secrets, inline_secret_option
 
 # -- loading with line numbers ----------------------------------------------------------------
 
@@ -71,6 +73,59 @@ def _field_path(loc: Sequence[Any]) -> str:
     return out or "(top level)"
 
 
+def _duplicate_key(node: yaml.Node | None) -> tuple[str, int, int] | None:
+    """The first key written twice in one mapping of the tree: (key, first line, second line)."""
+    stack = [node] if node is not None else []
+    while stack:
+        current = stack.pop()
+        if isinstance(current, yaml.MappingNode):
+            seen: dict[str, int] = {}
+            for key, value in current.value:
+                if isinstance(key, yaml.ScalarNode) and key.tag != "tag:yaml.org,2002:merge":
+                    line = key.start_mark.line + 1
+                    if key.value in seen:
+                        return key.value, seen[key.value], line
+                    seen[key.value] = line
+                stack.append(value)
+        elif isinstance(current, yaml.SequenceNode):
+            stack.extend(reversed(current.value))
+    return None
+
+
+#: A string that is an engine spec with options or an endpoint (``kind:...?...``, ``kind:...@scheme://``).
+_SPEC_LIKE = re.compile(r"^[A-Za-z_][\w-]*:\S*(\?|@[A-Za-z][A-Za-z0-9+.-]*://)")
+
+
+def _refuse_inline_secrets(node: yaml.Node | None, name: str) -> None:
+    """An engine spec with a secret option written inline (``?api_key=...``) is refused, by line."""
+    stack = [node] if node is not None else []
+    while stack:
+        current = stack.pop()
+        if isinstance(current, yaml.MappingNode):
+            stack.extend(v for _, v in current.value)
+        elif isinstance(current, yaml.SequenceNode):
+            stack.extend(current.value)
+        elif isinstance(current, yaml.ScalarNode) and _SPEC_LIKE.match(str(current.value)):
+            option = inline_secret_option(current.value)
+            if option is not None:
+                raise RecipeError(
+                    f"{name} line {current.start_mark.line + 1}: engine option {option} holds a secret; keep "
+                    "it out of the recipe: export it in an environment variable and pass api_key_env=VAR"
+                )
+
+
+def _hide_url_secrets(data: Any) -> Any:
+    """``data`` with the credentials of every engine endpoint URL hidden (``engines.spec.hide_secrets``):
+    the recipe, its flow parameters and version configs never hold them; the engine gets them back."""
+    if isinstance(data, dict):
+        return {k: _hide_url_secrets(v) for k, v in data.items()}
+    if isinstance(data, list):
+        return [_hide_url_secrets(v) for v in data]
+    if isinstance(data, str) and _SPEC_LIKE.match(data):
+        return hide_secrets(data)
+    return data
+
+
 def parse_recipe(text: str, *, name: str = "recipe.yaml", base_dir: str | Path = ".") -> Recipe:
     """Validate recipe YAML text. Errors: ``RecipeError('<name> line N: <field>: <problem>')``."""
     try:
@@ -81,10 +136,19 @@ def parse_recipe(text: str, *, name: str = "recipe.yaml", base_dir: str | Path =
         where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise RecipeError(f"{name}{where}: not valid YAML: {problem}") from None
+    duplicate = _duplicate_key(tree)
+    if duplicate is not None:
+        key, first, second = duplicate
+        raise RecipeError(
+            f"{name} line {second}: field '{key}' is written twice (lines {first} and {second}); "
+            "keep one of them"
+        )
     if data is None:
         raise RecipeError(f"{name}: the recipe is empty; `prefmill init quickstart` writes an example")
     if not isinstance(data, dict):
         raise RecipeError(f"{name} line 1: a recipe is a mapping of fields (dataset, prompts, ...)")
+    _refuse_inline_secrets(tree, name)
+    data = _hide_url_secrets(data)
     data["base_dir"] = str(base_dir)
     try:
         return Recipe.model_validate(data)

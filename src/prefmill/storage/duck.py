@@ -77,9 +77,18 @@ def to_arrow(result: duckdb.DuckDBPyConnection | duckdb.DuckDBPyRelation) -> pa.
     return fetch()
 
 
-def _query_error(exc: duckdb.Error) -> QueryError:
+_LOCKED = " - file system operations are disabled by configuration"
+
+
+def error_line(exc: duckdb.Error) -> str:
+    """DuckDB's message, first line; a refusal of the locked connection (``lock_down``) says why."""
     text = str(exc).strip()
-    return QueryError(f"SQL error: {text.splitlines()[0] if text else type(exc).__name__}")
+    first = text.splitlines()[0] if text else type(exc).__name__
+    return first.replace(_LOCKED, " (outside the dataset)")
+
+
+def _query_error(exc: duckdb.Error) -> QueryError:
+    return QueryError(f"SQL error: {error_line(exc)}")
 
 
 def query(con: duckdb.DuckDBPyConnection, sql: str, params: Mapping[str, object] | None = None) -> pa.Table:
@@ -137,3 +146,85 @@ def configure(
     except duckdb.Error as exc:
         raise _query_error(exc) from exc
     return con
+
+
+# --- user SQL: one read-only statement over the bound files, nothing else ------------------------------
+
+#: Statement kinds a user's SQL may be (``DESCRIBE``, ``SHOW``, ``SUMMARIZE``, ``FROM``... parse as SELECT).
+READ_STATEMENTS = ("SELECT", "EXPLAIN")
+
+
+def check_user_sql(sql: str, *, where: str = "SQL") -> str:
+    """``sql`` when it is exactly one reading statement (SELECT or EXPLAIN); else ``QueryError`` naming
+    what was found. Stacked statements, COPY, ATTACH, SET, INSTALL, CREATE... are refused here."""
+    try:
+        statements = duckdb.extract_statements(sql)
+    except duckdb.Error as exc:
+        raise _query_error(exc) from exc
+    kinds = [s.type.name for s in statements]
+    if len(kinds) != 1 or kinds[0] not in READ_STATEMENTS:
+        raise QueryError(
+            f"{where}: only one read-only statement (SELECT) may run, found: {', '.join(kinds) or 'none'}; "
+            "the tables are read-only views"
+        )
+    return sql
+
+
+def where_expression(where: str, *, what: str = "--where") -> str:
+    """A WHERE condition, checked to be one SQL expression (no ``;``, UNION, LIMIT, ORDER BY, comment
+    that swallows the rest) and returned in parentheses, ready to follow ``WHERE``."""
+    try:
+        duckdb.SQLExpression(where)
+    except duckdb.Error as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        reason = first.split("is not an expression list: ", 1)[-1]  # DuckDB quotes the whole text first
+        raise QueryError(
+            f"{what} must be one SQL condition on the rows (no ';', UNION, LIMIT, ORDER BY): {reason}"
+        ) from exc
+    return f"(\n{where}\n)"
+
+
+def lock_down(
+    con: duckdb.DuckDBPyConnection,
+    paths: list[str] | tuple[str, ...] = (),
+    directories: list[str] | tuple[str, ...] = (),
+) -> None:
+    """Limit ``con`` to the files in ``paths`` (the bound versions' Parquet files): no other file, URL,
+    database or extension can be read or written, and no setting changed afterwards. Call it once the
+    views are bound."""
+    con.execute(f"SET allowed_paths = [{', '.join(_quote_str(p) for p in paths)}]")
+    if directories:  # e.g. the spill folder (``configure``'s temp_directory)
+        con.execute(f"SET allowed_directories = [{', '.join(_quote_str(d) for d in directories)}]")
+    con.execute("SET autoinstall_known_extensions = false")
+    con.execute("SET autoload_known_extensions = false")
+    con.execute("SET enable_external_access = false")
+    con.execute("SET lock_configuration = true")
+
+
+def version_paths(store: Store, manifests: list[Manifest] | tuple[Manifest, ...]) -> list[str]:
+    """The local files of ``manifests`` DuckDB reads (none for a store on another filesystem)."""
+    if not store.loc.is_local:
+        return []
+    return [p for m in manifests for p in store.file_paths(m)]
+
+
+def user_session(
+    store: Store,
+    dataset: str,
+    ref: str = DEFAULT_REF,
+    versions: Mapping[str, Manifest] | None = None,
+) -> duckdb.DuckDBPyConnection:
+    """``session`` locked down (``lock_down``) to the files of the versions it binds."""
+    if not versions:
+        r = store.read_ref(dataset, ref)
+        versions = {t: store.manifest(dataset, t, v) for t, v in r.tables.items()}
+    con = connect()
+    for name, m in versions.items():
+        bind(con, store, name, m)
+    lock_down(con, version_paths(store, list(versions.values())))
+    return con
+
+
+def user_query(con: duckdb.DuckDBPyConnection, sql: str) -> pa.Table:
+    """``query`` for a user's SQL: exactly one read-only statement (``check_user_sql``)."""
+    return query(con, check_user_sql(sql))

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from prefmill.engines.base import Engine
 from prefmill.engines.spec import EngineKind, EngineSpec
+from prefmill.redaction import reveal
 
 if TYPE_CHECKING:
     from prefmill.engines.openai.engine import OpenAIEngine
@@ -23,7 +24,7 @@ def _build(spec: EngineSpec, options: dict[str, Any]) -> Engine:
     from prefmill.engines.openai.engine import OpenAIEngine
 
     assert spec.url is not None
-    return OpenAIEngine(spec.model, spec.url, **options)
+    return OpenAIEngine(spec.model, reveal(spec.url), **options)  # the recipe carries it hidden
 
 
 KIND = EngineKind(

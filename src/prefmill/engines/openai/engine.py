@@ -44,6 +44,7 @@ from prefmill.engines.openai.transport import (
     fail,
     preview,
     redact_url,
+    split_credentials,
 )
 from prefmill.errors import EngineError
 
@@ -109,16 +110,16 @@ class OpenAIEngine:
         prices = Prices(input_per_mtok, output_per_mtok)
         problems.extend(prices.problems())
         if problems:
-            raise EngineError(f"openai engine {model}@{url}: " + "; ".join(problems))
+            raise EngineError(f"openai engine {model}@{redact_url(url)}: " + "; ".join(problems))
         key_env = api_key_env or DEFAULT_API_KEY_ENV
         key = os.environ.get(key_env)
         if api_key_env and not key:
             raise EngineError(
-                f"openai engine {model}@{url}: the environment variable {key_env} (api_key_env) is not set; "
-                f"export {key_env}=<your key>"
+                f"openai engine {model}@{redact_url(url)}: the environment variable {key_env} (api_key_env) "
+                f"is not set; export {key_env}=<your key>"
             )
         self.key_env = key_env
-        self.url = url.rstrip("/")
+        self.url = split_credentials(url.rstrip("/"))[0]  # userinfo travels only as the transport's auth
         self.model = model
         self.name = f"openai:{model}@{redact_url(self.url)}"
         self.max_concurrency = int(max_concurrency)
@@ -129,7 +130,7 @@ class OpenAIEngine:
         self.supports_response_format = bool(structured_output)
         self.stats = EngineStats()
         self.transport = Transport(
-            self.url,
+            url.rstrip("/"),
             model=model,
             key=key,
             key_env=key_env,

@@ -19,7 +19,7 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from typing import Any, TypeVar
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 import httpx
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt
@@ -85,6 +85,17 @@ def redact_url(url: str) -> str:
     return urlunsplit((parts.scheme, host, parts.path.rstrip("/"), "", ""))
 
 
+def split_credentials(url: str) -> tuple[str, httpx.BasicAuth | None]:
+    """``url`` without its userinfo, and that userinfo as HTTP basic auth (None without one), so the
+    credentials travel in a header and never in a URL that httpx logs or an error shows."""
+    parts = urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url, None
+    host = parts.netloc.rpartition("@")[2]
+    bare = urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
+    return bare, httpx.BasicAuth(unquote(parts.username or ""), unquote(parts.password or ""))
+
+
 def preview(text: str) -> str:
     """The start of a response body, on one line."""
     text = text.replace("\n", " ")
@@ -136,7 +147,7 @@ class Transport:
         max_backoff: float,
         stats: EngineStats,
     ) -> None:
-        self.url = url.rstrip("/")
+        self.url, self._auth = split_credentials(url.rstrip("/"))
         self.model = model
         self.key_env = key_env
         self._headers = {"Authorization": f"Bearer {key}"} if key else {}
@@ -152,6 +163,7 @@ class Transport:
     def client(self, limit: int) -> httpx.AsyncClient:
         """An HTTP client with up to ``limit`` connections."""
         return httpx.AsyncClient(
+            auth=self._auth,
             timeout=self.timeout,
             limits=httpx.Limits(max_connections=limit, max_keepalive_connections=limit),
         )
