@@ -50,6 +50,13 @@ def test_reasons_in_pipeline_order() -> None:
     assert "drop_swap_inconsistent" in removed
 
 
+def test_diagnose_leaves_the_connection_usable() -> None:
+    # build_output diagnoses an empty output, then streams its (empty) rows from the same connection
+    con = _con([("p", "a", 0.5), ("p", "b", 0.5)])
+    diagnose(con)
+    assert con.sql("SELECT count(*) FROM candidate_scores").fetchall() == [(2,)]
+
+
 def test_the_summary_says_why_an_output_is_empty() -> None:
     reason = "every prompt's candidates score the same, so no pair has a margin"
     tables = [

@@ -16,7 +16,8 @@ def diagnose(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
     """The counts of ``empty_output.sql`` on a session with prompts, candidates and candidate_scores."""
     cursor = con.execute(read_sql("empty_output"))
     names = [d[0] for d in cursor.description]
-    row = cursor.fetchone() or tuple(0 for _ in names)
+    rows = cursor.fetchall()  # all of it: DuckDB 2.0 keeps a half-read result blocking the connection
+    row = rows[0] if rows else tuple(0 for _ in names)
     return {n: int(v or 0) for n, v in zip(names, row, strict=True)}
 
 
