@@ -39,7 +39,9 @@ from prefmill.ids import seed_for
 from prefmill.recipe.steps import StepsConfig
 from prefmill.tasks.evaluation.judges.rollout import RolloutJudge
 from prefmill.tasks.evaluation.judges.rollout_search import RolloutSearchJudge
+from prefmill.tasks.evaluation.judges.step_llm import StepLLMJudge
 from prefmill.tasks.evaluation.rollouts import Solution, binary_search, monte_carlo, solutions
+from prefmill.tasks.evaluation.step_judge import step_llm_judge
 
 OPS = ("+", "-", "*")
 _STEP = re.compile(r"Step (\d+): (-?\d+) ([+*-]) (\d+) = (-?\d+)")
@@ -86,10 +88,34 @@ class Oracle:
         self.slip = slip
         self.calls = 0
 
+    def judge(self, r: GenerationRequest) -> Generation:
+        """A first-error judge's ask: the first numbered step whose arithmetic is wrong (slips too)."""
+        text = r.messages[-1]["content"]
+        steps = re.findall(r"^\((\d+)\) (.*)$", text, flags=re.M)
+        first, value = 0, None
+        for k, line in steps:
+            m = _STEP.search(line)
+            if m:
+                ok = _apply(int(m.group(2)), m.group(3), int(m.group(4))) == int(m.group(5))
+                value = int(m.group(5))
+            else:
+                got = re.search(r"(-?\d+)", line)
+                ok = got is not None and value is not None and int(got.group(1)) == value
+            if not ok:
+                first = int(k)
+                break
+        rng = random.Random(r.seed)
+        if rng.random() < self.slip:
+            first = rng.randrange(len(steps) + 1)
+        return Generation(f'{{"first_error": {first}}}', 6, 80, "stop", -1.0, 0.1)
+
     def generate(self, requests: list[GenerationRequest], progress: object = None) -> list[Generation]:
         self.calls += 1
         out = []
         for r in requests:
+            if r.assistant_prefix is None:
+                out.append(self.judge(r))
+                continue
             question = r.messages[-1]["content"]
             start = int(re.search(r"Start with (\d+)", question).group(1))  # type: ignore[union-attr]
             ops = re.findall(r"(add|subtract|multiply by) (\d+)", question)
@@ -193,6 +219,28 @@ def main() -> int:
             f"{rollouts:6.2f} rollouts/solution, {calls} engine calls, {seconds:7.1f} s"
         )
     (mc_acc, mc_roll, mc_sols), (bs_acc, bs_roll, bs_sols) = results["monte-carlo"], results["binary-search"]
+    judge = StepLLMJudge(kind="step_llm", segmenter=segmenter, max_new_tokens=16, name="bench-judge")
+    started = time.perf_counter()
+    rows = step_llm_judge(judge, cands, engine).to_pylist()
+    seconds = time.perf_counter() - started
+    named: dict[str, int | None] = {}
+    for r in sorted(rows, key=lambda r: (r["candidate_id"], r["unit_index"])):
+        if r["score"] is None:
+            named[r["candidate_id"]] = -1  # an unusable reply names no step: a miss
+        elif r["candidate_id"] not in named:
+            named[r["candidate_id"]] = None
+        if r["score"] == 0.0 and named[r["candidate_id"]] is None:
+            named[r["candidate_id"]] = r["unit_index"]
+    judge_acc = sum(named.get(c, -1) == t for c, t in truth.items()) / len(truth)
+    print(
+        f"  {'llm-judge':14s} first-error accuracy {judge_acc:6.1%}, 1 judge call/solution, {seconds:7.1f} s"
+    )
+    kept = [s for s in mc_sols if named.get(s.candidate_id, -1) == s.first_error]
+    kept_acc = sum(s.first_error == truth[s.candidate_id] for s in kept) / len(kept) if kept else math.nan
+    print(
+        f"  {'consensus':14s} monte-carlo and judge agree on {len(kept)}/{len(mc_sols)} solutions; "
+        f"first-error accuracy on those {kept_acc:6.1%}"
+    )
     ratio = bs_roll / mc_roll if mc_roll else math.nan
     print(f"  binary / monte-carlo rollouts: {ratio:.3f}; accuracy {bs_acc:.1%} vs {mc_acc:.1%}")
     agree = sum(a.first_error == b.first_error for a, b in zip(mc_sols, bs_sols, strict=True))
