@@ -48,6 +48,8 @@ def test_the_steps_stage_writes_caches_and_versions_steps(tmp_path: Path) -> Non
     man = store.manifest("st", "steps", version)
     assert len(man.files) == 2  # one shard per candidates part file
     assert [p.table for p in man.parents] == ["candidates"]
+    judgments = store.manifest("st", "judgments", first.version("judgments"))
+    assert ("steps", version) in [(p.table, p.version) for p in judgments.parents]
     steps = store.read_arrow(man).to_pylist()
     by_cand: dict[str, list[str]] = {}
     for s in sorted(steps, key=lambda s: (s["candidate_id"], s["step_index"])):

@@ -69,6 +69,7 @@ def test_export_formats_are_declared_by_the_table_they_read() -> None:
         "trl-preference": "pairs",
         "trl-reward": "pairs",
         "trl-unpaired": "points",
+        "trl-stepwise": "steps",
         "rows": None,
     }
     for fmt in FORMATS.values():

@@ -60,7 +60,10 @@ def build_flow(
             man["candidates"] = store.manifest(ds, "candidates", revised.version)
         if plan.steps and (steps := steps_flow(plan.steps, root, man["candidates"])):
             summary.tables.append(steps)  # the steps of the candidates the judges judge
-        summary.tables.append(evaluation_flow(plan.evaluation, root, man["prompts"], man["candidates"]))
+            man["steps"] = store.manifest(ds, "steps", steps.version)
+        summary.tables.append(
+            evaluation_flow(plan.evaluation, root, man["prompts"], man["candidates"], man.get("steps"))
+        )
         man["judgments"] = store.manifest(ds, "judgments", summary.version("judgments"))
     if last >= 3:
         summary.tables += instantiation_flow(
