@@ -21,6 +21,7 @@ _REQUIRED = {
     "human": {"path": "h.jsonl"},
     "format": {"regex": "x"},
     "step_consensus": {"judges": ["a", "b"]},
+    "atomic": {"judge": {"kind": "format", "regex": "x"}},
 }
 
 
@@ -31,7 +32,7 @@ def _config(kind: str):
 def test_the_kinds_are_the_modules_and_each_declares_its_own_tag() -> None:
     assert list(registry.KINDS) == [
         "arithmetic", "heuristic", "math", "code", "format", "reward_model", "human", "llm", "meta",
-        "critique_revise", "rollout", "rollout_search", "step_llm", "step_consensus",
+        "critique_revise", "rollout", "rollout_search", "step_llm", "step_consensus", "atomic",
     ]  # fmt: skip
     for name, kind in registry.KINDS.items():
         assert kind.name == name and kind.config.__module__.endswith(f".judges.{name}")
