@@ -10,6 +10,7 @@ import pytest
 
 from prefmill.errors import InputError
 from prefmill.flows import run_build
+from prefmill.flows.fastpath import unchanged_build
 from prefmill.recipe import load_recipe
 from prefmill.storage import Store
 
@@ -62,6 +63,10 @@ def test_the_steps_stage_writes_caches_and_versions_steps(tmp_path: Path) -> Non
     again = run_build(load_recipe(recipe), root, stop_after="evaluation")
     assert again.version("steps") == version
     assert next(t for t in again.tables if t.table == "steps").cached
+    # the unchanged rerun's fast path finds the steps version and the judgments made from it
+    fast = unchanged_build(load_recipe(recipe), root, stop_after="evaluation", ref="fast")
+    assert fast is not None
+    assert [(t.table, t.version) for t in fast.tables] == [(t.table, t.version) for t in first.tables]
     recipe.write_text(RECIPE.replace("SEGMENTER", "sentences"))
     sentences = run_build(load_recipe(recipe), root, stop_after="evaluation")
     assert sentences.version("steps") != version
