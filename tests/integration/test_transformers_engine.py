@@ -301,3 +301,28 @@ def test_calls_from_several_shards_at_once_share_batches_and_keep_their_texts(
         together = [[g.text for g in rows] for rows in pool.map(engine.generate, shards)]
     assert together == alone
     assert engine.calls - calls < 4  # fewer engine batches than shards
+
+
+@pytest.mark.slow
+def test_an_assistant_prefix_is_continued_and_its_kv_shared(engine: TransformersEngine) -> None:
+    assert engine.supports_assistant_prefix
+    greedy = SamplingParams(temperature=0.0, top_p=1.0, max_new_tokens=24)
+    whole = engine.generate([GenerationRequest(_messages(QUESTIONS[0]), greedy, seed=0)])[0].text
+    assert whole is not None and " " in whole
+    prefix = whole[: whole.index(" ", len(whole) // 3)]  # cut before a space: a token boundary
+    cont = engine.generate(
+        [GenerationRequest(_messages(QUESTIONS[0]), greedy, seed=0, assistant_prefix=prefix)]
+    )[0]
+    assert cont.error is None and cont.text is not None
+    # the continuation only, its leading space kept: prefix + text is the greedy reply again
+    assert (prefix + cont.text).startswith(whole[: len(prefix) + 8]), (prefix, cont.text)
+    assert not cont.text.startswith(prefix)
+    sampling = SamplingParams(temperature=1.0, top_p=0.95, max_new_tokens=8)
+    rollouts = [
+        GenerationRequest(_messages(QUESTIONS[0]), sampling, seed=s, assistant_prefix=prefix)
+        for s in range(4)
+    ]
+    before = engine.prefill_rows_saved
+    out = engine.generate(rollouts)
+    assert engine.prefill_rows_saved - before == 3  # 4 continuations of one prefix: one prefill
+    assert all(g.error is None and g.text is not None for g in out)

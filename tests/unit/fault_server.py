@@ -13,6 +13,8 @@ prompt fails on its own schedule:
 - ``dead:TEXT``           always 500
 - ``bad:TEXT``            always 400 (not retryable)
 
+A request with ``continue_final_message`` gets `` then echo TEXT`` (a continuation, leading space).
+
 With ``capacity`` set, a request arriving while ``capacity`` others are being served gets a 429
 (an overloaded server); each answer then takes ``service_seconds``.
 """
@@ -104,6 +106,8 @@ class FaultServer:
         choices = []
         for i in range(n):
             content = f"echo {text} #{i}" if n > 1 else f"echo {text}"
+            if body.get("continue_final_message"):  # continue the final assistant message
+                content = f" then {content}"
             words = content.split()
             choice: dict[str, Any] = {
                 "index": i,

@@ -16,7 +16,13 @@ from prefmill.tasks.prompts.arithmetic import arithmetic_problems
 from prefmill.tasks.prompts.sources.registry import SOURCE_MODELS, load_source
 
 #: Required fields of the kinds that have some, to build a config of every kind.
-_REQUIRED = {"reward_model": {"model": "rm"}, "human": {"path": "h.jsonl"}, "format": {"regex": "x"}}
+_REQUIRED = {
+    "reward_model": {"model": "rm"},
+    "human": {"path": "h.jsonl"},
+    "format": {"regex": "x"},
+    "step_consensus": {"judges": ["a", "b"]},
+    "atomic": {"judge": {"kind": "format", "regex": "x"}},
+}
 
 
 def _config(kind: str):
@@ -26,7 +32,7 @@ def _config(kind: str):
 def test_the_kinds_are_the_modules_and_each_declares_its_own_tag() -> None:
     assert list(registry.KINDS) == [
         "arithmetic", "heuristic", "math", "code", "format", "reward_model", "human", "llm", "meta",
-        "critique_revise",
+        "critique_revise", "rollout", "rollout_search", "step_llm", "step_consensus", "atomic",
     ]  # fmt: skip
     for name, kind in registry.KINDS.items():
         assert kind.name == name and kind.config.__module__.endswith(f".judges.{name}")
@@ -73,6 +79,9 @@ def test_gold_engines_and_template_paths_come_from_traits() -> None:
     expected = {
         "llm-point:transformers:smollm2": "transformers:smollm2",
         "meta-judge": "transformers:smollm2",
+        "rollout:transformers:smollm2": "transformers:smollm2",
+        "rollout_search:transformers:smollm2": "transformers:smollm2",
+        "step-llm:transformers:smollm2": "transformers:smollm2",
     }
     assert registry.judge_engines(configs) == registry.judge_engines(dumps) == expected
     revise = registry.resolve_paths(

@@ -296,3 +296,20 @@ def test_response_format_is_sent_as_a_strict_json_schema(server: FaultServer) ->
         assert "response_format" not in server.bodies[0]
     finally:
         clear_engines()
+
+
+def test_an_assistant_prefix_is_continued_as_the_final_message(server: FaultServer) -> None:
+    engine = OpenAIEngine("m", server.url, max_n=4, **FAST)
+    assert engine.supports_assistant_prefix
+    cont = GenerationRequest(
+        [{"role": "user", "content": "ok:a"}], SAMPLING, 1, assistant_prefix="Step 1: 2+2=4\n"
+    )
+    out = engine.generate([cont, cont, req("ok:a", 1)])
+    # the continuation only, its leading space kept; plain requests never share one with a prefix
+    assert [g.text for g in out] == [" then echo a #0", " then echo a #1", "echo a"]
+    by_n = sorted(server.bodies, key=lambda b: b.get("n", 1))
+    plain, continued = by_n
+    assert "continue_final_message" not in plain and plain["messages"][-1]["role"] == "user"
+    assert continued["n"] == 2 and continued["continue_final_message"] is True
+    assert continued["add_generation_prompt"] is False
+    assert continued["messages"][-1] == {"role": "assistant", "content": "Step 1: 2+2=4\n"}

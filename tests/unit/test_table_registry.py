@@ -26,11 +26,12 @@ def test_every_module_is_one_table_in_stage_order() -> None:
         p.stem for p in Path(registry.__file__).parent.glob("*.py") if p.stem not in ("base", "__init__")
     )
     assert sorted(TABLES) == modules
-    assert TABLE_ORDER[:7] == (
+    assert TABLE_ORDER[:8] == (
         "prompts",
         "prompts_rejected",
         "candidates",
         "judgments",
+        "steps",
         "pairs",
         "points",
         "lists",
@@ -68,6 +69,7 @@ def test_export_formats_are_declared_by_the_table_they_read() -> None:
         "trl-preference": "pairs",
         "trl-reward": "pairs",
         "trl-unpaired": "points",
+        "trl-stepwise": "steps",
         "rows": None,
     }
     for fmt in FORMATS.values():

@@ -34,12 +34,19 @@ class GenerationRequest:
     ``response_format``: a JSON schema the reply must follow. Engines whose class sets
     ``supports_response_format = True`` constrain decoding to it (structured output); callers check
     that flag first and fall back to a format stated in the prompt plus a tolerant parser.
+
+    ``assistant_prefix``: the start of the assistant's reply; the engine continues it (after the chat
+    template's assistant header, with no end-of-turn after the prefix) and returns the continuation
+    only, its leading whitespace kept, so ``assistant_prefix + text`` is the whole reply. Engines
+    whose class sets ``supports_assistant_prefix = True`` honour it (``can_continue``); step-level
+    rollouts start mid-answer with it.
     """
 
     messages: Messages
     sampling: SamplingParams
     seed: int
     response_format: JsonSchema | None = None
+    assistant_prefix: str | None = None
 
 
 @dataclass
@@ -75,6 +82,17 @@ def check_sampling(s: SamplingParams) -> str | None:
     return None
 
 
+def can_continue(engine: object) -> bool:
+    """Whether ``engine`` continues a request's ``assistant_prefix`` (its ``supports_assistant_prefix``)."""
+    return bool(getattr(engine, "supports_assistant_prefix", False))
+
+
+def reply_text(text: str, prefix: str | None) -> str:
+    """An engine's returned text: stripped, or, continuing a prefix, only right-stripped (the
+    continuation's leading space or newline belongs between the prefix and it)."""
+    return text.strip() if prefix is None else text.rstrip()
+
+
 Progress = Callable[[int], None]
 """Called with the number of requests just finished (an increment, like ``tqdm.update``)."""
 
@@ -86,6 +104,8 @@ class Engine(Protocol):
     name: str  # e.g. "transformers:smollm2"; stored as the ``generator`` of candidates
     model: str  # the model identifier
     supports_response_format: bool  # honours ``GenerationRequest.response_format``
+    # Engines may also set ``supports_assistant_prefix = True`` (see ``can_continue``): not part of
+    # the protocol, so that engines written before it still satisfy it.
 
     def generate(
         self, requests: list[GenerationRequest], progress: Progress | None = None

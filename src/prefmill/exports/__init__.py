@@ -122,6 +122,16 @@ def _where_condition(m: Manifest, fmt: str, where: str | None) -> str | None:
         raise ExportError(f"export of {m.table}@{m.version} ({fmt}): {exc}") from exc
 
 
+def step_judgments(store: Store, steps: Manifest) -> Manifest | None:
+    """The newest judgments version made from ``steps`` (it lists that version as a parent)."""
+    made = [
+        j
+        for j in store.versions(steps.dataset, "judgments")
+        if any(p.table == "steps" and p.version == steps.version for p in j.parents)
+    ]
+    return made[-1] if made else None
+
+
 def export_table(
     store: Store,
     m: Manifest,
@@ -175,8 +185,16 @@ def export_table(
                 bound.append(parent)
         if m.table in ("prompts", "judgments"):
             bind(con, store, m.table, m)
+        if m.table == "steps" and (labels := step_judgments(store, m)) is not None:
+            bind(con, store, "judgments", labels)  # the step labels made from these steps
+            bound.append(labels)
         lock_down(con, version_paths(store, bound))
         names = {r[0] for r in con.sql("SELECT table_name FROM information_schema.tables").fetchall()}
+        if spec.name == "trl-stepwise" and "judgments" not in names:
+            raise ExportError(
+                f"{m.table}@{m.version} has no judgments made from it: add step-level judges (rollout, "
+                "rollout_search, step_llm) to the recipe and build again"
+            )
         if conversational is None:
             conversational = spec.chat_sql is not None and ("prompts" in names or not spec.reads_prompts)
         sql = format_sql(spec, m.table, conversational)

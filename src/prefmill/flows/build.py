@@ -19,6 +19,7 @@ from prefmill.flows.results import BuildSummary, pricing
 from prefmill.flows.revision import revision_flow
 from prefmill.flows.runners import RunnerChoice, runner_session
 from prefmill.flows.startup import mark_stale_runs, process_tags, start_local_api
+from prefmill.flows.steps import steps_flow
 from prefmill.flows.synthesis import synthesis_flow
 from prefmill.recipe import STAGES, Recipe
 from prefmill.storage import DEFAULT_REF, Store
@@ -57,7 +58,12 @@ def build_flow(
         ):
             summary.tables.append(revised)
             man["candidates"] = store.manifest(ds, "candidates", revised.version)
-        summary.tables.append(evaluation_flow(plan.evaluation, root, man["prompts"], man["candidates"]))
+        if plan.steps and (steps := steps_flow(plan.steps, root, man["candidates"])):
+            summary.tables.append(steps)  # the steps of the candidates the judges judge
+            man["steps"] = store.manifest(ds, "steps", steps.version)
+        summary.tables.append(
+            evaluation_flow(plan.evaluation, root, man["prompts"], man["candidates"], man.get("steps"))
+        )
         man["judgments"] = store.manifest(ds, "judgments", summary.version("judgments"))
     if last >= 3:
         summary.tables += instantiation_flow(

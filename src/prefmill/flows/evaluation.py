@@ -58,7 +58,11 @@ def calibration(ctx: ShardContext, judge_config: Any, path: str) -> dict[str, An
 
 # -- the flow ------------------------------------------------------------------------------------
 @flow(name="prefmill-evaluation", **STAGE_FLOW)
-def evaluation_flow(plan: EvaluationPlan, root: str, prompts: Manifest, candidates: Manifest) -> TableResult:
+def evaluation_flow(
+    plan: EvaluationPlan, root: str, prompts: Manifest, candidates: Manifest, steps: Manifest | None = None
+) -> TableResult:
+    """The judgments of ``candidates``; ``steps`` (the steps stage's version, when the recipe has one)
+    becomes a parent, so that the step labels' export finds the judgments made from it."""
     store = Store(root)
 
     def shards(target: Target) -> Work:
@@ -91,7 +95,8 @@ def evaluation_flow(plan: EvaluationPlan, root: str, prompts: Manifest, candidat
         table="judgments",
         code_version=EVALUATION_CODE_VERSION,
         config=plan.config,
-        parents=[Parent("prompts", prompts.version), Parent("candidates", candidates.version)],
+        parents=[Parent("prompts", prompts.version), Parent("candidates", candidates.version)]
+        + ([Parent("steps", steps.version)] if steps is not None else []),
         shards=shards,
         settings=plan,
         unit="candidates",

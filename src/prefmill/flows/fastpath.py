@@ -16,6 +16,7 @@ from typing import Any
 
 from prefmill.flows.plan import BuildPlan, preflight
 from prefmill.flows.plans.revision import REVISION_CODE_VERSION
+from prefmill.flows.plans.steps import STEPS_CODE_VERSION
 from prefmill.flows.results import BuildSummary, TableResult, latest_retry, log
 from prefmill.recipe import STAGES, Recipe
 from prefmill.storage import DEFAULT_REF, Manifest, Parent, Store, version_id
@@ -74,7 +75,14 @@ def plan_versions(
             if m is None:
                 return None
             found.append(m)
-        parents = [prompts, Parent("candidates", found[-1].version)]
+        candidates = Parent("candidates", found[-1].version)
+        parents = [prompts, candidates]
+        if plan.steps is not None:  # the steps of the candidates, a parent of the judgments
+            config = plan.steps.config
+            if (m := _find(store, ds, "steps", "steps", STEPS_CODE_VERSION, config, [candidates])) is None:
+                return None
+            found.append(m)
+            parents.append(Parent("steps", m.version))
         m = _find(
             store, ds, "judgments", "evaluation", EVALUATION_CODE_VERSION, plan.evaluation.config, parents
         )
@@ -82,7 +90,8 @@ def plan_versions(
             return None
         found.append(m)
     if last >= 3:
-        parents = [prompts, Parent("candidates", found[-2].version), Parent("judgments", found[-1].version)]
+        cands = next(m for m in reversed(found) if m.table == "candidates")
+        parents = [prompts, Parent("candidates", cands.version), Parent("judgments", found[-1].version)]
         for out in plan.outputs:
             m = _find(store, ds, out.output, "instantiation", INSTANTIATION_CODE_VERSION, out.config, parents)
             if m is None:

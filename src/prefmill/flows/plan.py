@@ -18,6 +18,7 @@ from prefmill.flows.plans.evaluation import EvaluationPlan, check_judges_config,
 from prefmill.flows.plans.instantiation import OutputPlan, plan_instantiation
 from prefmill.flows.plans.prompts import PromptsPlan, plan_prompts
 from prefmill.flows.plans.revision import RevisionPlan, plan_revision
+from prefmill.flows.plans.steps import StepsPlan, plan_steps
 from prefmill.flows.plans.synthesis import SynthesisPlan, plan_synthesis
 from prefmill.flows.startup import check_root
 from prefmill.recipe import Recipe
@@ -34,6 +35,7 @@ class BuildPlan:
     revision: RevisionPlan | None
     evaluation: EvaluationPlan
     outputs: tuple[OutputPlan, ...]
+    steps: StepsPlan | None = None  # None without a `steps` section
 
 
 def resolve_plan(recipe: Recipe) -> BuildPlan:
@@ -48,6 +50,7 @@ def resolve_plan(recipe: Recipe) -> BuildPlan:
         revision=plan_revision(recipe, evaluation),
         evaluation=evaluation,
         outputs=outputs,
+        steps=plan_steps(recipe),
     )
 
 

@@ -28,6 +28,7 @@ _HOMES: dict[str, tuple[str, ...]] = {
     "model": ("ExportConfig", "Price", "Recipe", "file_digest"),
     "prompts": ("ArithmeticSource", "FileSource", "PromptsConfig", "PromptSource"),
     "reference": ("reference_markdown",),
+    "steps": ("StepsConfig",),
     "synthesis": (
         "STRATEGIES", "BestOfNConfig", "DiversityConfig", "OfflineSource", "PolicyConfig",
         "ResolvedPolicy", "SynthesisConfig", "VerbalizedConfig",

@@ -14,6 +14,7 @@ from prefmill.recipe.base import _Section
 from prefmill.recipe.evaluation import EvaluationConfig
 from prefmill.recipe.instantiation import InstantiationConfig
 from prefmill.recipe.prompts import PromptsConfig
+from prefmill.recipe.steps import StepsConfig
 from prefmill.recipe.synthesis import SynthesisConfig
 from prefmill.storage.store import check_name
 from prefmill.storage.tables import EXPORT_FORMATS
@@ -128,6 +129,11 @@ class Recipe(_Section):
     )
     prompts: PromptsConfig = Field(description="Prompt sources.")
     synthesis: SynthesisConfig = Field(default_factory=SynthesisConfig, description="Response synthesis.")
+    steps: StepsConfig | None = Field(
+        default=None,
+        description="Cut candidates into reasoning steps (the `steps` table, before evaluation) for the "
+        "step-level judges (optional).",
+    )
     evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig, description="Evaluation.")
     instantiation: InstantiationConfig = Field(
         default_factory=InstantiationConfig, description="Instantiation."

@@ -33,7 +33,14 @@ from typing import Any
 
 import httpx
 
-from prefmill.engines.base import Generation, GenerationRequest, Messages, Progress, check_sampling
+from prefmill.engines.base import (
+    Generation,
+    GenerationRequest,
+    Messages,
+    Progress,
+    check_sampling,
+    reply_text,
+)
 from prefmill.engines.batching import LoopThread
 from prefmill.engines.openai.limiter import AimdLimiter
 from prefmill.engines.openai.pricing import Prices
@@ -74,7 +81,13 @@ class OpenAIEngine:
     them), ``structured_output`` (true: a request's ``response_format`` JSON schema is sent as
     ``response_format: {type: json_schema, strict: true}``; set false for a server without it).
     ``batch_size`` is accepted for symmetry with the local engines and ignored.
+
+    A request's ``assistant_prefix`` goes as a final assistant message with
+    ``continue_final_message: true`` and ``add_generation_prompt: false`` (vLLM's and SGLang's
+    servers continue it and return the continuation only); OpenAI's own API does not accept them.
     """
+
+    supports_assistant_prefix = True
 
     def __init__(
         self,
@@ -182,7 +195,10 @@ class OpenAIEngine:
                 results[i] = Generation.failed(problem)
                 continue
             key = (
-                json.dumps([req.messages, req.sampling.__dict__, req.response_format], sort_keys=True)
+                json.dumps(
+                    [req.messages, req.sampling.__dict__, req.response_format, req.assistant_prefix],
+                    sort_keys=True,
+                )
                 if self.max_n > 1
                 else ""
             )
@@ -206,6 +222,10 @@ class OpenAIEngine:
             "max_tokens": s.max_new_tokens,
             "seed": group.request.seed,
         }
+        if (prefix := group.request.assistant_prefix) is not None:
+            payload["messages"] = [*group.messages, {"role": "assistant", "content": prefix}]
+            payload["continue_final_message"] = True
+            payload["add_generation_prompt"] = False
         if len(group.rows) > 1:
             payload["n"] = len(group.rows)
         if self.logprobs:
@@ -267,7 +287,7 @@ class OpenAIEngine:
             reason = c.get("finish_reason")
             rows.append(
                 Generation(
-                    text=c["message"]["content"].strip(),
+                    text=reply_text(c["message"]["content"], group.request.assistant_prefix),
                     n_tokens=tokens,
                     prompt_tokens=prompt_tokens,
                     finish_reason=reason if isinstance(reason, str) else None,

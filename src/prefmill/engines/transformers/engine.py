@@ -33,6 +33,7 @@ from prefmill.engines.base import (
     Progress,
     SamplingParams,
     check_sampling,
+    reply_text,
 )
 from prefmill.engines.batching import Coalescer
 from prefmill.engines.model_cache import (
@@ -166,10 +167,13 @@ class TransformersEngine:
     the same prompt several times runs the prompt's forward pass once per distinct prompt and copies
     the keys and values to its samples, so prefill costs what the distinct prompts cost, not k times
     that (benchmarks/prefix_sharing.py measures it). The text is the same either way, as it is for
-    any batch composition (the sampler is robust to float noise).
+    any batch composition (the sampler is robust to float noise). A request's ``assistant_prefix``
+    is tokenized after the assistant header as part of its prompt, so the n continuations of one
+    step prefix share its KV cache the same way.
     """
 
     supports_response_format = True
+    supports_assistant_prefix = True
 
     def __init__(
         self,
@@ -237,8 +241,9 @@ class TransformersEngine:
 
     # ------------------------------------------------------------------ encoding
 
-    def _prompt_ids(self, messages: Messages) -> list[int]:
+    def _prompt_ids(self, messages: Messages, prefix: str | None = None) -> list[int]:
         text = self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        text += prefix or ""  # a reply to continue: after the assistant header, no end-of-turn
         return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
 
     @staticmethod
@@ -290,9 +295,9 @@ class TransformersEngine:
             ids: list[int] = []
             if problem is None:
                 try:
-                    key = json.dumps(req.messages, sort_keys=True)
+                    key = json.dumps([req.messages, req.assistant_prefix], sort_keys=True)
                     if key not in encoded:
-                        encoded[key] = self._prompt_ids(req.messages)
+                        encoded[key] = self._prompt_ids(req.messages, req.assistant_prefix)
                     ids = encoded[key]
                 except Exception as exc:
                     problem = f"cannot apply the chat template: {_error_text(exc)}"
@@ -359,10 +364,12 @@ class TransformersEngine:
             return [Generation.failed(_error_text(exc), prompt_tokens=len(p), latency_ms=ms) for p in prompts]
         ms = (time.perf_counter() - start) * 1000 / len(batch)
         results = []
-        for row, (tokens, prompt) in enumerate(zip(new, prompts, strict=True)):
+        for row, (tokens, prompt, req) in enumerate(zip(new, prompts, reqs, strict=True)):
             end = next((j for j, t in enumerate(tokens) if t in self.eos_ids), None)
             n = len(tokens) if end is None else end + 1
-            text = self.tokenizer.decode(tokens[:n], skip_special_tokens=True).strip()
+            text = reply_text(
+                self.tokenizer.decode(tokens[:n], skip_special_tokens=True), req.assistant_prefix
+            )
             results.append(
                 Generation(
                     text=text,

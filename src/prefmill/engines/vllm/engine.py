@@ -25,6 +25,7 @@ from prefmill.engines.base import (
     Messages,
     Progress,
     check_sampling,
+    reply_text,
 )
 from prefmill.engines.batching import Coalescer
 from prefmill.engines.model_cache import EMBEDDED_FULL_NAME, EMBEDDED_NAME, is_embedded_name, resolve_model
@@ -42,6 +43,7 @@ class VLLMEngine:
     """A model folder served by an in-process ``vllm.LLM`` (loaded once per instance)."""
 
     supports_response_format = True
+    supports_assistant_prefix = True  # the prefix follows the assistant header in the prompt text
 
     def __init__(
         self,
@@ -98,8 +100,9 @@ class VLLMEngine:
     def __repr__(self) -> str:
         return f"VLLMEngine({self.name!r})"
 
-    def _prompt_ids(self, messages: Messages) -> list[int]:
+    def _prompt_ids(self, messages: Messages, prefix: str | None = None) -> list[int]:
         text = self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        text += prefix or ""  # a reply to continue: after the assistant header, no end-of-turn
         return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
 
     def generate(
@@ -124,7 +127,7 @@ class VLLMEngine:
             ids: list[int] = []
             if problem is None:
                 try:
-                    ids = self._prompt_ids(req.messages)
+                    ids = self._prompt_ids(req.messages, req.assistant_prefix)
                 except Exception as exc:
                     problem = f"cannot apply the chat template: {type(exc).__name__}: {exc}"
             if problem is None and len(ids) + req.sampling.max_new_tokens > self.context_length:
@@ -185,7 +188,7 @@ class VLLMEngine:
                         )
                     )
                 results[i] = Generation(
-                    text=comp.text.strip(),
+                    text=reply_text(comp.text, requests[i].assistant_prefix),
                     n_tokens=len(comp.token_ids),
                     prompt_tokens=len(out.prompt_token_ids or []),
                     finish_reason=comp.finish_reason if comp.finish_reason in ("stop", "length") else None,

@@ -45,8 +45,18 @@ class EvaluationPlan:
 
 
 def judge_configs(recipe: Recipe) -> list[Any]:
-    """The recipe's judges with template paths made absolute (relative to the recipe's folder)."""
-    return [resolve_paths(j, recipe.base_dir) for j in recipe.evaluation.judges]
+    """The recipe's judges with template paths made absolute (relative to the recipe's folder);
+    step-level judges without a `segmenter` get the recipe's `steps` section (an error without one)."""
+    out = [resolve_paths(j, recipe.base_dir) for j in recipe.evaluation.judges]
+    for i, j in enumerate(out):
+        if judge_traits(j).granularity == "step" and getattr(j, "segmenter", None) is None:
+            if recipe.steps is None:
+                raise RecipeError(
+                    f"evaluation.judges[{i}] ({j.kind}): step labels need steps; add a `steps` section "
+                    "to the recipe (e.g. `steps: {segmenter: lines}`) or set the judge's `segmenter`"
+                )
+            out[i] = j.model_copy(update={"segmenter": recipe.steps})
+    return out
 
 
 def evaluation_config(recipe: Recipe) -> dict[str, Any]:

@@ -39,6 +39,8 @@ class JudgeTraits:
     template_fields: tuple[str, ...] = ()  # config fields holding template paths (recipe-relative)
     judge_name: str | None = None  # the fixed `judge` of its rows, for kinds without a `name` field
     order: int = 1000  # position in the docs and in error messages (then by kind)
+    #: the units it labels: step-level kinds get the recipe's `steps` segmenter (their `segmenter`)
+    granularity: Literal["outcome", "step", "atomic"] = "outcome"
 
 
 #: (config, candidates shard) -> judgments rows; ensemble judges also get the shard's prior rows.

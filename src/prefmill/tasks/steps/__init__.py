@@ -1,0 +1,1 @@
+"""Step-level work: cutting responses into steps (``segment``)."""
