@@ -73,7 +73,8 @@ def serve(state: Annotator, host: str, port: int) -> None:
 def reinstantiate(recipe_path: Path, root: str, dataset: str, ref: str) -> list[Any]:
     """Rebuild the recipe's outputs (pairs / points / lists) over the versions ``ref`` names and add
     them to ``ref``; returns the outputs' TableResults."""
-    from prefmill.flows.instantiation import instantiation_flow, plan_instantiation
+    from prefmill.flows.instantiation import instantiation_flow
+    from prefmill.flows.plans.instantiation import plan_instantiation
     from prefmill.flows.runners import RunnerChoice, runner_session
     from prefmill.recipe import load_recipe
 
