@@ -25,10 +25,13 @@ def test_root_that_is_a_file(tmp_path: Path) -> None:
 def test_root_that_cannot_be_written() -> None:
     with pytest.raises(StorageError) as err:
         check_root("/sys/prefmill-no-such-root/data")
-    assert "cannot be written (operation not permitted): pass --root a folder you can write" in str(err.value)
+    assert "cannot be written (permission denied): pass --root a folder you can write" in str(err.value)
 
 
-def test_good_root_is_created_and_left_clean(tmp_path: Path) -> None:
-    check_root(str(tmp_path / "new" / "root"))
-    assert (tmp_path / "new" / "root").is_dir() and not list((tmp_path / "new" / "root").iterdir())
+def test_good_root_is_checked_without_creating_anything(tmp_path: Path) -> None:
+    check_root(str(tmp_path / "new" / "root"))  # the nearest existing folder is probed
+    assert not (tmp_path / "new").exists() and not list(tmp_path.iterdir())
+    (tmp_path / "old").mkdir()
+    check_root(str(tmp_path / "old"))
+    assert not list((tmp_path / "old").iterdir())
     check_root("memory://anything")  # object storage is not probed here

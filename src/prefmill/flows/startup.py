@@ -27,9 +27,11 @@ def check_root(root: str) -> None:
         if folder.exists() and not folder.is_dir():
             where = "is" if folder == path else f"is under {folder}, which is"
             raise StorageError(f"storage root {path} {where} a file, not a folder: pass --root a folder")
-    probe = path / f".prefmill-write-check-{uuid.uuid4().hex[:8]}"
+    # probe the root, or the nearest folder above it that exists: nothing is created before the
+    # build's other checks pass (a refused build leaves no empty root behind)
+    existing = next(f for f in (path, *path.parents) if f.exists())
+    probe = existing / f".prefmill-write-check-{uuid.uuid4().hex[:8]}"
     try:
-        path.mkdir(parents=True, exist_ok=True)
         probe.write_bytes(b"")
         probe.unlink()
     except OSError as exc:
