@@ -145,3 +145,13 @@ def test_plain_progress_shows_requests_in_flight_and_the_summary_the_concurrency
     assert "candidates: 201.5 requests in flight on average (peak 256), up to 16 shard(s) at once" in (
         con.file.getvalue()
     )
+
+
+def test_in_process_engines_keep_one_shard_per_call() -> None:
+    # their texts depend on what shares a batch: a window of shards would make rows depend on timing
+    from prefmill.flows.runners import engines_concurrency, shard_window
+
+    assert engines_concurrency([("transformers:smollm2", 12)]) is None
+    assert shard_window(engines_concurrency([("transformers:smollm2", 12)]), [32] * 8) == 1
+    assert engines_concurrency([("openai:m@http://h/v1?max_concurrency=64", None)]) == 64
+    assert engines_concurrency([("transformers:smollm2", 12), ("openai:m@http://h/v1", None)]) == 16

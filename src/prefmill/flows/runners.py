@@ -54,10 +54,16 @@ def shards_in_flight() -> int | None:
 
 def engines_concurrency(engines: Iterable[tuple[str | None, int | None]]) -> int | None:
     """Requests the busiest of a stage's engines (``(spec, batch_size)`` pairs) takes at once, or
-    None when the stage calls no engine."""
-    from prefmill.engines.registry import engine_concurrency
+    None when the stage calls no engine, or only engines whose rows depend on what shares their
+    batch (``EngineKind.batch_invariant`` False: in-process engines run one shard per call, so a
+    build's rows never depend on timing)."""
+    from prefmill.engines.registry import engine_concurrency, engine_kind, parse_spec
 
-    found = [engine_concurrency(spec, batch_size=size) for spec, size in engines if spec]
+    found = [
+        engine_concurrency(spec, batch_size=size)
+        for spec, size in engines
+        if spec and engine_kind(parse_spec(spec).kind).batch_invariant
+    ]
     return max(found) if found else None
 
 

@@ -33,6 +33,7 @@ KIND = EngineKind(
     factory=_build,
     examples=("transformers:smollm2", "transformers:/path/to/model"),
     summary="a Hugging Face causal-LM folder in process (the embedded SmolLM2-135M-Instruct by default)",
+    batch_invariant=False,
 )
 
 

@@ -56,6 +56,7 @@ KIND = EngineKind(
     extra="vllm",
     install=INSTALL,
     concurrency=("batch_size", 256),  # vLLM schedules continuously: keep its queue full
+    batch_invariant=False,
 )
 
 
