@@ -34,10 +34,11 @@ def _command(tmp_path: Path) -> list[str]:
 
 
 def _states(tmp_path: Path) -> dict[str, str]:
-    """Flow-run name -> state type, from Prefect's database."""
+    """Flow-run id -> state type, from Prefect's database (every run of a build has the same names,
+    DATASET-STAGE, so runs are told apart by id)."""
     [db] = (tmp_path / "prefect-home").rglob("prefect.db")
     with sqlite3.connect(db) as con:
-        return dict(con.execute("SELECT name, state_type FROM flow_run").fetchall())
+        return dict(con.execute("SELECT id, state_type FROM flow_run").fetchall())
 
 
 def _kill_while_generating(tmp_path: Path, server: FaultServer, sig: signal.Signals) -> int:
@@ -87,7 +88,7 @@ def test_sigterm_marks_crashed_and_a_rerun_marks_a_sigkilled_run(tmp_path: Path)
     with FaultServer(service_seconds=5.0) as slow:
         (tmp_path / "r.yaml").write_text(_recipe(slow.url))
         _kill_while_generating(tmp_path, slow, signal.SIGKILL)
-    killed = {name for name, state in _states(tmp_path).items() if state == "RUNNING"}
+    killed = {run for run, state in _states(tmp_path).items() if state == "RUNNING"}
     assert killed  # nothing could mark them: SIGKILL
 
     with FaultServer() as fast:
@@ -97,5 +98,5 @@ def test_sigterm_marks_crashed_and_a_rerun_marks_a_sigkilled_run(tmp_path: Path)
         )
     assert done.returncode == 0, done.stderr[-2000:]
     after = _states(tmp_path)
-    assert {after[name] for name in killed} == {"CRASHED"}, after
+    assert {after[run] for run in killed} == {"CRASHED"}, after
     assert "RUNNING" not in after.values()

@@ -59,7 +59,13 @@ def _artifacts() -> list[Any]:
 def test_every_stage_publishes_artifacts(built: tuple[Path, BuildSummary, str]) -> None:
     folder, summary, _ = built
     store = Store(folder / "data")
-    found = _artifacts()
+    # other builds of the same dataset in this session publish under the same keys: keep this build's
+    # flow runs (the build's own and each stage's, as its manifests record them)
+    runs = {summary.flow_run_id} | {
+        store.manifest(DATASET, table, summary.version(table)).flow_run_id
+        for table in ("prompts", "candidates", "judgments", "pairs")
+    }
+    found = [(a, flow) for a, flow in _artifacts() if str(a.flow_run_id) in runs]
     by_key = {a.key: (a, flow) for a, flow in found}
     for stage, tables in {
         "prompts": ["prompts_rejected", "prompts"],

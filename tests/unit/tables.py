@@ -18,8 +18,8 @@ from prefmill.storage.schemas import SCHEMAS
 
 Row = dict[str, Any]
 
-#: The six tables of the data model (``prompts_rejected`` is a side table, covered separately).
-TABLES: tuple[str, ...] = ("prompts", "candidates", "judgments", "pairs", "points", "lists")
+#: The tables of the data model (``prompts_rejected`` is a side table, covered separately).
+TABLES: tuple[str, ...] = ("prompts", "candidates", "steps", "judgments", "pairs", "points", "lists")
 
 
 def _pid(i: int) -> str:
@@ -68,6 +68,29 @@ def candidates_rows(n: int, *, errors: int = 0, prompts: int = 3) -> list[Row]:
                 "latency_ms": 12.5 + i,
                 "error": "RuntimeError: engine failed" if failed else None,
                 "parent_id": None,
+            }
+        )
+    return out
+
+
+def steps_rows(n: int) -> list[Row]:
+    """``n`` steps: candidate ``i // 2`` has two steps, each with the prefix that precedes it."""
+    out = []
+    for i in range(n):
+        index = i % 2
+        text = f"Step {index + 1}: add {i}."
+        start = 0 if index == 0 else 14
+        out.append(
+            {
+                "step_id": content_id({"step": i}),
+                "prompt_id": _pid((i // 2) % 3),
+                "candidate_id": _cid(i // 2),
+                "step_index": index,
+                "n_steps": 2,
+                "text": text,
+                "char_start": start,
+                "char_end": start + len(text),
+                "prefix": "" if index == 0 else f"Step 1: add {i - 1}.",
             }
         )
     return out
@@ -166,6 +189,7 @@ ROWS: dict[str, Callable[[int], list[Row]]] = {
     "prompts": prompts_rows,
     "prompts_rejected": prompts_rejected_rows,
     "candidates": candidates_rows,
+    "steps": steps_rows,
     "judgments": judgments_rows,
     "pairs": pairs_rows,
     "points": points_rows,
