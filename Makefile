@@ -48,7 +48,7 @@ test: $(STAMP)
 # Every script in benchmarks/ (helpers start with _) with --smoke: tiny sizes, the same checks that both
 # sides give the same rows, its ratio line printed (not held to the target). A new benchmark is in here
 # as soon as it exists. vLLM's two comparisons in engines.py run in the vLLM environment (bench-smoke-vllm).
-BENCHMARKS := $(filter-out benchmarks/_%,$(sort $(wildcard benchmarks/*.py)))
+BENCHMARKS := $(sort $(wildcard benchmarks/*.py))
 
 bench-smoke: $(STAMP)
 	@set -e; for b in $(BENCHMARKS); do echo "== $$b --smoke"; $(BIN)/python $$b --smoke; done

@@ -50,7 +50,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from _schema_rows import from_schema
+from support.schema_rows import from_schema
 
 DATASET = "bench"
 OUTPUTS = ("pairs", "points", "lists")

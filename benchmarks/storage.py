@@ -43,8 +43,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from _schema_rows import from_schema
 from prefmill.storage import Manifest, Store, duck
+from support.schema_rows import from_schema
 
 DATASET = "bench"
 TABLE = "candidates"
