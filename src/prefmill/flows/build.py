@@ -12,13 +12,13 @@ from prefmill.flows.common import STAGE_FLOW, current_flow_run_id, log
 from prefmill.flows.evaluation import evaluation_flow
 from prefmill.flows.export import run_recipe_exports
 from prefmill.flows.instantiation import instantiation_flow
-from prefmill.flows.naming import build_tags
+from prefmill.flows.naming import run_tags
 from prefmill.flows.plan import BuildPlan, preflight, resolve_plan
 from prefmill.flows.prompts import prompts_flow
 from prefmill.flows.results import BuildSummary, pricing
 from prefmill.flows.revision import revision_flow
 from prefmill.flows.runners import RunnerChoice, runner_session
-from prefmill.flows.startup import mark_stale_runs, process_tags, start_local_api
+from prefmill.flows.startup import mark_stale_runs, start_local_api
 from prefmill.flows.steps import steps_flow
 from prefmill.flows.synthesis import synthesis_flow
 from prefmill.recipe import STAGES, Recipe
@@ -112,7 +112,7 @@ def run_build(
         max_shards_in_flight=recipe.max_shards_in_flight,
     )
     start_local_api()
-    tags = process_tags(recipe.dataset, target)
+    tags = run_tags(recipe, target)
     mark_stale_runs(tags)  # runs of this build that a killed process left Running
-    with prefect_tags(*tags), runner_session(choice, target), build_tags(recipe):
+    with prefect_tags(*tags), runner_session(choice, target):
         return build_flow(recipe, target, stop_after=stop_after, ref=ref, retry_errors=retry, plan=plan)

@@ -8,8 +8,7 @@ dataset's or one recipe's runs.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from typing import Any
 
 from prefmill.ids import content_id
@@ -60,10 +59,20 @@ def recipe_hash(recipe: Any) -> str:
     return content_id(recipe.model_dump(mode="json", exclude={"base_dir"}))[:12]
 
 
-@contextmanager
-def build_tags(recipe: Any) -> Iterator[None]:
-    """Tag every run created inside with the recipe's dataset and hash."""
-    from prefect import tags
+def run_tags(recipe: Any, root: str) -> list[str]:
+    """The tags of every run of one build, first the build's own key (``prefmill-build:KEY``, from the
+    dataset and root), then the process running it (``pid:``, ``host:``: a later run tells a dead
+    process's runs from a live one's, flows/startup.py ``mark_stale_runs``), then ``dataset:NAME`` and
+    ``recipe:HASH`` for filtering the UI."""
+    import hashlib
+    import os
+    import socket
 
-    with tags(f"dataset:{recipe.dataset}", f"recipe:{recipe_hash(recipe)}"):
-        yield
+    key = hashlib.sha256(f"{root}\n{recipe.dataset}".encode()).hexdigest()[:16]
+    return [
+        f"prefmill-build:{key}",
+        f"pid:{os.getpid()}",
+        f"host:{socket.gethostname()}",
+        f"dataset:{recipe.dataset}",
+        f"recipe:{recipe_hash(recipe)}",
+    ]

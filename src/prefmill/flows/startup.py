@@ -82,16 +82,6 @@ def start_local_api() -> None:
 _LIVE_STATES = ("RUNNING", "PENDING", "SCHEDULED")
 
 
-def process_tags(dataset: str, root: str) -> list[str]:
-    """Tags of every flow run of this build: which build (dataset and root), and which process runs it
-    (``pid:`` and ``host:``), so a later run can tell a dead process's runs from a live one's."""
-    import hashlib
-    import socket
-
-    key = hashlib.sha256(f"{root}\n{dataset}".encode()).hexdigest()[:16]
-    return [f"prefmill-build:{key}", f"pid:{os.getpid()}", f"host:{socket.gethostname()}"]
-
-
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -103,8 +93,9 @@ def _alive(pid: int) -> bool:
 
 
 def mark_stale_runs(tags: list[str]) -> int:
-    """Mark crashed the flow runs of this build (``tags[0]``) left Running / Pending by a process of
-    this host that is gone (killed with SIGKILL, a lost machine...). Returns how many were marked."""
+    """Mark crashed the flow runs of this build (``tags[0]``, flows/naming.py ``run_tags``) left Running
+    / Pending by a process of this host that is gone (killed with SIGKILL, a lost machine...). Returns
+    how many were marked."""
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import (
         FlowRunFilter,
