@@ -16,7 +16,7 @@ def prefect_api() -> Iterator[None]:
     """A temporary Prefect API and database shared by every flow test of the session."""
     from prefect.testing.utilities import prefect_test_harness
 
-    with prefect_test_harness(server_startup_timeout=90):
+    with prefect_test_harness(server_startup_timeout=180):
         yield
 
 
