@@ -4,7 +4,8 @@ score aggregated from the atoms' scores (``min``, ``mean``, ``share`` at or abov
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Protocol
 
 from prefmill.ids import content_id
 from prefmill.tasks.evaluation.verifiers import point_judgment_id
@@ -12,9 +13,17 @@ from prefmill.tasks.evaluation.verifiers import point_judgment_id
 if TYPE_CHECKING:
     import pyarrow as pa
 
-    from prefmill.tasks.evaluation.judges.atomic import AtomicJudge
-
 _SEP = "#atom"
+
+
+class AtomicSettings(Protocol):
+    """What atomic judging reads of an ``atomic`` judge's config (judges/atomic.py ``AtomicJudge``)."""
+
+    name: str
+    split: Any
+    max_atoms: int
+    aggregate: str
+    threshold: float
 
 
 def aggregate(scores: list[float], rule: str, threshold: float) -> float:
@@ -26,13 +35,15 @@ def aggregate(scores: list[float], rule: str, threshold: float) -> float:
     return sum(s >= threshold for s in scores) / len(scores)
 
 
-def atomic_judge(config: AtomicJudge, inner: Any, cands: pa.Table) -> pa.Table:
-    """One ``atomic`` row per judged atom and one ``outcome`` row per response with usable atoms."""
+def atomic_judge(
+    config: AtomicSettings, judge_atoms: Callable[[pa.Table], pa.Table], cands: pa.Table
+) -> pa.Table:
+    """One ``atomic`` row per judged atom and one ``outcome`` row per response with usable atoms;
+    ``judge_atoms`` is the inner point judge's work over a table of atoms (one row per atom)."""
     import pyarrow as pa
 
     from prefmill.recipe.steps import StepsConfig
     from prefmill.storage.schemas import conform, empty_table
-    from prefmill.tasks.evaluation.judges.registry import judge_kind
     from prefmill.tasks.steps.segment import split_steps
 
     split = StepsConfig(segmenter=config.split)
@@ -47,7 +58,7 @@ def atomic_judge(config: AtomicJudge, inner: Any, cands: pa.Table) -> pa.Table:
             atoms["response"][-1] = atom.text
     if not atoms["candidate_id"]:
         return empty_table("judgments")
-    verdicts = judge_kind(inner).run(inner, pa.table(atoms, schema=cands.schema)).to_pylist()
+    verdicts = judge_atoms(pa.table(atoms, schema=cands.schema)).to_pylist()
     schema = empty_table("judgments").schema
     rows: list[dict[str, Any]] = []
     per_candidate: dict[str, list[float]] = {}

@@ -53,15 +53,25 @@ from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import pyarrow as pa
 
 from prefmill.storage.schemas import empty_table
 from prefmill.tasks.evaluation.verifiers import point_judgments
 
-if TYPE_CHECKING:
-    from prefmill.tasks.evaluation.judges.code import CodeVerifier
+
+class CodeVerifierSettings(Protocol):
+    """What the sandbox reads of a ``code`` judge's config (judges/code.py ``CodeVerifier``)."""
+
+    name: str
+    timeout_s: float
+    cpu_s: int
+    memory_mb: int
+    max_processes: int
+    max_output_kb: int
+    parallel: int
+
 
 _FENCE = re.compile(r"```[ \t]*([\w+-]*)[^\n]*\n(.*?)(?:```|\Z)", re.DOTALL)
 _PYTHON_TAGS = {"python", "py", "python3"}
@@ -169,7 +179,7 @@ def _fresh_uid() -> int:
     return secrets.SystemRandom().randrange(1_000_000, 2_000_000_000)
 
 
-def _limits(config: CodeVerifier, isolated: bool) -> str:
+def _limits(config: CodeVerifierSettings, isolated: bool) -> str:
     """The resource limits as the harness's argument (``name=value,...``): the harness sets them on
     itself before the candidate's code runs (no ``preexec_fn``, which is unsafe in a threaded parent)."""
     nproc = config.max_processes
@@ -253,7 +263,7 @@ def _short(text: str, n: int = 80) -> str:
     return repr(text if len(text) <= n else text[:n] + "…")
 
 
-def run_case(code: str, case: Case, config: CodeVerifier) -> CaseResult:
+def run_case(code: str, case: Case, config: CodeVerifierSettings) -> CaseResult:
     """Run one test case in a fresh sandbox folder; never raises for anything the candidate does."""
     mode = sandbox_mode()
     isolated = mode == "isolated"
@@ -342,7 +352,7 @@ def run_case(code: str, case: Case, config: CodeVerifier) -> CaseResult:
 # -- the verifier ------------------------------------------------------------------------------
 
 
-def code_verifier(config: CodeVerifier, cands: pa.Table) -> pa.Table:
+def code_verifier(config: CodeVerifierSettings, cands: pa.Table) -> pa.Table:
     """``code`` judgments for the rows of ``cands`` whose reference is a code test spec.
 
     ``cands`` needs candidate_id, prompt_id, response and reference (error rows already dropped). Test

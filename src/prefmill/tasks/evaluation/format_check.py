@@ -15,15 +15,26 @@ from __future__ import annotations
 
 import json
 import re
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import pyarrow as pa
 
 from prefmill.storage.schemas import empty_table
 from prefmill.tasks.evaluation.verifiers import point_judgments
 
-if TYPE_CHECKING:
-    from prefmill.tasks.evaluation.judges.format import FormatVerifier
+
+class FormatVerifierSettings(Protocol):
+    """What the checks read of a ``format`` judge's config (judges/format.py ``FormatVerifier``)."""
+
+    name: str
+    json_schema: Any
+    regex: str | None
+    fullmatch: bool
+    min_chars: int | None
+    max_chars: int | None
+    min_words: int | None
+    max_words: int | None
+
 
 _FENCE = re.compile(r"```[ \t]*([\w+-]*)[^\n]*\n(.*?)```", re.DOTALL)
 
@@ -46,7 +57,7 @@ def _validator(schema: dict[str, Any]) -> Any:
 
 
 def check_format(
-    response: str | None, config: FormatVerifier, validator: Any = None
+    response: str | None, config: FormatVerifierSettings, validator: Any = None
 ) -> tuple[list[str], dict]:
     """(failed checks, per-check results) of one response."""
     text = (response or "").strip()
@@ -87,7 +98,7 @@ def check_format(
     return failures, results
 
 
-def format_verifier(config: FormatVerifier, cands: pa.Table) -> pa.Table:
+def format_verifier(config: FormatVerifierSettings, cands: pa.Table) -> pa.Table:
     """``format`` judgments for every row of ``cands`` (candidate_id, prompt_id, response)."""
     if cands.num_rows == 0:
         return empty_table("judgments")

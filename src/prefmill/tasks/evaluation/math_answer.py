@@ -23,7 +23,7 @@ from __future__ import annotations
 import re
 from decimal import Decimal, InvalidOperation
 from fractions import Fraction
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import pyarrow as pa
 
@@ -38,8 +38,15 @@ from prefmill.tasks.evaluation.extract import (
 )
 from prefmill.tasks.evaluation.verifiers import point_judgments
 
-if TYPE_CHECKING:
-    from prefmill.tasks.evaluation.judges.math import MathVerifier
+
+class MathVerifierSettings(Protocol):
+    """What the answer check reads of a ``math`` judge's config (judges/math.py ``MathVerifier``)."""
+
+    name: str
+    abs_tol: float
+    rel_tol: float
+    percent_as_fraction: bool
+
 
 _THOUSANDS = re.compile(r"(?<=\d)(?:\{,\}|\\[,!; ]|[\u2009\u202f]|\s(?=\d{3}(?!\d)))(?=\d{3}(?!\d))")
 _SCI_TIMES = re.compile(
@@ -111,7 +118,7 @@ def response_expression(response: str) -> str | None:
     return canonical_expression(phrases[-1]) if phrases else None
 
 
-def close_enough(got: Fraction, expected: Fraction, config: MathVerifier) -> bool:
+def close_enough(got: Fraction, expected: Fraction, config: MathVerifierSettings) -> bool:
     if got == expected:
         return True
     bound = max(config.rel_tol * abs(float(expected)), config.abs_tol)
@@ -119,7 +126,7 @@ def close_enough(got: Fraction, expected: Fraction, config: MathVerifier) -> boo
 
 
 def verify_math(
-    response: str | None, reference: str, config: MathVerifier
+    response: str | None, reference: str, config: MathVerifierSettings
 ) -> tuple[float | None, str, str | None]:
     """(score, rationale or parse error, extracted answer) of one response; score None = parse error."""
     expected = expected_answer(reference)
@@ -146,7 +153,7 @@ def verify_math(
     return (1.0 if ok else 0.0), f"extracted {got}, expected {want}: {'correct' if ok else 'wrong'}{how}", got
 
 
-def math_verifier(config: MathVerifier, cands: pa.Table) -> pa.Table:
+def math_verifier(config: MathVerifierSettings, cands: pa.Table) -> pa.Table:
     """``math`` judgments for the rows of ``cands`` with a reference that is not a code test spec.
 
     ``cands`` needs candidate_id, prompt_id, response and reference (error rows already dropped).

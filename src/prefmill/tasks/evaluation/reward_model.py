@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import pyarrow as pa
 
@@ -24,14 +24,24 @@ from prefmill.errors import EngineError
 from prefmill.storage.schemas import empty_table
 from prefmill.tasks.evaluation.verifiers import point_judgments
 
-if TYPE_CHECKING:
-    from prefmill.tasks.evaluation.judges.reward_model import RewardModelJudge
+
+class RewardModelSettings(Protocol):
+    """What scoring reads of a ``reward_model`` judge's config (judges/reward_model.py
+    ``RewardModelJudge``)."""
+
+    model: str
+    name: str | None
+    batch_size: int
+    max_length: int
+    sigmoid: bool
+    chat_template: bool
+
 
 _MODELS: dict[str, tuple[Any, Any]] = {}
 _LOCK = threading.Lock()
 
 
-def reward_judge_name(config: RewardModelJudge) -> str:
+def reward_judge_name(config: RewardModelSettings) -> str:
     return config.name or f"reward-model:{Path(config.model).name}"
 
 
@@ -87,7 +97,7 @@ def reward_inputs(
     return (users[-1] + "\n\n" if users else "") + response
 
 
-def reward_scores(config: RewardModelJudge, texts: list[str]) -> tuple[list[float], list[int], list[bool]]:
+def reward_scores(config: RewardModelSettings, texts: list[str]) -> tuple[list[float], list[int], list[bool]]:
     """(scores, token counts, truncated flags) of ``texts``, in their order."""
     import torch
 
@@ -120,7 +130,7 @@ def reward_scores(config: RewardModelJudge, texts: list[str]) -> tuple[list[floa
     return scores, lengths, truncated
 
 
-def reward_model_judge(config: RewardModelJudge, cands: pa.Table) -> pa.Table:
+def reward_model_judge(config: RewardModelSettings, cands: pa.Table) -> pa.Table:
     """``reward_model`` judgments for every row of ``cands``.
 
     ``cands`` needs candidate_id, prompt_id, response and messages (the prompt's chat); rows with a

@@ -76,8 +76,10 @@ def inner_config(spec: dict[str, Any]) -> Any:
 
 def run(config: AtomicJudge, cands: pa.Table) -> pa.Table:
     from prefmill.tasks.evaluation.atomic import atomic_judge
+    from prefmill.tasks.evaluation.judges.registry import judge_kind
 
-    return atomic_judge(config, inner_config(config.judge), cands)
+    inner = inner_config(config.judge)
+    return atomic_judge(config, lambda atoms: judge_kind(inner).run(inner, atoms), cands)
 
 
 def fingerprint(config: AtomicJudge) -> dict[str, Any]:
