@@ -7,7 +7,8 @@ follows the call chain (Prefect runs a flow's directly-called tasks in the calle
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Protocol
@@ -69,3 +70,64 @@ def use_reporter(r: Reporter) -> Iterator[Reporter]:
         yield r
     finally:
         _current.reset(token)
+
+
+def duration(seconds: float) -> str:
+    """A short duration: ``42s``, ``7m``, ``2.5h``."""
+    if seconds < 90:
+        return f"{seconds:.0f}s"
+    return f"{seconds / 60:.0f}m" if seconds < 5400 else f"{seconds / 3600:.1f}h"
+
+
+def eta(done: float, total: float, elapsed: float) -> str:
+    """``ETA 2m`` for ``total - done`` more units at the rate so far; empty before the first unit
+    and once all are done."""
+    if done <= 0 or done >= total:
+        return ""
+    return f"ETA {duration((total - done) * elapsed / done)}"
+
+
+class Portions:
+    """A shard's ``units`` handed out while its engine work runs: the work is ``parts`` engine
+    calls (e.g. one per judge model), each reporting the fraction of its requests done; the units
+    reported so far follow ``(finished parts + fraction of this one) / parts`` and never exceed
+    ``units`` (whatever the shard did not report, its wrapper reports when it ends)."""
+
+    def __init__(self, advance: Callable[[int], None], units: int, parts: int) -> None:
+        self.advance, self.units, self.parts = advance, units, max(parts, 1)
+        self.finished = 0  # parts whose call reported its last request
+        self.reported = 0
+        self._lock = threading.Lock()
+
+    def done(self, done: int, total: int) -> None:
+        """The current call has ``done`` of its ``total`` requests back."""
+        with self._lock:
+            whole = self.finished + (done / total if total else 1.0)
+            if total == 0 or done >= total:
+                self.finished += 1
+            target = min(self.units, int(self.units * whole / self.parts))
+            step, self.reported = target - self.reported, max(target, self.reported)
+        if step > 0:
+            self.advance(step)
+
+
+_portions: ContextVar[Portions | None] = ContextVar("prefmill_portions", default=None)
+
+
+@contextmanager
+def portions(advance: Callable[[int], None], units: int, parts: int) -> Iterator[Portions]:
+    """Inside, ``calls_done(done, total)`` (called by engine loops after each batch) advances the
+    progress of a shard of ``units`` whose work is ``parts`` engine calls."""
+    p = Portions(advance, units, parts)
+    token = _portions.set(p)
+    try:
+        yield p
+    finally:
+        _portions.reset(token)
+
+
+def calls_done(done: int, total: int) -> None:
+    """``done`` of the current engine call's ``total`` requests are back (no-op outside ``portions``)."""
+    p = _portions.get()
+    if p is not None:
+        p.done(done, total)

@@ -21,6 +21,9 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from prefmill.progress import eta
+from prefmill.storage.hints import command
+
 FORMATS = ("table", "records", "json", "csv")  # records: one block per row, for wide rows
 
 
@@ -142,7 +145,8 @@ def _rate(per_second: float) -> str:
 
 
 class RichReporter:
-    """Progress bars per stage: shards done / total, rows, rows/s and tokens/s."""
+    """Progress bars per stage: shards done / total, rows (advanced per engine batch), rows/s,
+    tokens/s and the ETA of the stage at its rate so far."""
 
     def __init__(self, con: Console | None = None) -> None:
         self.progress = Progress(
@@ -190,7 +194,8 @@ class RichReporter:
         rate = f"{_rate(done / elapsed)}/s"
         if self.tokens[stage]:
             rate += f" {_rate(self.tokens[stage] / elapsed)} tok/s"
-        self.progress.update(task_id, rate=rate)
+        left = eta(done, self.progress.tasks[task_id].total or 0, elapsed)
+        self.progress.update(task_id, rate=rate + (f" · {left}" if left else ""))
 
     def shard_done(self, stage: str) -> None:
         if stage in self.tasks:
@@ -228,8 +233,9 @@ class RichReporter:
 
 class PlainReporter:
     """Progress as plain lines, for output that is not a terminal (CI logs, a file, a pipe): one line
-    when a stage starts, one per finished shard (shards done / total, rows, rows/s, tokens/s), one when
-    it ends. No cursor movement, no colours, nothing redrawn."""
+    when a stage starts, one per finished shard (shards done / total, rows, rows/s, tokens/s, ETA),
+    one at most every ``NOTE_EVERY`` seconds while a shard's batches finish, one when it ends. No
+    cursor movement, no colours, nothing redrawn."""
 
     def __init__(self, file: Any = None) -> None:
         self.file = file
@@ -252,7 +258,8 @@ class PlainReporter:
             text += f" · {_rate(st['tokens'] / elapsed)} tok/s"
         if st.get("in_flight"):
             text += f" · {st['in_flight']} in flight"
-        return text + f" · {elapsed:.1f}s"
+        left = eta(st["units"], st["total"], elapsed)
+        return text + f" · {elapsed:.1f}s" + (f" · {left}" if left else "")
 
     def stage_started(self, stage: str, *, shards: int, done: int, units: int, unit: str) -> None:
         self.state[stage] = {
@@ -268,9 +275,16 @@ class PlainReporter:
         self._print(f"{stage}: {shards} shard(s){resumed}, {units:,} {unit} to do")
 
     def advance(self, stage: str, *, units: int = 0, tokens: int = 0) -> None:
-        if stage in self.state:
-            self.state[stage]["units"] += units
-            self.state[stage]["tokens"] += tokens
+        st = self.state.get(stage)
+        if st is None:
+            return
+        st["units"] += units
+        st["tokens"] += tokens
+        # inside a shard (an engine batch done): a line at most every NOTE_EVERY seconds
+        now = time.perf_counter()
+        if units and st["units"] < st["total"] and now - st.get("noted", st["started"]) >= self.NOTE_EVERY:
+            st["noted"] = now
+            self._print(f"{stage}: shard {st['shards_done'] + 1}/{st['shards']} running · {self._rates(st)}")
 
     #: Seconds between two notes printed for one stage (a note per engine call would flood a log).
     NOTE_EVERY = 10.0
@@ -340,7 +354,20 @@ def render_summary(summary: Any, con: Console | None = None) -> None:
             con.print(f"[yellow]{r.table}: 0 rows[/yellow] -- {escape(str(r.stats['empty_reason']))}")
     for line in _concurrency_lines(summary):
         con.print(line)
-    con.print('next: `prefmill tables`, `prefmill show pairs --limit 5`, `prefmill sql "SELECT ..."`')
+    con.print("next: " + ", ".join(f"`{c}`" for c in next_commands(summary)))
+
+
+def next_commands(summary: Any) -> list[str]:
+    """What to run after a build: its tables, a few rows of its output, SQL, the report."""
+    at = {"root": summary.root, "dataset": summary.dataset}
+    built = [r.table for r in summary.tables]
+    output = next((t for t in ("pairs", "points", "lists") if t in built), built[-1] if built else "pairs")
+    return [
+        command("tables", **at),
+        command("show", output, "--limit", "5", **at),
+        command("sql", "SELECT ...", **at),
+        command("report", "--out", "report.html", **at),
+    ]
 
 
 def _cost(summary: Any) -> str:

@@ -34,7 +34,10 @@ def test_progress_lines(built: tuple[Path, BuildSummary, str]) -> None:
     _, _, text = built
     lines = text.splitlines()
     assert "synthesis: 2 shard(s), 12 samples to do" in lines
-    shard_lines = [line for line in lines if line.startswith("synthesis: shard ")]
+    shard_lines = [line for line in lines if re.match(r"synthesis: shard \d+/\d+ · ", line)]
+    running = [line for line in lines if line.startswith("synthesis: shard ") and " running · " in line]
+    for line in running:  # a slow shard says where it is between shard lines, with an ETA
+        assert re.match(r"synthesis: shard [12]/2 running · \d+/12 samples · .* · ETA \d+[smh]", line), line
     assert [line.split(" · ")[0] for line in shard_lines] == ["synthesis: shard 1/2", "synthesis: shard 2/2"]
     assert shard_lines[-1].split(" · ")[1] == "12/12 samples"
     assert re.search(r" · [\d.,]+ tok/s · ", shard_lines[-1])
@@ -104,17 +107,32 @@ def test_report_draws_in_chromium(built: tuple[Path, BuildSummary, str]) -> None
     assert run(["report", "--root", str(folder / "data"), "--out", str(page)]) == 0
     html = page.read_text()
     charts = re.findall(r'<div class="chart" id="(chart-[a-z-]+)"></div>', html)
-    # quickstart-like judges never score the same candidate: no heatmap; no pair-wise judges: no swap chart
+    # quickstart-like judges never score the same candidate: no heatmap; no pair-wise judges: no swap
+    # chart; every prompt got 2 candidates: a number instead of a one-bar chart
     assert charts == [
         "chart-stage-sizes",
         "chart-tokens",
-        "chart-candidates-per-prompt",
+        "chart-funnel",
         "chart-scores",
         "chart-margins",
         "chart-length-score",
+        "chart-length-delta",
         "chart-kto-balance",
     ]
     assert "no pair-wise judgments in this build" in html
+    # the panels that explain the data
+    store = Store(folder / "data")
+    pairs = store.manifest(DATASET, "pairs", store.read_ref(DATASET, "latest").tables["pairs"])
+    funnel = re.search(r'<table class="funnel">(.*?)</table>', html, re.S)
+    assert funnel and "candidates generated</td><td>12<" in funnel.group(1)
+    assert f"pairs kept</td><td>{pairs.rows:,}<" in funnel.group(1)
+    assert 'data-number="candidates-per-prompt">every prompt (6) got <b>2</b> usable candidates' in html
+    assert re.search(r'data-number="truncation">truncation rate: <b>\d+%</b> \(\d+ of 12 usable', html)
+    assert re.search(r'data-number="prompts-without-pairs">\d of 6 prompts have no pair', html) or (
+        "every prompt has at least one pair" in html
+    )
+    assert '<section id="warnings"><h2>Warnings</h2>' in html
+    assert re.search(r'<section id="length-delta">.*?<td>overall</td><td>\d+</td>', html, re.S)
 
     dom = dump_dom(page)
     body = re.search(r"<body[^>]*>", dom)

@@ -83,10 +83,11 @@ def load_parquet(out: Path) -> datasets.Dataset:
 
 
 def test_preference_standard_in_every_container(
-    built: tuple[Store, dict[str, Manifest]], tmp_path: Path
+    built: tuple[Store, dict[str, Manifest]], tmp_path: Path, capfd: pytest.CaptureFixture[str]
 ) -> None:
     store, m = built
     out = tmp_path / "dpo"
+    capfd.readouterr()
     result = export_table(
         store,
         m["pairs"],
@@ -95,6 +96,8 @@ def test_preference_standard_in_every_container(
         to=["parquet", "jsonl", "disk"],
         conversational=False,
     )
+    printed = capfd.readouterr()
+    assert "Saving the dataset" not in printed.err + printed.out  # datasets' bars stay off
     pairs = store.read_arrow(m["pairs"]).to_pylist()
     expected = [{"prompt": p["prompt"], "chosen": p["chosen"], "rejected": p["rejected"]} for p in pairs]
     assert result.rows == len(pairs) == 4  # p1: a>c, a>b, c>b; p2: x>y

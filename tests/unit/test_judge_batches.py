@@ -57,3 +57,19 @@ def test_same_replies_as_one_call_with_progress_notes() -> None:
     assert len(engine.calls) > 1 and sum(engine.calls) == 12
     assert notes.tokens == sum(g.n_tokens for g in got)
     assert notes.notes[-1].startswith("judge: 12/12 requests") and "ETA" in notes.notes[0]
+
+
+def test_a_judge_shard_advances_its_units_per_batch() -> None:
+    """Inside ``portions`` (the judge shard), each token-bounded call moves the stage's units."""
+    from prefmill.progress import portions
+
+    requests = [_req(600 * (i % 3), i, new=20) for i in range(12)]
+    engine, steps = _Counting(), []
+    with portions(steps.append, 30, parts=2):  # 30 candidates, two judge models
+        generate_in_budget(engine, requests, budget=500)
+        half = sum(steps)
+        generate_in_budget(engine, requests, budget=500)
+    assert len(steps) > 2 and all(s > 0 for s in steps)  # several advances, not one per shard
+    assert half == 15 and sum(steps) == 30
+    generate_in_budget(engine, requests, budget=500)  # outside a shard: nothing to advance
+    assert sum(steps) == 30

@@ -299,10 +299,12 @@ def test_collect_and_page(tmp_path: Path) -> None:
     assert set(figures) == {
         "chart-stage-sizes",
         "chart-tokens",
+        "chart-funnel",
         "chart-candidates-per-prompt",
         "chart-scores",
         "chart-margins",
         "chart-length-score",
+        "chart-length-delta",
         "chart-judge-agreement",
         "chart-swap-consistency",
         "chart-kto-balance",
@@ -328,6 +330,8 @@ def test_page_explains_what_is_absent(tmp_path: Path) -> None:
         "margin_histogram": ["pairs"],
         "kto_balance": ["points"],
         "pairs_sample": ["pairs"],
+        "prompts_without_pairs": ["pairs"],
+        "length_delta": ["pairs"],
     }
     page = render_html(data)
     notes = dict(re.findall(r'data-note="([a-z-]+)">([^<]*)<', page))
@@ -336,6 +340,8 @@ def test_page_explains_what_is_absent(tmp_path: Path) -> None:
         "swap-consistency": "no pair-wise judgments in this build",
         "kto-balance": "this ref has no points table",
         "pairs-sample": "this ref has no pairs table",
+        "prompts-without-pairs": "this ref has no pairs table",
+        "length-delta": "this ref has no pairs table",
     }
     assert "chart-swap-consistency" not in _figures(page)
 

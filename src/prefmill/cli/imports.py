@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from prefmill.cli.options import RootOpt
+from prefmill.storage.hints import command
 from prefmill.ui import console
 
 
@@ -26,7 +27,8 @@ def import_pairs(
     for table, (version, rows) in done["tables"].items():
         console().print(f"{table}@{version}: {rows:,} rows")
     console().print(
-        f"ref '{done['ref']}' of dataset '{dataset}'; next: `prefmill report fidelity {done['ref']}`, "
+        f"ref '{done['ref']}' of dataset '{dataset}'; next: "
+        f"`{command('report', 'fidelity', done['ref'], root=root, dataset=dataset)}`, "
         f"or `evaluation.fidelity.calibration: {path}` in a recipe to measure a judge on these pairs"
     )
 

@@ -13,6 +13,7 @@ from typing import Any
 from prefmill.commands import pick_dataset
 from prefmill.errors import NotFoundError
 from prefmill.storage import DEFAULT_REF, Manifest, Store
+from prefmill.storage.hints import command
 from prefmill.ui import console, render_records
 
 
@@ -28,7 +29,7 @@ def judgments_manifest(store: Store, dataset: str, ref: str) -> Manifest:
         refs = ", ".join(store.refs(dataset)) or "none"
         raise NotFoundError(
             f"'{ref}' is neither a ref of dataset '{dataset}' (refs: {refs}) nor a judgments version; "
-            "`prefmill tables` lists them"
+            f"`{command('tables', root=store.root, dataset=dataset)}` lists them"
         ) from None
 
 

@@ -20,6 +20,8 @@ from typing import Any
 
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
+from prefmill.storage.hints import command
+
 
 def _results(value: Any) -> tuple[str, list[Any]]:
     """(dataset, table results) of a flow's return value: a TableResult, a list of them, or a build
@@ -76,8 +78,11 @@ def summary_markdown(dataset: str, stage: str, results: list[Any], value: Any = 
             f"{r['status']} | {r['seconds']:.1f} s |"
         )
     lines += ["", "Look at the rows:", ""]
-    lines += [f"- `prefmill show {r.table}@{r.version} --dataset {dataset}`" for r in results]
-    lines += ["", f"A report with charts: `prefmill report --dataset {dataset} --out report.html`"]
+    root = next((r.root for r in results if r.root), None)
+    shows = [command("show", f"{r.table}@{r.version}", root=r.root, dataset=dataset) for r in results]
+    lines += [f"- `{c}`" for c in shows]
+    report = command("report", "--out", "report.html", root=root, dataset=dataset)
+    lines += ["", f"A report with charts: `{report}`"]
     return "\n".join(lines) + "\n"
 
 

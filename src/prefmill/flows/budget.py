@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from prefmill.errors import ErrorBudgetError
 from prefmill.storage import Store
+from prefmill.storage.hints import command
 from prefmill.storage.lock import build_lease
 
 if TYPE_CHECKING:
@@ -22,14 +23,21 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 _budget: ContextVar[float | None] = ContextVar("prefmill_error_budget", default=None)
 
-#: what to do about a table's failed rows
-_FIX = {
-    "candidates": "fix the engine (see the `error` column: `prefmill show candidates --where "
-    '"error IS NOT NULL"`) and run `prefmill build RECIPE --retry-errors`, which re-attempts only '
-    "the failed rows",
-    "judgments": "fix the judges' engine or template (see the `parse_error` column: `prefmill show "
-    'judgments --where "parse_error IS NOT NULL"`) and build again',
-}
+
+def _fix(r: TableResult) -> str:
+    """What to do about a table's failed rows, with the commands to look at them."""
+    at = {"root": r.root, "dataset": r.dataset or None}
+    if r.table == "candidates":
+        show = command("show", f"candidates@{r.version}", "--where", "error IS NOT NULL", **at)
+        retry = command("build", "RECIPE", "--retry-errors", root=r.root)
+        return (
+            f"fix the engine (see the `error` column: `{show}`) and run `{retry}`, which re-attempts "
+            "only the failed rows"
+        )
+    if r.table == "judgments":
+        show = command("show", f"judgments@{r.version}", "--where", "parse_error IS NOT NULL", **at)
+        return f"fix the judges' engine or template (see the `parse_error` column: `{show}`) and build again"
+    return "fix the cause and build again"
 
 
 @contextmanager
@@ -55,7 +63,7 @@ def check_error_budget(stage: str, results: Sequence[TableResult]) -> list[Table
             raise ErrorBudgetError(
                 f"{stage}: {what} of {r.table}@{r.version} failed ({errors} of {rows}; recipe "
                 f"max_error_rate {limit:g}); no ref was moved and the version is kept: "
-                + _FIX.get(r.table, "fix the cause and build again")
+                + _fix(r)
                 + ("" if errors == rows else " (or raise `max_error_rate` in the recipe to accept it)")
             )
     return list(results)

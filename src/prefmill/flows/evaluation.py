@@ -19,7 +19,9 @@ from prefmill.flows.incremental import judgments_reuse
 from prefmill.flows.plans.evaluation import EvaluationPlan, is_calibrated, runs_judge_model
 from prefmill.flows.runners import engines_concurrency
 from prefmill.flows.stage import Shard, ShardContext, ShardJob, StageSpec, Work, run_jobs, run_table
+from prefmill.progress import portions
 from prefmill.storage import Manifest, Parent, Store
+from prefmill.storage.hints import command
 from prefmill.tasks.evaluation.calibration import calibrate
 from prefmill.tasks.evaluation.fidelity import enforce, fidelity_report
 from prefmill.tasks.evaluation.human import human_judgments
@@ -39,7 +41,9 @@ def judge(
         ctx.store, candidates, ctx.index, prompts, ["messages", "reference", "rubric"]
     )
     started = time.perf_counter()
-    judgments = judge_shard(joined, list(plan.judges))
+    calls = sum(1 for j in plan.judges if runs_judge_model(j))  # engine calls: the bar moves per batch
+    with portions(lambda n: ctx.advance(units=n), cands.num_rows, calls):
+        judgments = judge_shard(joined, list(plan.judges))
     stats = {"judge_seconds": round(time.perf_counter() - started, 3), "judged_candidates": cands.num_rows}
     return judgments, stats
 
@@ -106,7 +110,7 @@ def evaluation_flow(
         ),
     )
     result = run_table(root, plan.dataset, spec)
-    enforce_fidelity(plan, result.stats.get("fidelity"), result.version)
+    enforce_fidelity(plan, result.stats.get("fidelity"), result.version, root)
     return result
 
 
@@ -144,7 +148,11 @@ def fidelity_of(plan: EvaluationPlan, root: str, paths: list[str], candidates: M
     return report
 
 
-def enforce_fidelity(plan: EvaluationPlan, report: dict[str, Any] | None, version: str) -> None:
+def enforce_fidelity(
+    plan: EvaluationPlan, report: dict[str, Any] | None, version: str, root: str | None = None
+) -> None:
     """Raise ``FidelityError`` when a judge fails a threshold of ``evaluation.fidelity``."""
     if report:
-        enforce(report, plan.fidelity, f"judgments@{version}")
+        where = f"judgments@{version}"
+        hint = command("report", "fidelity", where, root=root, dataset=plan.dataset)
+        enforce(report, plan.fidelity, where, hint)

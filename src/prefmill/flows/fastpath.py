@@ -20,6 +20,7 @@ from prefmill.flows.plans.steps import STEPS_CODE_VERSION
 from prefmill.flows.results import BuildSummary, TableResult, latest_retry, log
 from prefmill.recipe import STAGES, Recipe
 from prefmill.storage import DEFAULT_REF, Manifest, Parent, Store, version_id
+from prefmill.storage.hints import command
 from prefmill.tasks.evaluation.judge import EVALUATION_CODE_VERSION
 from prefmill.tasks.instantiation.run import INSTANTIATION_CODE_VERSION
 from prefmill.tasks.prompts.build import PROMPTS_CODE_VERSION
@@ -138,7 +139,9 @@ def unchanged_build(
     if judgments is not None and (report := judgments.stats.get("fidelity")):
         from prefmill.tasks.evaluation.fidelity import enforce
 
-        enforce(report, plan.evaluation.fidelity, f"judgments@{judgments.version}")
+        where = f"judgments@{judgments.version}"
+        hint = command("report", "fidelity", where, root=store.root, dataset=recipe.dataset)
+        enforce(report, plan.evaluation.fidelity, where, hint)
     store.write_ref(
         recipe.dataset,
         ref,

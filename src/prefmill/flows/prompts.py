@@ -19,6 +19,7 @@ from prefmill.flows.stage import Shard, ShardContext, ShardJob, run_jobs
 from prefmill.progress import reporter
 from prefmill.recipe import PromptSource
 from prefmill.storage import Store
+from prefmill.storage.hints import command
 from prefmill.tasks.prompts.build import PROMPTS_CODE_VERSION, combine
 from prefmill.tasks.prompts.sources.registry import load_source as load_prompt_source
 
@@ -54,7 +55,7 @@ def prompts_flow(plan: PromptsPlan, root: str) -> list[TableResult]:
     if prompts.num_rows == 0:
         raise InputError(
             f"no valid prompts: all {rejected.num_rows} rows were rejected; see why with "
-            f"`prefmill show prompts_rejected@{rejected_m.version} --dataset {plan.dataset}`"
+            f"`{command('show', f'prompts_rejected@{rejected_m.version}', root=root, dataset=plan.dataset)}`"
         )
     prompts_m = store.write_version(
         plan.dataset,

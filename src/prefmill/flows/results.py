@@ -34,6 +34,8 @@ class TableResult:
     #: (mean requests in flight, peak, shards in flight at most) while its shards ran in this
     #: process; None when cached, without an engine, or run on workers the flow cannot see
     in_flight: tuple[float, int, int] | None = None
+    #: the store's root (the hints it prints name it when it is not the default root)
+    root: str | None = None
 
     @classmethod
     def of(cls, store: Store, m: Manifest, *, cached: bool, started: float) -> TableResult:
@@ -47,6 +49,7 @@ class TableResult:
             totals=dict(m.totals),
             stats=dict(m.stats),
             dataset=m.dataset,
+            root=store.root,
         )
 
 

@@ -35,7 +35,15 @@ AGGREGATES: dict[str, tuple[str, ...]] = {
     "swap_consistency": ("judgments",),
     "kto_balance": ("points",),
     "pairs_sample": ("pairs",),
+    "funnel": ("prompts", "candidates", "judgments"),
+    "prompts_without_pairs": ("prompts", "candidates", "judgments", "pairs"),
+    "truncation": ("candidates",),
+    "length_delta": ("pairs", "candidates"),
+    "empty_responses": ("candidates",),
 }
+
+#: Aggregates that read the candidates' scores (``candidate_score_values``, as instantiation does).
+SCORED = frozenset({"funnel", "prompts_without_pairs"})
 
 #: Parameters an aggregate's SQL uses, with their defaults (``collect`` overrides them).
 DEFAULT_PARAMS: dict[str, dict[str, int]] = {
@@ -55,12 +63,21 @@ def read_report_sql(name: str) -> str:
 
 
 def aggregate(
-    con: duckdb.DuckDBPyConnection, name: str, params: Mapping[str, object] | None = None
+    con: duckdb.DuckDBPyConnection,
+    name: str,
+    params: Mapping[str, object] | None = None,
+    scoring: Mapping[str, Any] | None = None,
 ) -> pa.Table:
     """Run report aggregate ``name`` on ``con`` (its input tables bound as views; the aggregates over
-    judgments read them through ``usable_judgments()``, defined here)."""
+    judgments read them through ``usable_judgments()``, defined here). ``scoring``: the output's
+    ``aggregation`` and ``criterion_weights``, for the aggregates that read the scores (``SCORED``)."""
     if "judgments" in AGGREGATES.get(name, ()):
         define_judgment_macros(con)
+    if name in SCORED:
+        from prefmill.tasks.instantiation.run import bind_candidate_scores
+
+        scoring = scoring or {}
+        bind_candidate_scores(con, scoring.get("criterion_weights"), scoring.get("aggregation"))
     merged = {**DEFAULT_PARAMS.get(name, {}), **(params or {})}
     return query(con, read_report_sql(name), merged or None)
 
@@ -86,6 +103,10 @@ class ReportData:
     @property
     def tokens(self) -> int:
         return int(sum(v["tokens"] for v in self.versions))
+
+    def version(self, table: str) -> dict[str, Any] | None:
+        """The ref's version facts of ``table`` (None when the ref has no such table)."""
+        return next((v for v in self.versions if v["table"] == table), None)
 
     def rows(self, name: str) -> list[dict[str, Any]]:
         """The rows of aggregate ``name`` as dicts ([] when it did not run)."""
@@ -119,6 +140,10 @@ def collect(
                 "shards": len(m.files),
                 "created_at": m.created_at,
                 "empty_reason": m.stats.get("empty_reason") if m.rows == 0 else None,
+                # instantiation outputs: what selection removed, by reason, and the rows before it
+                "removed": dict(m.stats.get("removed") or {}),
+                "rows_before_selection": m.stats.get("rows_before_selection"),
+                "params": dict(m.config.get("params") or {}) if m.stage == "instantiation" else {},
             }
         )
     data = ReportData(
@@ -129,6 +154,7 @@ def collect(
         generated_at=datetime.now(UTC).isoformat(timespec="seconds"),
         versions=versions,
     )
+    scoring = next((v["params"] for v in versions if v["params"].get("aggregation")), {})
     con = session(store, dataset, ref)
     try:
         for name, needs in AGGREGATES.items():
@@ -136,7 +162,33 @@ def collect(
             if lacking:
                 data.missing[name] = lacking
                 continue
-            data.aggregates[name] = aggregate(con, name, (params or {}).get(name))
+            data.aggregates[name] = aggregate(con, name, (params or {}).get(name), scoring)
     finally:
         con.close()
     return data
+
+
+def funnel_steps(data: ReportData) -> list[dict[str, Any]]:
+    """The selection funnel of a build, in pipeline order: candidates generated, usable, scored
+    (``funnel.sql``), then, when the ref has pairs, the pairs before selection, one step per reason
+    selection removed pairs for (the most first) and the pairs kept (the pairs manifest). Each step is
+    ``{"step", "n", "kind"}``, kind ``candidates``, ``pairs`` or ``removed``."""
+    counts = data.rows("funnel")
+    if not counts:
+        return []
+    c = counts[0]
+    steps = [
+        {"step": "candidates generated", "n": int(c["candidates"]), "kind": "candidates"},
+        {"step": "usable (no generation error)", "n": int(c["usable"]), "kind": "candidates"},
+        {"step": "scored (a usable judgment)", "n": int(c["scored"]), "kind": "candidates"},
+    ]
+    pairs = data.version("pairs")
+    if pairs is not None:
+        removed = pairs["removed"]
+        before = pairs["rows_before_selection"]
+        before = int(before) if before is not None else pairs["rows"] + sum(removed.values())
+        steps.append({"step": "pairs before selection", "n": before, "kind": "pairs"})
+        for reason, n in sorted(removed.items(), key=lambda kv: (-kv[1], kv[0])):
+            steps.append({"step": f"removed: {reason}", "n": int(n), "kind": "removed"})
+        steps.append({"step": "pairs kept", "n": int(pairs["rows"]), "kind": "pairs"})
+    return steps

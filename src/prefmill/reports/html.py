@@ -42,6 +42,8 @@ th:first-child, td:first-child { text-align: left; }
 .pair pre { white-space: pre-wrap; word-break: break-word; margin: 4px 0 0; font-size: 13px;
             background: #f7f7f7; padding: 6px; border-radius: 4px; max-height: 320px; overflow: auto; }
 .chosen pre { background: #eef7ee; } .rejected pre { background: #fbeeee; }
+.warnings { background: #fff4e5; border-left: 4px solid #E45756; padding: 4px 12px; }
+.ok { color: #2e7d32; } .number { font-size: 18px; }
 .tag { font-weight: bold; text-transform: uppercase; font-size: 12px; color: #555; }
 """
 

@@ -1,82 +1,28 @@
 """The sections of the build report, each drawn from one aggregate of ``prefmill.reports.data``.
 
-Every section but the stage sizes is a ``SectionSpec``: which aggregate it reads, the note shown when
-that aggregate is empty, and a ``draw`` function from its rows to a figure and an HTML body. The spec
-does the rest the same way for all of them: the ref lacks the aggregate's tables -> a note naming
-them; no rows -> the empty note; else the drawing (or the note ``draw`` returns instead).
+Every section but the stage sizes and the warnings is a ``SectionSpec`` (``reports/spec.py``): which
+aggregate it reads, the note shown when that aggregate is empty, and a ``draw`` function from its rows
+to a figure and an HTML body. The spec does the rest the same way for all of them: the ref lacks the
+aggregate's tables -> a note naming them; no rows -> the empty note; else the drawing (or the note
+``draw`` returns instead). The sections that explain the data (warnings, funnel, prompts without a
+pair, truncation, chosen-minus-rejected length) live in ``reports/explain.py``.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
 
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from prefmill.reports import explain
 from prefmill.reports.data import ReportData
 from prefmill.reports.markup import COLORS, clip, esc, layout, num, size, table
+from prefmill.reports.spec import Drawn, Rows, Section, SectionSpec, missing_note
+from prefmill.reports.spec import col as _col
 
-Rows = list[dict[str, Any]]
-#: What ``draw`` makes of a section's rows: (figure or None, HTML body), or a note to show instead.
-Drawn = tuple[go.Figure | None, str] | str
-
-
-@dataclass
-class Section:
-    """One part of the page: a chart (``figure``), an HTML fragment, or both; ``note`` explains an
-    absent chart (a table the ref lacks, nothing to compare)."""
-
-    key: str
-    title: str
-    intro: str
-    figure: go.Figure | None = None
-    body: str = ""
-    note: str = ""
-
-
-def missing_note(data: ReportData, name: str) -> str:
-    """The note of a section whose aggregate ``name`` did not run: the tables the ref lacks."""
-    tables = data.missing.get(name, [])
-    return f"this ref has no {', '.join(tables)} table" + ("s" if len(tables) > 1 else "")
-
-
-@dataclass(frozen=True)
-class SectionSpec:
-    """A section drawn from the rows of one aggregate; calling it with the report data makes it."""
-
-    key: str
-    title: str
-    intro: str
-    aggregate: str
-    draw: Callable[[ReportData, Rows], Drawn]
-    #: note when the aggregate has no rows (None: draw even then)
-    empty: str | None = None
-    #: HTML shown first in any case, even when the aggregate did not run
-    lead: Callable[[ReportData], str] | None = None
-
-    def __call__(self, data: ReportData) -> Section:
-        lead = self.lead(data) if self.lead else ""
-        if self.aggregate in data.missing:
-            return self._note(lead, missing_note(data, self.aggregate))
-        rows = data.rows(self.aggregate)
-        if self.empty is not None and not rows:
-            return self._note(lead, self.empty)
-        drawn = self.draw(data, rows)
-        if isinstance(drawn, str):
-            return self._note(lead, drawn)
-        figure, body = drawn
-        return Section(self.key, self.title, self.intro, figure=figure, body=lead + body)
-
-    def _note(self, lead: str, note: str) -> Section:
-        return Section(self.key, self.title, self.intro, body=lead, note=note)
-
-
-def _col(rows: Rows, key: str) -> list[Any]:
-    return [r[key] for r in rows]
-
+__all__ = ["SECTIONS", "Section", "SectionSpec", "missing_note"]
 
 # -- stage sizes (from the ref's versions, not from an aggregate) -------------------------------
 
@@ -166,6 +112,13 @@ def _draw_tokens(data: ReportData, rows: Rows) -> Drawn:
 
 
 def _draw_candidates(data: ReportData, rows: Rows) -> Drawn:
+    if len(rows) == 1:  # every prompt got the same count: a number, not a one-bar chart
+        r = rows[0]
+        failed = f" ({num(r['n_failed'])} failed rows besides)" if r["n_failed"] else ""
+        return None, (
+            f'<p class="number" data-number="candidates-per-prompt">every prompt ({num(r["n_prompts"])}) '
+            f"got <b>{num(r['n_candidates'])}</b> usable candidates{failed}</p>"
+        )
     fig = go.Figure(
         go.Bar(
             x=_col(rows, "n_candidates"),
@@ -356,6 +309,7 @@ def _draw_pairs(data: ReportData, rows: Rows) -> Drawn:
 # -- the sections, in page order ----------------------------------------------------------------
 
 SECTIONS: tuple[Callable[[ReportData], Section], ...] = (
+    explain.warnings,
     stage_sizes,
     SectionSpec(
         "tokens",
@@ -365,6 +319,7 @@ SECTIONS: tuple[Callable[[ReportData], Section], ...] = (
         _draw_tokens,
         lead=_token_summary,
     ),
+    explain.FUNNEL,
     SectionSpec(
         "candidates-per-prompt",
         "Candidates per prompt",
@@ -372,6 +327,8 @@ SECTIONS: tuple[Callable[[ReportData], Section], ...] = (
         "candidates_per_prompt",
         _draw_candidates,
     ),
+    explain.PROMPTS_WITHOUT_PAIRS,
+    explain.TRUNCATION,
     SectionSpec(
         "scores",
         "Score histograms",
@@ -396,6 +353,7 @@ SECTIONS: tuple[Callable[[ReportData], Section], ...] = (
         _draw_length_score,
         empty="no candidate has a usable score",
     ),
+    explain.LENGTH_DELTA,
     SectionSpec(
         "judge-agreement",
         "Judge agreement",

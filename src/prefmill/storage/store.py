@@ -29,6 +29,7 @@ import pyarrow.parquet as pq
 from prefmill.errors import NotFoundError, StorageError
 from prefmill.storage.fs import Location, resolve
 from prefmill.storage.gc import GcReport, ancestors, gc
+from prefmill.storage.hints import command
 from prefmill.storage.manifest import MANIFEST_NAME, Manifest, Parent
 from prefmill.storage.naming import DEFAULT_REF, NAME_RE, REFS_DIR, check_name, now, version_id
 from prefmill.storage.writer import VersionWriter
@@ -187,7 +188,7 @@ class Store:
         if not matches:
             raise NotFoundError(
                 f"no published version '{version}' of table '{table}' in dataset '{dataset}'; "
-                "`prefmill tables` lists them"
+                f"`{command('tables', root=self.root, dataset=dataset)}` lists them"
             )
         if len(matches) > 1:
             ids = ", ".join(m.version for m in matches)

@@ -58,6 +58,13 @@ def _error_text(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
+def cache_key(output: object) -> str:
+    """The key of the KV cache in a forward pass's output, which is also the keyword ``generate``
+    takes it under: ``cache`` since transformers 5 (where ``past_key_values`` is deprecated and warns),
+    ``past_key_values`` in the 4.x releases the project still supports."""
+    return "cache" if "cache" in output else "past_key_values"  # type: ignore[operator]
+
+
 class SeededSampler(LogitsProcessor):
     """Per-row seeded temperature + top-p sampling inside HF greedy ``generate``.
 
@@ -386,7 +393,7 @@ class TransformersEngine:
     def _shared_prefix(
         self, prompts: list[list[int]], input_ids: torch.Tensor, mask: torch.Tensor
     ) -> dict[str, object]:
-        """``past_key_values`` for ``generate`` when the batch repeats a prompt, else nothing.
+        """The KV cache for ``generate`` (under ``cache_key``) when the batch repeats a prompt, else nothing.
 
         The distinct prompts (left-padded like the batch) run one forward pass over all but their
         last token, with the position ids ``generate`` would give them; the cache's rows are then
@@ -403,14 +410,15 @@ class TransformersEngine:
             out = self.lm(
                 input_ids=ids, attention_mask=m, position_ids=positions, use_cache=True, logits_to_keep=1
             )
-            cache = out.past_key_values
+            name = cache_key(out)
+            cache = out[name]
             cache.batch_select_indices(torch.tensor(rows, device=input_ids.device))
         except Exception as exc:  # a model whose cache cannot be copied row-wise: plain prefill
             logger.warning("transformers engine: prompt KV sharing turned off for %s: %s", self.name, exc)
             self.share_prefix = False
             return {}
         self.prefill_rows_saved += len(prompts) - len(first)
-        return {"past_key_values": cache}
+        return {name: cache}
 
     def _constraints(self, reqs: list[GenerationRequest]) -> Constraints | None:
         if all(r.response_format is None for r in reqs):

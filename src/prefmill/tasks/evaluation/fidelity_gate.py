@@ -75,13 +75,15 @@ def check_thresholds(report: Mapping[str, Any], thresholds: Any) -> list[str]:
     return problems
 
 
-def enforce(report: Mapping[str, Any], thresholds: Any, where: str) -> None:
-    """Raise ``FidelityError`` naming every failed threshold, in one line."""
+def enforce(
+    report: Mapping[str, Any], thresholds: Any, where: str, hint: str = "prefmill report fidelity"
+) -> None:
+    """Raise ``FidelityError`` naming every failed threshold, in one line (``hint``: the command
+    that shows the whole report)."""
     problems = check_thresholds(report, thresholds)
     if problems:
         raise FidelityError(
             f"{where}: " + "; ".join(problems) + " -- instantiation did not run, nothing was published "
             "after the judgments; fix the judge, or relax the threshold in the recipe's "
-            "evaluation.fidelity (`enforce: false` turns the gate off; `prefmill report fidelity` "
-            "shows the whole report)"
+            f"evaluation.fidelity (`enforce: false` turns the gate off; `{hint}` shows the whole report)"
         )

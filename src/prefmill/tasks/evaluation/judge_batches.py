@@ -6,7 +6,8 @@ any length, and the memory grows with the inputs. ``generate_in_budget`` cuts th
 of at most ``budget`` tokens each, counting a request's prompt (estimated from its characters) plus its
 ``max_new_tokens``: memory stays bounded by the budget, whatever the inputs. Batching changes speed,
 never a verdict (each request has its own seed). After each call it reports the tokens generated and a
-note (requests done, tok/s, ETA) to the progress display (``prefmill.progress``).
+note (requests done, tok/s, ETA) to the progress display (``prefmill.progress``), and the share of
+the shard's units its requests stand for (``progress.calls_done``).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from collections.abc import Iterator, Sequence
 
 from prefmill.engines.base import Engine, Generation, GenerationRequest
 from prefmill.errors import EngineError
-from prefmill.progress import reporter
+from prefmill.progress import calls_done, eta, reporter
 
 #: Prompt plus new tokens of one engine call of a judge, by default: 64 requests of ~250 prompt
 #: tokens and 256 new ones (the transformers engine's default batch on 2 CPU cores).
@@ -46,12 +47,6 @@ def token_batches(requests: Sequence[GenerationRequest], budget: int = TOKEN_BUD
         yield range(start, len(requests))
 
 
-def _duration(seconds: float) -> str:
-    if seconds < 90:
-        return f"{seconds:.0f}s"
-    return f"{seconds / 60:.0f}m" if seconds < 5400 else f"{seconds / 3600:.1f}h"
-
-
 def generate_in_budget(
     engine: Engine,
     requests: list[GenerationRequest],
@@ -72,8 +67,9 @@ def generate_in_budget(
         new = sum(g.n_tokens for g in part)
         tokens += new
         elapsed = max(time.perf_counter() - started, 1e-9)
-        left = (len(requests) - len(out)) * elapsed / len(out)
         note = f"{label}: {len(out):,}/{len(requests):,} requests · {tokens / elapsed:.3g} tok/s"
         reporter().advance(stage, tokens=new)
-        reporter().note(stage, note + (f" · ETA {_duration(left)}" if len(out) < len(requests) else ""))
+        calls_done(len(out), len(requests))  # the stage's bar moves per batch, not per shard
+        left = eta(len(out), len(requests), elapsed)
+        reporter().note(stage, note + (f" · {left}" if left else ""))
     return out
