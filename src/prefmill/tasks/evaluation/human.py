@@ -118,7 +118,7 @@ def human_judgments(path: Path, fmt: str | None, candidates: pa.Table) -> pa.Tab
         if cid not in prompt_of:
             raise InputError(
                 f"{where}: candidate_id '{cid}' is not a candidate of this build; fix the id "
-                "(`prefmill show <dataset> candidates` lists them) or remove the row"
+                "(`prefmill show candidates --dataset DATASET --root ROOT` lists them) or remove the row"
             )
         other, score, prefers = row.get("other_candidate_id"), row.get("score"), row.get("prefers_first")
         criterion = str(row.get("criterion") or "overall")
