@@ -13,7 +13,7 @@ from tenacity import RetryCallState
 from prefmill.engines.base import GenerationRequest, SamplingParams
 from prefmill.engines.openai.engine import OpenAIEngine
 from prefmill.engines.openai.limiter import AimdLimiter
-from prefmill.engines.openai.transport import RequestFailed, retry_after_seconds
+from prefmill.engines.openai.transport import RequestFailed, retry_after, retry_after_seconds
 from prefmill.engines.registry import clear_engines, get_engine
 from prefmill.errors import EngineError
 from prefmill.storage.schemas import MESSAGE
@@ -144,6 +144,33 @@ def test_retry_after_header_forms() -> None:
     assert retry_after_seconds("0.25") == 0.25
     assert retry_after_seconds(None) is None and retry_after_seconds("soon") is None
     assert retry_after_seconds("Wed, 21 Oct 2015 07:28:00 GMT", now=1445412470.0) == pytest.approx(10.0)
+
+
+def test_retry_after_ms_is_preferred_to_retry_after() -> None:
+    assert retry_after({"retry-after-ms": "250", "retry-after": "3"}) == 0.25  # OpenAI's finer header
+    assert retry_after({"retry-after-ms": "x", "retry-after": "3"}) == 3.0
+    assert retry_after({}) is None
+
+
+def test_requests_are_sent_by_the_official_openai_client(
+    server: FaultServer, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import logging
+
+    import openai
+
+    monkeypatch.setenv("PREFMILL_TEST_KEY", "sk-secret-456")
+    caplog.set_level(logging.DEBUG)  # the client's and its HTTP library's debug logs too
+    engine = OpenAIEngine("m", server.url, api_key_env="PREFMILL_TEST_KEY", max_retries=1, **FAST)
+    out = engine.generate([req("ok:a", 1), req("dead:b", 2)])
+    assert out[0].text == "echo a" and out[1].error is not None
+    sent = server.headers[0]
+    assert sent["User-Agent"] == f"AsyncOpenAI/Python {openai.__version__}"
+    assert sent["X-Stainless-Retry-Count"] == "0"  # the client never retries: prefmill's loop does
+    assert server.attempts("dead:b") == 2  # one retry, as max_retries says, not the client's own
+    assert "HTTP Request: POST" in caplog.text  # the logs were captured
+    assert "sk-secret" not in out[1].error and "sk-secret" not in caplog.text
+    assert "sk-secret" not in repr(engine.__dict__)
 
 
 def _overload(min_concurrency: int) -> tuple[OpenAIEngine, FaultServer]:
