@@ -221,6 +221,28 @@ def test_aimd_limiter_halves_once_per_window_and_grows_back() -> None:
     assert lim.decreases == 2
 
 
+def test_aimd_limiter_hands_a_cancelled_waiters_slot_on() -> None:
+    import asyncio
+
+    async def scenario() -> None:
+        lim = AimdLimiter(2, 2)
+        held = [await lim.acquire() for _ in range(2)]
+        waiters = [asyncio.create_task(lim.acquire()) for _ in range(3)]
+        await asyncio.sleep(0.01)
+        await lim.release(held[0], ok=True, throttled=False)  # one free slot: one waiter is woken
+        waiters[0].cancel()  # ... and cancelled before it runs: the slot goes to the next one
+        await asyncio.sleep(0.01)
+        assert waiters[0].cancelled() and waiters[1].done() and not waiters[2].done()
+        assert lim.in_flight == 2
+        await lim.release(held[1], ok=True, throttled=False)
+        await asyncio.wait_for(waiters[2], 1)
+        for w in waiters[1:]:  # leave the process's in-flight meter as it was
+            await lim.release(w.result(), ok=True, throttled=False)
+        assert lim.in_flight == 0
+
+    asyncio.run(asyncio.wait_for(scenario(), 10))
+
+
 def test_n_samples_sharing_a_prompt_go_in_one_request(server: FaultServer) -> None:
     engine = OpenAIEngine("m", server.url, max_n=4, input_per_mtok=1.0, output_per_mtok=2.0, **FAST)
     requests = [req("ok:q", seed) for seed in (10, 11, 12, 13, 14)] + [req("ok:r", 20)]

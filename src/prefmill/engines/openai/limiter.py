@@ -28,7 +28,11 @@ class AimdLimiter:
     async def acquire(self) -> int:
         """Wait for a slot; returns the congestion epoch the request starts in."""
         async with self._cond:
-            await self._cond.wait_for(lambda: self.in_flight < int(self.limit))
+            try:
+                await self._cond.wait_for(lambda: self.in_flight < int(self.limit))
+            except asyncio.CancelledError:  # pass on a wake-up this waiter may have been given
+                self._cond.notify(max(0, int(self.limit) - self.in_flight))
+                raise
             self.in_flight += 1
             IN_FLIGHT.add(1)
             self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
@@ -46,4 +50,6 @@ class AimdLimiter:
             elif ok and self.limit < self.max_limit:
                 self.limit = min(float(self.max_limit), self.limit + 1 / self.limit)
                 self.limits.append(self.limit)
-            self._cond.notify_all()
+            # wake as many waiters as there are free slots (not all of them: with hundreds queued
+            # behind a bound of 16, waking every one on every release costs more than the requests)
+            self._cond.notify(max(0, int(self.limit) - self.in_flight))

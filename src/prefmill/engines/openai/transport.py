@@ -8,11 +8,12 @@ The client sends every request: its base URL, its timeouts (``timeout`` per atte
 that does not parse can be shown, and ``Retry-After`` / ``retry-after-ms`` are read from the
 response headers.
 
-The client's own retries are off (``max_retries=0``) and prefmill retries instead (``tenacity``):
-the client retries inside one call, so a 429 would never reach the concurrency controller
-(``limiter.AimdLimiter``, which must see each attempt to halve the bound), a row could not record
-how many attempts it took, its backoff ignores the ``backoff`` / ``max_backoff`` options, and a 200
-whose body is truncated, not JSON or without the choices asked for is not retried by it at all.
+The client's own retries are off (``max_retries=0``) and prefmill retries instead (``Transport.post``,
+a short loop around ``attempt``). The client retries inside one call, so a 429 would never reach
+the concurrency controller (``limiter.AimdLimiter``, which must see each attempt to halve the
+bound), a row could not record how many attempts it took, its backoff ignores the ``backoff`` /
+``max_backoff`` options, and a 200 whose body is truncated, not JSON or without the choices asked
+for is not retried by it at all.
 
 Each request is retried with exponential backoff and full jitter on 429, 408, 409, 5xx, timeouts,
 dropped connections and unreadable bodies, honouring ``Retry-After`` (up to ``max_backoff``); 400,
@@ -21,21 +22,24 @@ dropped connections and unreadable bodies, honouring ``Retry-After`` (up to ``ma
 
 from __future__ import annotations
 
+import asyncio
 import json
+import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 import httpx2
 import openai
 from openai.types.chat import ChatCompletion
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt
-from tenacity.wait import wait_random_exponential
 
 from prefmill.engines.openai.limiter import AimdLimiter
+
+if TYPE_CHECKING:
+    from tenacity import RetryCallState
 
 _RETRY_STATUS = frozenset({408, 409, 429}) | frozenset(range(500, 600))
 _BODY_PREVIEW = 200
@@ -65,7 +69,7 @@ class RequestFailed(Exception):
 
 
 class Retryable(RequestFailed):
-    """The subclass tenacity retries on (a permanent failure is raised as plain ``RequestFailed``)."""
+    """A failure another attempt may cure (a permanent one is raised as plain ``RequestFailed``)."""
 
 
 def fail(message: str, *, retryable: bool, **kw: Any) -> RequestFailed:
@@ -193,14 +197,19 @@ class Transport:
             http_client=http,
         )
 
-    def wait(self, state: RetryCallState) -> float:
-        """Seconds before the next attempt: full-jitter exponential backoff, or the server's word."""
-        base = wait_random_exponential(multiplier=self.backoff, max=self.max_backoff)(state)
-        exc = state.outcome.exception() if state.outcome else None
+    def delay(self, attempt: int, exc: BaseException | None) -> float:
+        """Seconds to wait after failed attempt number ``attempt`` (1 for the first): full-jitter
+        exponential backoff, uniform in [0, min(max_backoff, backoff * 2^(attempt-1))], or the
+        server's ``Retry-After`` (capped at ``max_backoff``) plus a tenth of that jitter."""
+        base = random.uniform(0.0, min(self.max_backoff, self.backoff * 2.0 ** min(attempt - 1, 60)))
         after = getattr(exc, "retry_after", None)
         if after is not None:  # the server said when; add a little jitter so clients spread out
             return min(max(after, 0.0), max(self.max_backoff, 0.0)) + base * 0.1
         return base
+
+    def wait(self, state: RetryCallState) -> float:
+        """``delay`` for a tenacity retry state (its attempt number and outcome)."""
+        return self.delay(state.attempt_number, state.outcome.exception() if state.outcome else None)
 
     def _status_error(self, exc: openai.APIStatusError) -> RequestFailed:
         status = exc.status_code
@@ -276,26 +285,18 @@ class Transport:
         shape. The final failure is raised as ``RequestFailed`` with the attempt count in its message.
         """
         attempts = 0
-        retrying = AsyncRetrying(
-            stop=stop_after_attempt(self.max_retries + 1),
-            wait=self.wait,
-            retry=retry_if_exception_type(Retryable),
-            reraise=True,
-        )
-        try:
-            async for attempt in retrying:
-                with attempt:
-                    attempts += 1
-                    if attempts > 1:
-                        self.stats.retries += 1
-                    try:
-                        completion, ms = await self.attempt(client, limiter, params)
-                        return parse(completion), ms, attempts
-                    except RequestFailed as exc:
-                        reasons = self.stats.retry_reasons
-                        reasons[exc.reason] = reasons.get(exc.reason, 0) + 1
-                        raise
-        except RequestFailed as exc:
-            tries = f" after {attempts} attempts" if attempts > 1 else ""
-            raise RequestFailed(f"{exc}{tries}", retryable=False) from None
-        raise AssertionError("unreachable")  # pragma: no cover
+        while True:
+            attempts += 1
+            if attempts > 1:
+                self.stats.retries += 1
+            try:
+                completion, ms = await self.attempt(client, limiter, params)
+                return parse(completion), ms, attempts
+            except RequestFailed as exc:
+                reasons = self.stats.retry_reasons
+                reasons[exc.reason] = reasons.get(exc.reason, 0) + 1
+                if not isinstance(exc, Retryable) or attempts > self.max_retries:
+                    tries = f" after {attempts} attempts" if attempts > 1 else ""
+                    raise RequestFailed(f"{exc}{tries}", retryable=False) from None
+                wait = self.delay(attempts, exc)
+            await asyncio.sleep(wait)
