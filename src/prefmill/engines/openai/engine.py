@@ -267,7 +267,7 @@ class OpenAIEngine:
         counts: list[int | None] = []
         logprobs: list[float | None] = []
         for c in choices:
-            content = getattr(c.logprobs, "content", None)
+            content = getattr(getattr(c, "logprobs", None), "content", None)
             if isinstance(content, list) and content:
                 counts.append(len(content))
                 logprobs.append(float(sum(float(getattr(t, "logprob", 0.0) or 0.0) for t in content)))
@@ -282,7 +282,7 @@ class OpenAIEngine:
         rows = []
         for c, tokens, lp in zip(choices, counts, logprobs, strict=True):
             tokens = int(tokens or 0)
-            reason = c.finish_reason
+            reason = getattr(c, "finish_reason", None)
             rows.append(
                 Generation(
                     text=reply_text(c.message.content or "", group.request.assistant_prefix),
