@@ -26,6 +26,7 @@ import json
 import threading
 import time
 from collections import Counter, defaultdict
+from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -46,7 +47,9 @@ class FaultServer:
         self.counts: Counter[str] = Counter()
         self.times: dict[str, list[float]] = defaultdict(list)
         self.bodies: list[dict[str, Any]] = []
-        self.headers: list[dict[str, str]] = []
+        # each request's headers, looked up without regard to case (as HTTP names them): the openai
+        # client sends ``authorization``, basic auth ``Authorization``
+        self.headers: list[Message] = []
         self.status_counts: Counter[int] = Counter()
         self.in_flight = 0
         self.peak_in_flight = 0
@@ -132,7 +135,7 @@ class FaultServer:
     def handle(self, h: BaseHTTPRequestHandler, body: dict[str, Any]) -> None:
         with self.lock:
             self.bodies.append(body)
-            self.headers.append(dict(h.headers))
+            self.headers.append(h.headers)
             if self.capacity is not None and self.in_flight >= self.capacity:
                 overloaded = True
             else:

@@ -13,7 +13,7 @@ from tenacity import RetryCallState
 from prefmill.engines.base import GenerationRequest, SamplingParams
 from prefmill.engines.openai.engine import OpenAIEngine
 from prefmill.engines.openai.limiter import AimdLimiter
-from prefmill.engines.openai.transport import RequestFailed, retry_after_seconds
+from prefmill.engines.openai.transport import RequestFailed, retry_after, retry_after_seconds
 from prefmill.engines.registry import clear_engines, get_engine
 from prefmill.errors import EngineError
 from prefmill.storage.schemas import MESSAGE
@@ -146,6 +146,33 @@ def test_retry_after_header_forms() -> None:
     assert retry_after_seconds("Wed, 21 Oct 2015 07:28:00 GMT", now=1445412470.0) == pytest.approx(10.0)
 
 
+def test_retry_after_ms_is_preferred_to_retry_after() -> None:
+    assert retry_after({"retry-after-ms": "250", "retry-after": "3"}) == 0.25  # OpenAI's finer header
+    assert retry_after({"retry-after-ms": "x", "retry-after": "3"}) == 3.0
+    assert retry_after({}) is None
+
+
+def test_requests_are_sent_by_the_official_openai_client(
+    server: FaultServer, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import logging
+
+    import openai
+
+    monkeypatch.setenv("PREFMILL_TEST_KEY", "sk-secret-456")
+    caplog.set_level(logging.DEBUG)  # the client's and its HTTP library's debug logs too
+    engine = OpenAIEngine("m", server.url, api_key_env="PREFMILL_TEST_KEY", max_retries=1, **FAST)
+    out = engine.generate([req("ok:a", 1), req("dead:b", 2)])
+    assert out[0].text == "echo a" and out[1].error is not None
+    sent = server.headers[0]
+    assert sent["User-Agent"] == f"AsyncOpenAI/Python {openai.__version__}"
+    assert sent["X-Stainless-Retry-Count"] == "0"  # the client never retries: prefmill's loop does
+    assert server.attempts("dead:b") == 2  # one retry, as max_retries says, not the client's own
+    assert "HTTP Request: POST" in caplog.text  # the logs were captured
+    assert "sk-secret" not in out[1].error and "sk-secret" not in caplog.text
+    assert "sk-secret" not in repr(engine.__dict__)
+
+
 def _overload(min_concurrency: int) -> tuple[OpenAIEngine, FaultServer]:
     with FaultServer(capacity=4, service_seconds=0.03) as server:
         engine = OpenAIEngine(
@@ -192,6 +219,28 @@ def test_aimd_limiter_halves_once_per_window_and_grows_back() -> None:
     lim = asyncio.run(asyncio.wait_for(scenario(), 10))
     assert lim.limit == 8  # additive increase back to the ceiling
     assert lim.decreases == 2
+
+
+def test_aimd_limiter_hands_a_cancelled_waiters_slot_on() -> None:
+    import asyncio
+
+    async def scenario() -> None:
+        lim = AimdLimiter(2, 2)
+        held = [await lim.acquire() for _ in range(2)]
+        waiters = [asyncio.create_task(lim.acquire()) for _ in range(3)]
+        await asyncio.sleep(0.01)
+        await lim.release(held[0], ok=True, throttled=False)  # one free slot: one waiter is woken
+        waiters[0].cancel()  # ... and cancelled before it runs: the slot goes to the next one
+        await asyncio.sleep(0.01)
+        assert waiters[0].cancelled() and waiters[1].done() and not waiters[2].done()
+        assert lim.in_flight == 2
+        await lim.release(held[1], ok=True, throttled=False)
+        await asyncio.wait_for(waiters[2], 1)
+        for w in waiters[1:]:  # leave the process's in-flight meter as it was
+            await lim.release(w.result(), ok=True, throttled=False)
+        assert lim.in_flight == 0
+
+    asyncio.run(asyncio.wait_for(scenario(), 10))
 
 
 def test_n_samples_sharing_a_prompt_go_in_one_request(server: FaultServer) -> None:

@@ -93,7 +93,11 @@ def hf_quiet() -> Iterator[None]:
 
 
 def _convert(source: Path, out: Path) -> None:
-    """De-quantize the GGUF file and save a plain float32 model + tokenizer into ``out``."""
+    """De-quantize the GGUF file and save a plain float32 model + tokenizer into ``out``.
+
+    transformers reads the GGUF file with the ``gguf`` package and refuses to without ``accelerate``:
+    both are prefmill dependencies for this step only (nothing in prefmill imports them).
+    """
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 

@@ -1,9 +1,10 @@
 """Engine kind ``openai``: any OpenAI-compatible chat endpoint, ``openai:MODEL@http://host:port/v1``.
 
-The package by job: ``transport`` (HTTP with retries and backoff), ``limiter`` (the adaptive bound
-on requests in flight), ``pricing`` (USD per million tokens) and ``engine`` (``OpenAIEngine``:
-batching, payloads, parsing, ``generate`` and ``score``). This module imports none of them (nor
-httpx) until an engine is built.
+The package by job: ``transport`` (the official ``openai.AsyncOpenAI`` client, with prefmill's
+retries and backoff around each attempt), ``limiter`` (the adaptive bound on requests in flight),
+``pricing`` (USD per million tokens) and ``engine`` (``OpenAIEngine``: n-grouping, request
+parameters, typed completions to rows, ``generate`` and ``score``). This module imports none of them
+(nor the ``openai`` package) until an engine is built.
 """
 
 from __future__ import annotations

@@ -1,15 +1,15 @@
 """The openai engine: any OpenAI-compatible chat endpoint (vLLM's server, SGLang, TGI, OpenAI) as a
-batch engine.
+batch engine, built on the official ``openai`` client (``AsyncOpenAI``, see ``transport``).
 
-``generate`` sends the batch as asynchronous HTTP requests with a bounded number in flight. The bound
+``generate`` sends the batch as asynchronous requests with a bounded number in flight. The bound
 adapts (AIMD, ``limiter``): it halves when the server answers 429 and grows by one per window of
 successes, up to ``max_concurrency``. Each request is retried (``transport``); a request that still
 fails, or fails for good (400, 401, 404...), becomes an error row and the rest of the batch is kept.
 Costs come from ``pricing``.
 
-All calls share one asyncio loop in a thread of the engine (``batching.LoopThread``), one HTTP client
-and one limiter: when the stage skeleton runs several shards at once, their requests are in flight
-together, and the adaptive concurrency is the only bound on them.
+All calls share one asyncio loop in a thread of the engine (``batching.LoopThread``), one
+``AsyncOpenAI`` client and one limiter: when the stage skeleton runs several shards at once, their
+requests are in flight together, and the adaptive concurrency is the only bound on them.
 
 Seeds: by default every candidate is its own request (``n=1``) carrying its own ``seed``, so its
 text depends only on its prompt, sampling and seed, exactly what the ``sampling`` column records,
@@ -31,7 +31,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
+import openai
+from openai.types.chat import ChatCompletion
+from openai.types.chat.chat_completion import Choice
 
 from prefmill.engines.base import (
     Generation,
@@ -68,7 +70,7 @@ class _Group:
 
 
 class OpenAIEngine:
-    """A model behind an OpenAI-compatible ``/chat/completions`` endpoint.
+    """A model behind an OpenAI-compatible ``/chat/completions`` endpoint, through ``AsyncOpenAI``.
 
     Options (spec ``openai:MODEL@URL?key=value&...`` or keyword arguments):
     ``max_concurrency`` (16) requests in flight at most, ``min_concurrency`` (1) the floor the 429
@@ -83,8 +85,9 @@ class OpenAIEngine:
     ``batch_size`` is accepted for symmetry with the local engines and ignored.
 
     A request's ``assistant_prefix`` goes as a final assistant message with
-    ``continue_final_message: true`` and ``add_generation_prompt: false`` (vLLM's and SGLang's
-    servers continue it and return the continuation only); OpenAI's own API does not accept them.
+    ``continue_final_message: true`` and ``add_generation_prompt: false`` in the client's
+    ``extra_body`` (vLLM's and SGLang's servers continue it and return the continuation only);
+    OpenAI's own API does not accept them.
     """
 
     supports_assistant_prefix = True
@@ -156,7 +159,7 @@ class OpenAIEngine:
         )
         self.last_limiter: AimdLimiter | None = None  # the shared limiter, once a call made it
         self._loop: LoopThread | None = None
-        self._client: httpx.AsyncClient | None = None
+        self._client: openai.AsyncOpenAI | None = None
         self._start_lock = threading.Lock()
 
     def __repr__(self) -> str:  # never shows the key
@@ -213,6 +216,8 @@ class OpenAIEngine:
         return groups
 
     def _payload(self, group: _Group) -> dict[str, Any]:
+        """``chat.completions.create``'s keyword arguments for one group (what the client does not
+        know, vLLM's continuation fields, goes in ``extra_body``)."""
         s = group.request.sampling
         payload: dict[str, Any] = {
             "model": self.model,
@@ -224,8 +229,7 @@ class OpenAIEngine:
         }
         if (prefix := group.request.assistant_prefix) is not None:
             payload["messages"] = [*group.messages, {"role": "assistant", "content": prefix}]
-            payload["continue_final_message"] = True
-            payload["add_generation_prompt"] = False
+            payload["extra_body"] = {"continue_final_message": True, "add_generation_prompt": False}
         if len(group.rows) > 1:
             payload["n"] = len(group.rows)
         if self.logprobs:
@@ -239,55 +243,49 @@ class OpenAIEngine:
         return payload
 
     @staticmethod
-    def _parse_chat(n: int) -> Callable[[dict[str, Any]], list[dict[str, Any]]]:
-        def parse(body: dict[str, Any]) -> list[dict[str, Any]]:
-            choices = body.get("choices")
+    def _parse_chat(n: int) -> Callable[[ChatCompletion], tuple[list[Choice], Any]]:
+        def parse(completion: ChatCompletion) -> tuple[list[Choice], Any]:
+            choices = completion.choices
             if not isinstance(choices, list) or len(choices) != n:
                 got = len(choices) if isinstance(choices, list) else "no"
-                raise fail(f"expected {n} choice(s), got {got}: {preview(json.dumps(body))}", retryable=True)
-            ordered = sorted(choices, key=lambda c: c.get("index", 0) if isinstance(c, dict) else 0)
+                raise fail(f"expected {n} choice(s), got {got}: {preview(_dump(completion))}", retryable=True)
+            ordered = sorted(choices, key=lambda c: c.index if isinstance(getattr(c, "index", 0), int) else 0)
             for c in ordered:
-                message = c.get("message") if isinstance(c, dict) else None
-                if not isinstance(message, dict) or not isinstance(message.get("content"), str):
-                    raise fail(f"a choice has no message content: {preview(json.dumps(c))}", retryable=True)
-            usage = body.get("usage") if isinstance(body.get("usage"), dict) else {}
-            for c in ordered:
-                c["_usage"] = usage
-            return ordered
+                if not isinstance(getattr(getattr(c, "message", None), "content", None), str):
+                    raise fail(f"a choice has no message content: {preview(_dump(c))}", retryable=True)
+            return ordered, completion.usage
 
         return parse
 
     def _rows(
-        self, group: _Group, choices: list[dict[str, Any]], ms: float, attempts: int
+        self, group: _Group, parsed: tuple[list[Choice], Any], ms: float, attempts: int
     ) -> list[Generation]:
+        choices, usage = parsed
         n = len(choices)
-        usage = choices[0]["_usage"]
-        prompt_tokens = int(usage.get("prompt_tokens") or 0)
-        total_completion = int(usage.get("completion_tokens") or 0)
+        prompt_tokens = _int(getattr(usage, "prompt_tokens", 0))
+        total_completion = _int(getattr(usage, "completion_tokens", 0))
         counts: list[int | None] = []
         logprobs: list[float | None] = []
         for c in choices:
-            content = (
-                (c.get("logprobs") or {}).get("content") if isinstance(c.get("logprobs"), dict) else None
-            )
+            content = getattr(getattr(c, "logprobs", None), "content", None)
             if isinstance(content, list) and content:
                 counts.append(len(content))
-                logprobs.append(float(sum(float(t.get("logprob", 0.0)) for t in content)))
+                logprobs.append(float(sum(float(getattr(t, "logprob", 0.0) or 0.0) for t in content)))
             else:
                 counts.append(None)
                 logprobs.append(None)
         if n == 1:
             counts = [total_completion or counts[0] or 0]
         elif any(c is None for c in counts):  # no per-choice counts: share the total by text length
-            lengths = [max(1, len(c["message"]["content"])) for c in choices]
+            lengths = [max(1, len(c.message.content or "")) for c in choices]
             counts = [round(total_completion * k / sum(lengths)) for k in lengths]
         rows = []
         for c, tokens, lp in zip(choices, counts, logprobs, strict=True):
             tokens = int(tokens or 0)
-            reason = c.get("finish_reason")
+            reason = getattr(c, "finish_reason", None)
             rows.append(
                 Generation(
-                    text=reply_text(c["message"]["content"], group.request.assistant_prefix),
+                    text=reply_text(c.message.content or "", group.request.assistant_prefix),
                     n_tokens=tokens,
                     prompt_tokens=prompt_tokens,
                     finish_reason=reason if isinstance(reason, str) else None,
@@ -310,17 +308,13 @@ class OpenAIEngine:
             progress(early)
         client, limiter = self._shared()
 
-        async def run(client: httpx.AsyncClient, group: _Group) -> None:
+        async def run(client: openai.AsyncOpenAI, group: _Group) -> None:
             started = time.perf_counter()
             try:
-                choices, ms, attempts = await self.transport.post(
-                    client,
-                    limiter,
-                    "/chat/completions",
-                    self._payload(group),
-                    self._parse_chat(len(group.rows)),
+                parsed, ms, attempts = await self.transport.post(
+                    client, limiter, self._payload(group), self._parse_chat(len(group.rows))
                 )
-                rows = self._rows(group, choices, ms, attempts)
+                rows = self._rows(group, parsed, ms, attempts)
             except RequestFailed as exc:
                 self.stats.failed += 1
                 ms = (time.perf_counter() - started) * 1000
@@ -338,7 +332,7 @@ class OpenAIEngine:
         self._note(limiter)
         return [r if r is not None else Generation.failed("internal error: no result") for r in results]
 
-    def _shared(self) -> tuple[httpx.AsyncClient, AimdLimiter]:
+    def _shared(self) -> tuple[openai.AsyncOpenAI, AimdLimiter]:
         """The client and limiter every call shares (made on the engine's loop on first use)."""
         if self._client is None or self.last_limiter is None:
             self._client = self.transport.client(self.max_concurrency)
@@ -372,16 +366,18 @@ class OpenAIEngine:
             "messages": messages,
             "max_tokens": 1,
             "temperature": 0.0,
-            "prompt_logprobs": 0,
-            "add_generation_prompt": generation_prompt,
-            "continue_final_message": continue_final,
+            "extra_body": {
+                "prompt_logprobs": 0,
+                "add_generation_prompt": generation_prompt,
+                "continue_final_message": continue_final,
+            },
         }
 
-    def _parse_prompt_logprobs(self, body: dict[str, Any]) -> list[float | None]:
-        values = body.get("prompt_logprobs")
+    def _parse_prompt_logprobs(self, completion: ChatCompletion) -> list[float | None]:
+        values = _extra(completion, "prompt_logprobs")  # vLLM's field, beside the typed ones
         if values is None:
-            choices = body.get("choices") or [{}]
-            values = choices[0].get("prompt_logprobs") if isinstance(choices[0], dict) else None
+            choices = completion.choices if isinstance(completion.choices, list) else []
+            values = _extra(choices[0], "prompt_logprobs") if choices else None
         if not isinstance(values, list):
             raise RequestFailed(
                 f"the endpoint {redact_url(self.url)} returned no prompt_logprobs; score() needs a server "
@@ -400,35 +396,24 @@ class OpenAIEngine:
         return out
 
     async def _score_one(
-        self, client: httpx.AsyncClient, limiter: AimdLimiter, messages: Messages, response: str
+        self, client: openai.AsyncOpenAI, limiter: AimdLimiter, messages: Messages, response: str
     ) -> float:
         full = [*messages, {"role": "assistant", "content": response}]
 
-        def usage(body: dict[str, Any]) -> int:
-            n = (body.get("usage") or {}).get("prompt_tokens")
+        def usage(completion: ChatCompletion) -> int:
+            n = getattr(completion.usage, "prompt_tokens", None)
             if not isinstance(n, int):
                 raise fail("no usage.prompt_tokens in the body", retryable=True)
             return n
 
-        path = "/chat/completions"
-        prompt_n, _, _ = await self.transport.post(
+        post = self.transport.post
+        prompt = self._score_payload(messages, continue_final=False, generation_prompt=True)
+        prompt_n, _, _ = await post(client, limiter, prompt, usage)
+        cont = self._score_payload(full, continue_final=True, generation_prompt=False)
+        cont_n, _, _ = await post(client, limiter, cont, usage)
+        logprobs, _, _ = await post(
             client,
             limiter,
-            path,
-            self._score_payload(messages, continue_final=False, generation_prompt=True),
-            usage,
-        )
-        cont_n, _, _ = await self.transport.post(
-            client,
-            limiter,
-            path,
-            self._score_payload(full, continue_final=True, generation_prompt=False),
-            usage,
-        )
-        logprobs, _, _ = await self.transport.post(
-            client,
-            limiter,
-            path,
             self._score_payload(full, continue_final=False, generation_prompt=False),
             self._parse_prompt_logprobs,
         )
@@ -469,3 +454,21 @@ class OpenAIEngine:
         if not items:
             return []
         return self._run(lambda: self._score_async(items))
+
+
+def _int(value: Any) -> int:
+    return value if isinstance(value, int) else 0
+
+
+def _extra(model: Any, name: str) -> Any:
+    """A field the server sent beyond the client's types (kept in ``model_extra``), or None."""
+    extra = getattr(model, "model_extra", None)
+    return extra.get(name) if isinstance(extra, dict) else None
+
+
+def _dump(model: Any) -> str:
+    """A completion (or a part of one) as JSON for an error message."""
+    try:
+        return model.to_json(indent=None, warnings=False)
+    except Exception:
+        return repr(model)
