@@ -8,10 +8,11 @@ follows the call chain (Prefect runs a flow's directly-called tasks in the calle
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from typing import Protocol
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 
 class Reporter(Protocol):
@@ -131,3 +132,39 @@ def calls_done(done: int, total: int) -> None:
     p = _portions.get()
     if p is not None:
         p.done(done, total)
+
+
+# --- what a shard's model calls generated, for the build summary -------------------------------------
+@dataclass
+class TokenMeter:
+    """Tokens generated (prompt tokens left out, as for synthesis's ``n_tokens``) and their cost."""
+
+    tokens: int = 0
+    cost_usd: float = 0.0
+
+
+_meter: ContextVar[TokenMeter | None] = ContextVar("prefmill_token_meter", default=None)
+
+
+@contextmanager
+def metered() -> Iterator[TokenMeter]:
+    """Count what the model calls made inside the block generate (judges, critiques, revisions); an
+    enclosing meter counts it too."""
+    meter, outer = TokenMeter(), _meter.get()
+    token = _meter.set(meter)
+    try:
+        yield meter
+    finally:
+        _meter.reset(token)
+        if outer is not None:
+            outer.tokens += meter.tokens
+            outer.cost_usd += meter.cost_usd
+
+
+def count_generated(generations: Iterable[Any]) -> None:
+    """Add ``generations``' (``engines.base.Generation``) tokens and cost to the running meter, if any."""
+    if (meter := _meter.get()) is None:
+        return
+    for g in generations:
+        meter.tokens += int(g.n_tokens or 0)
+        meter.cost_usd += float(g.cost_usd or 0.0)

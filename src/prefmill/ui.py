@@ -322,6 +322,11 @@ def progress_reporter(con: Console | None = None) -> RichReporter | PlainReporte
     return RichReporter(con) if con.is_terminal else PlainReporter(con.file)
 
 
+def _tokens_text(summary: Any) -> str:
+    text = getattr(summary, "tokens_text", None)  # split by stage (synthesis, revision, judges)
+    return text() if callable(text) else f"{summary.tokens:,}"
+
+
 def render_summary(summary: Any, con: Console | None = None) -> None:
     """The end-of-build summary: one row per table, totals, where the data is, what to run next."""
     con = con or console()
@@ -329,7 +334,7 @@ def render_summary(summary: Any, con: Console | None = None) -> None:
     for col in ("table", "version", "rows", "status", "time", "tokens", "errors"):
         t.add_column(col, justify="right" if col in ("rows", "time", "tokens", "errors") else "left")
     for r in summary.tables:
-        tokens = r.totals.get("tokens")
+        tokens = r.totals.get("tokens") or r.stats.get("generated_tokens")  # judges: in the stats
         t.add_row(
             r.table,
             r.version,
@@ -342,7 +347,7 @@ def render_summary(summary: Any, con: Console | None = None) -> None:
     con.print(t)
     cost = _cost(summary)
     con.print(
-        f"time {summary.seconds:.1f}s · tokens generated {summary.tokens:,} · cost {cost} · "
+        f"time {summary.seconds:.1f}s · tokens generated {_tokens_text(summary)} · cost {cost} · "
         f"ref '{summary.ref}'"
         + (f" · stopped after {summary.stopped_after}" if summary.stopped_after else "")
     )

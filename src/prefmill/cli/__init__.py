@@ -19,6 +19,8 @@ from rich.markup import escape
 from prefmill.errors import PrefmillError
 from prefmill.ui import console
 
+INTERRUPTED = "interrupted: finished shards are kept; run the same command to resume"
+
 
 def run(argv: list[str] | None = None) -> int:
     """Run the CLI and return its exit code; prefmill errors print one line, no traceback."""
@@ -29,15 +31,17 @@ def run(argv: list[str] | None = None) -> int:
     args = [a for a in args if a != "--debug"]
     command = typer.main.get_command(app)
     try:
-        command.main(args=args, prog_name="prefmill", standalone_mode=False)
-        return 0
+        code = command.main(args=args, prog_name="prefmill", standalone_mode=False)
+        if code == 130:  # Typer returns a Ctrl-C (KeyboardInterrupt) in a command as exit code 130
+            console(stderr=True).print(INTERRUPTED)
+        return code if isinstance(code, int) else 0
     except typer.Exit as exc:
         return exc.exit_code
     except typer.Abort:
         console(stderr=True).print("aborted")
         return 130
     except KeyboardInterrupt:
-        console(stderr=True).print("interrupted: finished shards are kept; run the same command to resume")
+        console(stderr=True).print(INTERRUPTED)
         return 130
     except PrefmillError as exc:
         if debug:

@@ -20,6 +20,7 @@ Nothing here imports torch or httpx.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextvars
 import threading
 import time
@@ -33,6 +34,9 @@ R = TypeVar("R")
 
 #: How long a leader waits for other shards' requests before running a batch that is not full.
 LINGER_SECONDS = 0.02
+#: Longest a thread waiting for the engine's loop sleeps before looking at signals again (a wait
+#: without a timeout is not woken by Ctrl-C when the kernel hands the signal to another thread).
+WAKE_SECONDS = 0.25
 
 
 class InFlightMeter:
@@ -165,6 +169,18 @@ class Coalescer(Generic[T, R]):
                 call.context.run(call.progress, n)
 
 
+_WAITING: set[concurrent.futures.Future[Any]] = set()
+_WAITING_LOCK = threading.Lock()
+
+
+def cancel_loop_calls() -> int:
+    """Cancel every ``LoopThread.run`` call now waiting, in any thread (the build was interrupted:
+    shard threads stop at once instead of when their requests end). Returns how many."""
+    with _WAITING_LOCK:
+        waiting = list(_WAITING)
+    return sum(f.cancel() for f in waiting)
+
+
 class LoopThread:
     """An asyncio event loop running in a daemon thread: ``run(factory)`` runs the coroutine there
     and blocks the calling thread until it ends. Calls from several threads run concurrently on the
@@ -176,6 +192,20 @@ class LoopThread:
         self._thread.start()
 
     def run(self, factory: Callable[[], Coroutine[Any, Any, T]]) -> T:
+        """The coroutine's result. The calling thread waits in short slices: a signal handler (Ctrl-C's
+        KeyboardInterrupt, Prefect's SIGTERM) runs only between them, and then cancels the coroutine."""
         if threading.current_thread() is self._thread:
             raise RuntimeError("LoopThread.run called from its own loop")
-        return asyncio.run_coroutine_threadsafe(factory(), self.loop).result()
+        future = asyncio.run_coroutine_threadsafe(factory(), self.loop)
+        with _WAITING_LOCK:
+            _WAITING.add(future)
+        try:
+            while not future.done():
+                concurrent.futures.wait([future], timeout=WAKE_SECONDS)
+        except BaseException:
+            future.cancel()
+            raise
+        finally:
+            with _WAITING_LOCK:
+                _WAITING.discard(future)
+        return future.result()

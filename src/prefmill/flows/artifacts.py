@@ -62,9 +62,11 @@ def summary_markdown(dataset: str, stage: str, results: list[Any], value: Any = 
     lines = [f"## prefmill {stage}: `{dataset}`", ""]
     if value is not None and hasattr(value, "ref"):
         cost = float(getattr(value, "cost_usd", 0.0))
+        text = getattr(value, "tokens_text", None)
+        tokens = text() if callable(text) else f"{int(getattr(value, 'tokens', 0)):,}"
         lines += [
-            f"Built in {getattr(value, 'seconds', 0.0):.1f} s · tokens generated "
-            f"{int(getattr(value, 'tokens', 0)):,} · cost ${cost:.4f} · ref `{value.ref}`"
+            f"Built in {getattr(value, 'seconds', 0.0):.1f} s · tokens generated {tokens} · "
+            f"cost ${cost:.4f} · ref `{value.ref}`"
             + (f" · stopped after {value.stopped_after}" if getattr(value, "stopped_after", None) else ""),
             "",
         ]

@@ -165,6 +165,38 @@ def candidates_with_prompts(
     return cands, joined
 
 
+def _completed(futures: list[Any], remote: bool) -> Iterator[Any]:
+    """``futures`` as they finish. The flow's threads' futures are waited on in short slices, so a
+    signal handler (Ctrl-C, Prefect's SIGTERM) runs at once rather than when a shard ends."""
+    from prefect.futures import as_completed
+
+    if remote:
+        yield from as_completed(futures)
+        return
+    from concurrent.futures import FIRST_COMPLETED, wait
+
+    from prefmill.engines.batching import WAKE_SECONDS
+
+    pending = {f.wrapped_future: f for f in futures}
+    while pending:
+        done, _ = wait(pending, timeout=WAKE_SECONDS, return_when=FIRST_COMPLETED)
+        for inner in done:
+            yield pending.pop(inner)
+
+
+def _interruptible(futures: Iterator[Any]) -> Iterator[Any]:
+    """``futures``; on Ctrl-C or SIGTERM, the shard threads' engine calls are cancelled first, so the
+    task runner's exit does not wait for their requests."""
+    from prefmill.engines.batching import cancel_loop_calls
+
+    try:
+        yield from futures
+    except BaseException as exc:
+        if not isinstance(exc, Exception | GeneratorExit):  # KeyboardInterrupt, TerminationSignal
+            cancel_loop_calls()
+        raise
+
+
 def run_shards(
     stage: str,
     task: Any,
@@ -192,8 +224,6 @@ def run_shards(
             reporter().shard_done(stage)
             yield i, result
         return
-    from prefect.futures import as_completed
-
     remote = make is not None
     if make is None:
         from prefect.task_runners import ThreadPoolTaskRunner
@@ -206,7 +236,7 @@ def run_shards(
         futures = {i: runner.submit(task, dict(zip(names, args, strict=True))) for i, args in calls.items()}
         index = {id(f): i for i, f in futures.items()}
         first_error: BaseException | None = None
-        for done in as_completed(list(futures.values())):
+        for done in _interruptible(_completed(list(futures.values()), remote)):
             i = index[id(done)]
             try:
                 result = done.result()

@@ -19,7 +19,7 @@ from prefmill.flows.incremental import judgments_reuse
 from prefmill.flows.plans.evaluation import EvaluationPlan, is_calibrated, runs_judge_model
 from prefmill.flows.runners import engines_concurrency
 from prefmill.flows.stage import Shard, ShardContext, ShardJob, StageSpec, Work, run_jobs, run_table
-from prefmill.progress import portions
+from prefmill.progress import metered, portions
 from prefmill.storage import Manifest, Parent, Store
 from prefmill.storage.hints import command
 from prefmill.tasks.evaluation.calibration import calibrate
@@ -42,9 +42,14 @@ def judge(
     )
     started = time.perf_counter()
     calls = sum(1 for j in plan.judges if runs_judge_model(j))  # engine calls: the bar moves per batch
-    with portions(lambda n: ctx.advance(units=n), cands.num_rows, calls):
-        judgments = judge_shard(joined, list(plan.judges))
-    stats = {"judge_seconds": round(time.perf_counter() - started, 3), "judged_candidates": cands.num_rows}
+    with portions(lambda n: ctx.advance(units=n), cands.num_rows, calls), metered() as made:
+        judgments = judge_shard(joined, list(plan.judges))  # made: what the judges' models generated
+    stats = {
+        "judge_seconds": round(time.perf_counter() - started, 3),
+        "judged_candidates": cands.num_rows,
+        "generated_tokens": made.tokens,
+        "generated_cost_usd": made.cost_usd,
+    }
     return judgments, stats
 
 

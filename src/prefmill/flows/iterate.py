@@ -24,6 +24,7 @@ from prefect import flow
 from prefmill.errors import RecipeError
 from prefmill.flows.build import build_flow, preflight
 from prefmill.flows.common import STAGE_FLOW, current_flow_run_id, log
+from prefmill.flows.startup import start_local_api
 from prefmill.flows.train import TrainSummary, resolve_base, train_flow
 from prefmill.recipe import ArithmeticSource, Recipe
 from prefmill.storage import Store
@@ -163,4 +164,5 @@ def run_iterate(
     if not train.base_model.startswith("checkpoints@"):
         resolve_base(Store(target), recipe.dataset, train.base_model)
     trainer_classes("dpo" if it.mode == "spin" else train.method)
+    start_local_api()
     return iterate_flow(recipe, target, train, it)

@@ -36,6 +36,8 @@ class TableResult:
     in_flight: tuple[float, int, int] | None = None
     #: the store's root (the hints it prints name it when it is not the default root)
     root: str | None = None
+    #: the stage that wrote the version (``revision`` for revised candidates)
+    stage: str = ""
 
     @classmethod
     def of(cls, store: Store, m: Manifest, *, cached: bool, started: float) -> TableResult:
@@ -50,6 +52,7 @@ class TableResult:
             stats=dict(m.stats),
             dataset=m.dataset,
             root=store.root,
+            stage=m.stage,
         )
 
 
@@ -84,8 +87,31 @@ class BuildSummary:
         return int(sum(_made(t).get("tokens", 0) or 0 for t in self.tables if not t.cached))
 
     @property
+    def tokens_by_stage(self) -> dict[str, int]:
+        """``tokens`` by the stage that generated them: synthesis, revision (critiques and revisions),
+        judges (the evaluation stage's model judges); stages that generated none are left out."""
+        out: dict[str, int] = {}
+        for t in self.tables:
+            if not t.cached and (n := int(_made(t).get("tokens", 0) or 0)):
+                label = _STAGE_LABELS.get(t.stage, t.stage or t.table)
+                out[label] = out.get(label, 0) + n
+        return out
+
+    def tokens_text(self) -> str:
+        """``tokens`` for the summary line, split by stage once more than synthesis generated:
+        ``1,234 (synthesis 1,000, judges 234)``."""
+        parts = self.tokens_by_stage
+        if set(parts) <= {"synthesis"}:
+            return f"{self.tokens:,}"
+        return f"{self.tokens:,} (" + ", ".join(f"{k} {v:,}" for k, v in parts.items()) + ")"
+
+    @property
     def cost_usd(self) -> float:
         return float(sum(_made(t).get("cost_usd", 0.0) or 0.0 for t in self.tables if not t.cached))
+
+
+#: How the summary names a stage's generated tokens.
+_STAGE_LABELS = {"evaluation": "judges"}
 
 
 def _made(t: TableResult) -> dict[str, Any]:

@@ -21,6 +21,7 @@ from prefmill.flows.common import STAGE_FLOW, TableResult, Target, candidates_wi
 from prefmill.flows.plans.revision import REVISION_CODE_VERSION, RevisionPlan
 from prefmill.flows.runners import engines_concurrency
 from prefmill.flows.stage import Shard, ShardContext, StageSpec, Work, run_table
+from prefmill.progress import metered
 from prefmill.storage import Manifest, Parent
 from prefmill.storage.schemas import conform
 from prefmill.tasks.evaluation.revise import critique_revise
@@ -38,14 +39,17 @@ def revise(
     cands = conform("candidates", cands)
     started = time.perf_counter()
     parts = [cands]
-    for config in plan.revisers:
-        revised = critique_revise(config, joined, get_engine(config.engine))
-        parts.append(revised.cast(cands.schema))
-        ctx.advance(units=revised.num_rows)
+    with metered() as made:  # critiques and revisions; the shard's original rows were generated before
+        for config in plan.revisers:
+            revised = critique_revise(config, joined, get_engine(config.engine))
+            parts.append(revised.cast(cands.schema))
+            ctx.advance(units=revised.num_rows)
     out = pa.concat_tables(parts)
     stats = {
         "revise_seconds": round(time.perf_counter() - started, 3),
         "revisions": out.num_rows - cands.num_rows,
+        "generated_tokens": made.tokens,
+        "generated_cost_usd": made.cost_usd,
     }
     return out, stats
 

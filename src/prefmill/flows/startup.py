@@ -4,13 +4,25 @@
 before anything slow starts. ``start_local_api`` starts Prefect's temporary local API (when no
 ``PREFECT_API_URL`` is set) itself, so a start that times out on a busy machine is retried once with
 twice the time, and a second failure says what to do instead of Prefect's traceback.
+
+The temporary API is Prefect's own ``SubprocessASGIServer`` (the singleton Prefect's client uses), started
+in a session of its own: a Ctrl-C in the terminal (SIGINT to the whole foreground process group)
+reaches prefmill only, so the API is still up while the build marks its runs crashed. Prefect stops it
+at exit (its ``atexit`` hook); on SIGTERM, after Prefect has marked the runs crashed and re-raised the
+signal, ``_stop_then_die`` stops it before the process ends, so no API is left behind.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
+import subprocess
+import threading
 import uuid
+from functools import partial
 from pathlib import Path
+from typing import Any
 
 from prefmill.errors import PrefmillError, StorageError
 from prefmill.storage.fs import resolve
@@ -64,8 +76,10 @@ def start_local_api() -> None:
         server = SubprocessASGIServer()  # the singleton the flow's client uses
         if server.running:
             return
+        server = _own_session_server()
         try:
             server.start(timeout=wait)  # type: ignore[arg-type]
+            _stop_on_sigterm(server)
             return
         except RuntimeError:
             server.stop()  # and forget it, so the retry starts a fresh process
@@ -74,6 +88,60 @@ def start_local_api() -> None:
         "raise PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS or run `prefect server start` and set "
         "PREFECT_API_URL"
     )
+
+
+def _own_session_server() -> Any:
+    """Prefect's temporary API server, registered as the singleton its client uses, whose process is
+    started in a new session (its own process group): a terminal's Ctrl-C does not reach it."""
+    from prefect.server.api import server as server_module
+
+    class OwnSessionServer(server_module.SubprocessASGIServer):
+        def _run_uvicorn_command(self) -> subprocess.Popen[Any]:
+            with _POPEN_LOCK:  # Prefect builds the command; only the session is added
+                plain = server_module.subprocess
+                server_module.subprocess = _NewSessionSubprocess()  # type: ignore[assignment]
+                try:
+                    return super()._run_uvicorn_command()
+                finally:
+                    server_module.subprocess = plain
+
+    server_module.SubprocessASGIServer._instances.pop(None, None)
+    return OwnSessionServer()  # SubprocessASGIServer() now returns it
+
+
+_POPEN_LOCK = threading.Lock()
+
+
+class _NewSessionSubprocess:
+    """``subprocess`` as Prefect's server module sees it while it starts the API: ``Popen`` starts the
+    process in a new session."""
+
+    Popen = partial(subprocess.Popen, start_new_session=True)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(subprocess, name)
+
+
+def _stop_on_sigterm(server: Any) -> None:
+    """Stop ``server`` when SIGTERM ends this process. During a flow Prefect's own handler turns SIGTERM
+    into a crash of the runs, then restores this handler and sends the signal again."""
+    # outside the main thread (the Python API called from a thread) only Prefect's atexit stops it
+    with contextlib.suppress(ValueError):
+        previous = signal.getsignal(signal.SIGTERM)
+        signal.signal(signal.SIGTERM, partial(_stop_then_die, server, previous))
+
+
+def _stop_then_die(server: Any, previous: Any, signum: int, frame: Any) -> None:
+    """Stop the API, then do what SIGTERM did before: the default ends the process (its exit status
+    says SIGTERM: 143 in a shell); a handler of the program that called prefmill runs instead."""
+    try:
+        server.stop()
+    finally:
+        signal.signal(signum, previous if previous is not None else signal.SIG_DFL)
+        if callable(previous):
+            previous(signum, frame)
+        elif previous != signal.SIG_IGN:
+            os.kill(os.getpid(), signum)
 
 
 # --- runs of a build that died: marked crashed instead of staying Running -------------------------------

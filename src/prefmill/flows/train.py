@@ -23,6 +23,7 @@ from prefect import flow, task
 from prefmill.engines.model_cache import EMBEDDED_NAME, is_embedded_name, resolve_model
 from prefmill.errors import InputError, NotFoundError
 from prefmill.flows.common import SHARD_TASK, STAGE_FLOW, Target, current_flow_run_id, log
+from prefmill.flows.startup import start_local_api
 from prefmill.ids import content_id
 from prefmill.storage import Manifest, Parent, Store
 from prefmill.trainers.config import TrainConfig
@@ -313,4 +314,5 @@ def run_train(config: TrainConfig, root: str, dataset: str) -> TrainSummary:
     store.resolve_version(dataset, table, version, config.ref)
     resolve_base(store, dataset, config.base_model)
     trainer_classes(config.method)
+    start_local_api()
     return train_flow(config, root, dataset)

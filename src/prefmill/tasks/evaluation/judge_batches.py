@@ -17,7 +17,7 @@ from collections.abc import Iterator, Sequence
 
 from prefmill.engines.base import Engine, Generation, GenerationRequest
 from prefmill.errors import EngineError
-from prefmill.progress import calls_done, eta, reporter
+from prefmill.progress import calls_done, count_generated, eta, reporter
 
 #: Prompt plus new tokens of one engine call of a judge, by default: 64 requests of ~250 prompt
 #: tokens and 256 new ones (the transformers engine's default batch on 2 CPU cores).
@@ -64,6 +64,7 @@ def generate_in_budget(
         if len(part) != len(batch):
             raise EngineError(f"engine {engine.name} returned {len(part)} results for {len(batch)} requests")
         out.extend(part)
+        count_generated(part)
         new = sum(g.n_tokens for g in part)
         tokens += new
         elapsed = max(time.perf_counter() - started, 1e-9)

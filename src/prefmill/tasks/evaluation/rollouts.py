@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from prefmill.engines.base import GenerationRequest, SamplingParams, can_continue
 from prefmill.errors import EngineError, RecipeError
 from prefmill.ids import content_id, seed_for
+from prefmill.progress import count_generated
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -113,6 +114,7 @@ def roll_out(config: RolloutSection, engine: Engine, todo: list[tuple[Solution, 
         for j in range(config.n)
     ]
     gens = engine.generate(requests)
+    count_generated(gens)
     if len(gens) != len(requests):
         raise EngineError(f"engine {engine.name} returned {len(gens)} results for {len(requests)} requests")
     for k, (sol, i) in enumerate(todo):

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from prefmill.engines.base import GenerationRequest, SamplingParams
 from prefmill.errors import EngineError, RecipeError
 from prefmill.ids import seed_for
+from prefmill.progress import count_generated
 from prefmill.tasks.evaluation.rollouts import step_judgment_id
 
 if TYPE_CHECKING:
@@ -105,6 +106,7 @@ def step_llm_judge(config: StepLLMJudge, cands: pa.Table, engine: Engine | None 
         todo.append((r, len(steps)))
         requests.append(GenerationRequest([{"role": "user", "content": text}], sampling, seed, schema))
     gens = engine.generate(requests) if requests else []
+    count_generated(gens)
     if len(gens) != len(requests):
         raise EngineError(f"engine {engine.name} returned {len(gens)} results for {len(requests)} requests")
     rows = []
