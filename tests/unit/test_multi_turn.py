@@ -262,3 +262,21 @@ def test_exports_keep_the_history() -> None:
     assert _export("trl-unpaired", points, chats, False)[0]["prompt"] == flat
     only = _export("trl-prompt-only", [{**c, "reference": None} for c in chats], [], False)
     assert [r["prompt"] for r in only] == [flat, "Porto. What should I see?"]
+
+
+def test_the_openai_engine_sends_the_whole_conversation() -> None:
+    from fault_server import FaultServer
+
+    from prefmill.engines.base import GenerationRequest, SamplingParams
+    from prefmill.engines.registry import clear_engines, get_engine
+
+    chat = [*CHAT[:3], {"role": "user", "content": "ok:Porto"}]  # the server answers the last user turn
+    with FaultServer() as server:
+        clear_engines()
+        try:
+            engine = get_engine(f"openai:m@{server.url}?timeout=5")
+            out = engine.generate([GenerationRequest(chat, SamplingParams(0.7, 0.9, 16), 1)])
+        finally:
+            clear_engines()
+    assert out[0].text == "echo Porto"
+    assert server.bodies[0]["messages"] == chat
