@@ -127,7 +127,9 @@ class _Sink:
             self.has_prompt_column = True
         if isinstance(chat, str) and not chat.strip():
             chat = None  # an empty CSV cell
+        chat_field = messages_field
         if chat is None and row.get(SHAREGPT_FIELD) not in (None, ""):
+            chat_field = SHAREGPT_FIELD
             shared = row[SHAREGPT_FIELD]
             if isinstance(shared, str):
                 try:
@@ -149,7 +151,7 @@ class _Sink:
                     return
             problem = check_messages(chat)
             if problem is not None:
-                self.reject(location, f"malformed messages in '{messages_field}': {problem}", row)
+                self.reject(location, f"malformed messages in '{chat_field}': {problem}", row)
                 return
             messages = [{"role": m["role"], "content": m["content"]} for m in chat]
             prompt_id = content_id({"messages": messages})
