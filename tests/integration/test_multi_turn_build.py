@@ -1,5 +1,5 @@
 """The bundled multi-turn template end to end with the scripted engine (no model): every engine call
-carries the whole conversation, the pair judge's prompt shows the earlier turns, and the
+carries the whole conversation, the point judge's prompt shows the earlier turns, and the
 conversational export's prompt is the full message list."""
 
 from __future__ import annotations
@@ -23,17 +23,16 @@ def test_multi_turn_template_keeps_the_history(
     generate = ScriptedEngine.generate
 
     def spy(self: ScriptedEngine, requests: list, progress: object = None) -> list:
-        """The scripted engine, recording each request's messages; a pair judge's request gets a
-        verdict (the one whose first response is longer wins), as a judge model would reply."""
+        """The scripted engine, recording each request's messages; a point judge's request gets a
+        verdict (a longer response scores higher), as a judge model would reply."""
         seen.extend(list(r.messages) for r in requests)
         out = generate(self, requests, progress)
         for r, g in zip(requests, out, strict=True):
             text = r.messages[0]["content"]
-            if "[Response A]" in text:
-                a = text.split("[Response A]")[1].split("[End of response A]")[0]
-                b = text.split("[Response B]")[1].split("[End of response B]")[0]
-                better = "A" if len(a) >= len(b) else "B"
-                g.text = json.dumps({"better": better, "strength": 2, "rationale": "longer"})
+            if "[Assistant's response]" in text:
+                response = text.split("[Assistant's response]")[1].split("[End of response]")[0]
+                score = min(10, 1 + len(response.split()) // 2)
+                g.text = json.dumps({"score": score, "rationale": "longer"})
         return out
 
     monkeypatch.setattr(ScriptedEngine, "generate", spy)
@@ -51,8 +50,9 @@ def test_multi_turn_template_keeps_the_history(
     # synthesis: one request per sample, each the whole conversation
     synthesis = [m for m in seen if m in conversations]
     assert len(synthesis) == 6 * 3
-    # the pair judge: one user message that shows every earlier turn, then the last one
-    judge = [m[0]["content"] for m in seen if "[Response A]" in m[0]["content"]]
+    # the point judge: one user message that shows every earlier turn, then the last one
+    judge = [m[0]["content"] for m in seen if "[Assistant's response]" in m[0]["content"]]
+    assert len(judge) == 6 * 3
     assert judge
     first = conversations[0]
     shown = [t for t in judge if first[-1]["content"] in t]
