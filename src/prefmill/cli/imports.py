@@ -20,7 +20,9 @@ def import_pairs(
     ref: Annotated[str, typer.Option("--ref", help="Ref to point at the imported versions.")] = "labelled",
 ) -> None:
     """Import labelled pairs {prompt, response_a, response_b, label} or {prompt, chosen, rejected} as
-    prompts, candidates and human pair verdicts in one step (gold for `report fidelity`)."""
+    prompts, candidates and human pair verdicts in one step (gold for `report fidelity`). Multi-turn
+    data too: prompt as messages and chosen/rejected as message lists (TRL conversational), or
+    HH-style whole conversations sharing every turn but the last reply."""
     from prefmill.commands.import_pairs import import_pairs as run_import
 
     done = run_import(path, dataset=dataset, root=root, annotator=annotator, ref=ref)

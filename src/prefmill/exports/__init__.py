@@ -195,6 +195,9 @@ def export_table(
                 f"{m.table}@{m.version} has no judgments made from it: add step-level judges (rollout, "
                 "rollout_search, step_llm) to the recipe and build again"
             )
+        if "prompts" not in names:  # the standard formats look conversations up there (none: the text)
+            chat = "STRUCT(role VARCHAR, content VARCHAR)[]"
+            con.execute(f"CREATE TEMP TABLE prompts (prompt_id VARCHAR, messages {chat})")
         if conversational is None:
             conversational = spec.chat_sql is not None and ("prompts" in names or not spec.reads_prompts)
         sql = format_sql(spec, m.table, conversational)

@@ -75,6 +75,26 @@ def assistant(column_name: str) -> str:
 #: SQL of the prompt's chat, for conversational export formats over ``source AS s``.
 PROMPT_CHAT = "(SELECT messages FROM prompts AS p WHERE p.prompt_id = s.prompt_id)"
 
+
+def chat_text(messages: str) -> str:
+    """SQL of a chat as text for the standard (text) export formats: the last user message; for a
+    conversation with earlier assistant turns, every turn as ``Role: text``, separated by blank lines."""
+    return (
+        f"CASE WHEN list_contains(list_transform({messages}, lambda x: x.role), 'assistant') "
+        f"THEN array_to_string(list_transform({messages}, lambda x: upper(left(x.role, 1)) || "
+        "substr(x.role, 2) || ': ' || x.content), chr(10) || chr(10)) "
+        f"ELSE list_filter({messages}, lambda x: x.role = 'user')[-1].content END"
+    )
+
+
+#: SQL of the prompt as text, for standard export formats over ``source AS s`` (a table with
+#: ``prompt_id`` and the ``prompt`` text column): the whole conversation when the prompt has earlier
+#: turns (from ``prompts``, which the export always defines), else the table's own ``prompt``.
+PROMPT_TEXT = (
+    f"coalesce((SELECT {chat_text('p.messages')} FROM prompts AS p WHERE p.prompt_id = s.prompt_id "
+    "AND list_contains(list_transform(p.messages, lambda x: x.role), 'assistant')), s.prompt)"
+)
+
 #: The format every table has: its own columns, unchanged.
 ROWS = ExportFormat(
     "rows", (), "SELECT * FROM source", "SELECT * FROM source", "any", "the table as it is", table=None

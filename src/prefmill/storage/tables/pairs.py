@@ -2,7 +2,7 @@
 
 import pyarrow as pa
 
-from prefmill.storage.tables.base import PROMPT_CHAT, ExportFormat, Table, assistant, column
+from prefmill.storage.tables.base import PROMPT_CHAT, PROMPT_TEXT, ExportFormat, Table, assistant, column
 
 TABLE = Table(
     name="pairs",
@@ -35,7 +35,7 @@ TABLE = Table(
         ExportFormat(
             "trl-preference",
             ("prompt", "chosen", "rejected"),
-            "SELECT prompt, chosen, rejected FROM source AS s",
+            f"SELECT {PROMPT_TEXT} AS prompt, chosen, rejected FROM source AS s",
             f"SELECT {PROMPT_CHAT} AS prompt, {assistant('chosen')} AS chosen, "
             f"{assistant('rejected')} AS rejected FROM source AS s",
             "DPOTrainer (and other preference trainers: IPO, ORPO, CPO, ...)",
@@ -44,8 +44,8 @@ TABLE = Table(
         ExportFormat(
             "trl-reward",
             ("chosen", "rejected", "margin"),
-            "SELECT concat_ws('\n\n', prompt, chosen) AS chosen, "
-            "concat_ws('\n\n', prompt, rejected) AS rejected, margin FROM source AS s",
+            f"SELECT concat_ws('\n\n', {PROMPT_TEXT}, chosen) AS chosen, "
+            f"concat_ws('\n\n', {PROMPT_TEXT}, rejected) AS rejected, margin FROM source AS s",
             f"SELECT list_concat({PROMPT_CHAT}, {assistant('chosen')}) AS chosen, "
             f"list_concat({PROMPT_CHAT}, {assistant('rejected')}) AS rejected, margin FROM source AS s",
             "RewardTrainer (implicit prompt; margin is used when present)",

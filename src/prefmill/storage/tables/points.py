@@ -2,7 +2,7 @@
 
 import pyarrow as pa
 
-from prefmill.storage.tables.base import PROMPT_CHAT, ExportFormat, Table, assistant, column
+from prefmill.storage.tables.base import PROMPT_CHAT, PROMPT_TEXT, ExportFormat, Table, assistant, column
 
 TABLE = Table(
     name="points",
@@ -27,7 +27,7 @@ TABLE = Table(
         ExportFormat(
             "trl-unpaired",
             ("prompt", "completion", "label"),
-            "SELECT prompt, completion, label FROM source AS s",
+            f"SELECT {PROMPT_TEXT} AS prompt, completion, label FROM source AS s",
             f"SELECT {PROMPT_CHAT} AS prompt, {assistant('completion')} AS completion, label "
             "FROM source AS s",
             "KTOTrainer",

@@ -2,7 +2,7 @@
 
 import pyarrow as pa
 
-from prefmill.storage.tables.base import MESSAGE, ExportFormat, Table, column
+from prefmill.storage.tables.base import MESSAGE, ExportFormat, Table, chat_text, column
 
 TABLE = Table(
     name="prompts",
@@ -24,8 +24,7 @@ TABLE = Table(
         ExportFormat(
             "trl-prompt-only",
             ("prompt", "reference", "prompt_id"),
-            "SELECT list_filter(messages, lambda m: m.role = 'user')[-1].content AS prompt, reference, "
-            "prompt_id FROM source AS s",
+            f"SELECT {chat_text('messages')} AS prompt, reference, prompt_id FROM source AS s",
             "SELECT messages AS prompt, reference, prompt_id FROM source AS s",
             "GRPOTrainer / RLOOTrainer (reference and prompt_id reach the reward functions)",
             "prompt + reference for GRPO/RLOO reward functions, from prompts",

@@ -21,6 +21,7 @@ from prefmill.errors import InputError
 from prefmill.ids import content_id
 from prefmill.records import read_jsonl
 from prefmill.storage.schemas import MESSAGE
+from prefmill.tasks.evaluation.chat_pairs import chat_pair, is_conversational
 from prefmill.tasks.evaluation.fidelity import pair_labels
 from prefmill.tasks.evaluation.labelled_pairs import as_chosen_rejected
 from prefmill.tasks.evaluation.llm_judge import llm_judge
@@ -45,6 +46,9 @@ def load_calibration(path: str | Path) -> tuple[pa.Table, dict[tuple[str, str], 
             item = as_chosen_rejected(item, f"{file} line {n}")  # the labelled-pairs layout
             if item is None:
                 continue  # a tie says nothing about a judge's accuracy
+        if isinstance(item, dict) and is_conversational(item):  # chosen / rejected as conversations
+            chat, chosen, rejected = chat_pair(item, f"{file} line {n}")
+            item = {"messages": chat, "chosen": chosen, "rejected": rejected}
         messages = item.get("messages") if isinstance(item, dict) else None
         if messages is None and isinstance(item, dict) and isinstance(item.get("prompt"), str):
             messages = [{"role": "user", "content": item["prompt"]}]

@@ -11,6 +11,12 @@ One record (a JSONL line, a CSV row, a Parquet row) is one labelled pair:
 ``rejected``           ... and the worse one
 =====================  ==========================================================================
 
+The prompt may be a whole conversation (earlier user / assistant turns, ending with the user's),
+and ``chosen`` / ``rejected`` may be conversations too: TRL's conversational preference format
+(``prompt`` as messages, ``chosen`` / ``rejected`` lists ending with the assistant's reply) or
+Anthropic HH-style full conversations sharing every turn but the last, whose shared turns become
+the prompt (``prefmill.tasks.evaluation.chat_pairs``).
+
 ``labelled_tables`` turns the file into the three tables a build would have made: ``prompts`` (the
 prompt-file loader, so ids match a prompt file holding the same prompts), ``candidates`` (the offline
 import, ``generator`` ``offline:<file name>``, one candidate per distinct response of a prompt) and
@@ -36,6 +42,8 @@ from prefmill.errors import InputError
 from prefmill.ids import content_id
 from prefmill.records import read_csv, read_jsonl
 from prefmill.storage.schemas import conform, empty_table
+from prefmill.tasks.evaluation.chat_pairs import chat_pair, is_conversational
+from prefmill.tasks.prompts.loaders import check_messages
 
 LABELS = {
     **dict.fromkeys(("a", "response_a", "model_a", "first", "1"), 1.0),
@@ -87,6 +95,8 @@ def _text(item: dict[str, Any], field: str, where: str) -> str:
 
 def _messages(item: dict[str, Any], where: str) -> list[dict[str, str]]:
     chat = item.get("messages")
+    if chat in (None, "") and isinstance(item.get("prompt"), list):
+        chat = item["prompt"]  # TRL's conversational prompt with text responses
     if isinstance(chat, str) and chat.strip().startswith("["):
         chat = json.loads(chat)
     if chat:
@@ -95,7 +105,10 @@ def _messages(item: dict[str, Any], where: str) -> list[dict[str, str]]:
             and all(isinstance(m, dict) and {"role", "content"} <= set(m) for m in chat)
         ):
             raise InputError(f"{where}: 'messages' must be a list of {{role, content}} objects")
-        return [{"role": str(m["role"]), "content": str(m["content"])} for m in chat]
+        messages = [{"role": str(m["role"]), "content": str(m["content"])} for m in chat]
+        if (problem := check_messages(messages)) is not None:
+            raise InputError(f"{where}: 'messages' is not a usable prompt: {problem}")
+        return messages
     return [{"role": "user", "content": _text(item, "prompt", where)}]
 
 
@@ -122,10 +135,14 @@ def read_labelled_pairs(path: str | Path, fmt: str | None = None) -> list[Labell
     for where, item in _records(file, fmt):
         if not isinstance(item, dict):
             raise InputError(f"{where}: a labelled pair is an object; e.g. {EXAMPLE}")
-        messages = _messages(item, where)
-        if "chosen" in item or "rejected" in item:
+        if is_conversational(item):
+            messages, a, b = chat_pair(item, where)
+            p_a = 1.0
+        elif "chosen" in item or "rejected" in item:
+            messages = _messages(item, where)
             a, b, p_a = _text(item, "chosen", where), _text(item, "rejected", where), 1.0
         elif "response_a" in item or "response_b" in item:
+            messages = _messages(item, where)
             a, b = _text(item, "response_a", where), _text(item, "response_b", where)
             label = str(item.get("label", "")).strip().lower()
             if label not in LABELS:

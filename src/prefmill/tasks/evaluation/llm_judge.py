@@ -94,6 +94,14 @@ def conversation_text(messages: Messages | None) -> str:
     return "\n".join(f"{m.get('role')}: {m.get('content')}" for m in messages)
 
 
+def history(messages: Messages | None) -> list[dict[str, str]]:
+    """The turns before the last user message (system prompt, earlier user / assistant turns): the
+    context a judge is shown, marked as such, before the turn the response answers."""
+    msgs = list(messages or [])
+    last = max((i for i, m in enumerate(msgs) if m.get("role") == "user"), default=len(msgs))
+    return [{"role": str(m.get("role")), "content": str(m.get("content") or "")} for m in msgs[:last]]
+
+
 def last_user(messages: Messages | None) -> str:
     users = [m for m in messages or [] if m.get("role") == "user"]
     return str(users[-1].get("content") or "") if users else ""
@@ -342,6 +350,7 @@ def llm_judge(config: LLMJudge, cands: pa.Table, engine: Engine | None = None) -
     def common(r: dict[str, Any]) -> dict[str, Any]:
         return {
             "conversation": conversation_text(r.get("messages")),
+            "history": history(r.get("messages")),
             "prompt": last_user(r.get("messages")),
             "reference": r.get("reference"),
             "min_score": config.min_score,

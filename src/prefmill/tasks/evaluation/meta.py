@@ -28,6 +28,7 @@ from prefmill.tasks.evaluation.llm_judge import (
     _stated,
     ask_all,
     conversation_text,
+    history,
     json_schema,
     judgments_table,
     last_user,
@@ -89,6 +90,7 @@ def meta_judge(config: MetaJudge, cands: pa.Table, prior: pa.Table, engine: Engi
             continue
         text = template.render(
             conversation=conversation_text(r.get("messages")),
+            history=history(r.get("messages")),
             prompt=last_user(r.get("messages")),
             reference=r.get("reference"),
             response=r["response"],

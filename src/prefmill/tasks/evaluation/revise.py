@@ -16,7 +16,14 @@ import pyarrow as pa
 from prefmill.engines.base import Engine, GenerationRequest, SamplingParams
 from prefmill.ids import canonical_json, content_id, seed_for
 from prefmill.storage.schemas import conform, empty_table
-from prefmill.tasks.evaluation.llm_judge import _engine, _generate, _need, conversation_text, last_user
+from prefmill.tasks.evaluation.llm_judge import (
+    _engine,
+    _generate,
+    _need,
+    conversation_text,
+    history,
+    last_user,
+)
 from prefmill.tasks.evaluation.templates import load_template
 
 if TYPE_CHECKING:
@@ -49,6 +56,7 @@ def critique_revise(config: CritiqueReviseJudge, cands: pa.Table, engine: Engine
     def variables(r: dict) -> dict:
         return {
             "conversation": conversation_text(r["messages"]),
+            "history": history(r["messages"]),
             "prompt": last_user(r["messages"]),
             "response": r["response"],
             "principles": principles,

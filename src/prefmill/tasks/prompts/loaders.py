@@ -5,7 +5,12 @@ A row gives its prompt in one of two ways:
 * as text in ``field`` (default ``prompt``), which becomes ``[{"role": "user", "content": text}]``;
 * as a chat in ``messages_field`` (default ``messages``): a list of ``{role, content}`` objects with roles
   in system / user / assistant, whose last message is the user's. In CSV the cell holds that list as
-  JSON text. When a row has both, the chat wins and the text is kept in ``meta``.
+  JSON text. When a row has both, the chat wins and the text is kept in ``meta``. A chat may hold a
+  whole conversation (system, then user / assistant turns, ending with the user's turn to answer):
+  synthesis answers that last turn with the earlier ones as context, judges see them, and the
+  output tables keep them through ``prompt_id``;
+* as a ShareGPT-style chat in ``conversations`` (when the row has no ``messages_field``): a list of
+  ``{from, value}`` objects, ``from`` one of system / human / gpt (or user / assistant).
 
 ``reference`` (gold answer) and ``rubric`` are optional: a reference that is not a string (a number, a
 list) is turned into text (``42`` -> ``"42"``, lists / objects -> canonical JSON); a rubric that is not a
@@ -53,6 +58,15 @@ _encode_str = json.encoder.encode_basestring
 #: The extra column naming where each prompt came from (``prompts.jsonl:12``); ``combine`` drops it.
 LOCATION = "location"
 ROLES = frozenset({"system", "user", "assistant"})
+#: The field of ShareGPT-style chats, and its speaker names as roles.
+SHAREGPT_FIELD = "conversations"
+SHAREGPT_ROLES = {
+    "system": "system",
+    "human": "user",
+    "user": "user",
+    "gpt": "assistant",
+    "assistant": "assistant",
+}
 FORMATS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
 _KINDS = {
     bool: "a boolean",
@@ -82,7 +96,7 @@ class _Sink:
         self.reference_field = reference_field
         self.rubric_field = rubric_field
         # Fields that do not go into ``meta``.
-        self.not_meta = frozenset({field, messages_field, reference_field, rubric_field})
+        self.not_meta = frozenset({field, messages_field, reference_field, rubric_field, SHAREGPT_FIELD})
         self.ids: list[str] = []
         self.offsets: list[int] = [0]
         self.roles: list[str] = []
@@ -109,10 +123,25 @@ class _Sink:
         field, messages_field = self.field, self.messages_field
         text = row.get(field)
         chat = row.get(messages_field)
-        if not self.has_prompt_column and (field in row or messages_field in row):
+        if not self.has_prompt_column and (field in row or messages_field in row or SHAREGPT_FIELD in row):
             self.has_prompt_column = True
         if isinstance(chat, str) and not chat.strip():
             chat = None  # an empty CSV cell
+        chat_field = messages_field
+        if chat is None and row.get(SHAREGPT_FIELD) not in (None, ""):
+            chat_field = SHAREGPT_FIELD
+            shared = row[SHAREGPT_FIELD]
+            if isinstance(shared, str):
+                try:
+                    shared = json.loads(shared)
+                except ValueError as exc:
+                    self.reject(location, f"malformed chat in '{SHAREGPT_FIELD}': not JSON ({exc})", row)
+                    return
+            converted = sharegpt_messages(shared)
+            if isinstance(converted, str):
+                self.reject(location, f"malformed chat in '{SHAREGPT_FIELD}': {converted}", row)
+                return
+            chat = converted
         if chat is not None:
             if isinstance(chat, str):
                 try:
@@ -120,9 +149,9 @@ class _Sink:
                 except ValueError as exc:
                     self.reject(location, f"malformed messages in '{messages_field}': not JSON ({exc})", row)
                     return
-            problem = _check_messages(chat)
+            problem = check_messages(chat)
             if problem is not None:
-                self.reject(location, f"malformed messages in '{messages_field}': {problem}", row)
+                self.reject(location, f"malformed messages in '{chat_field}': {problem}", row)
                 return
             messages = [{"role": m["role"], "content": m["content"]} for m in chat]
             prompt_id = content_id({"messages": messages})
@@ -211,8 +240,26 @@ def _text_id(text: str) -> str:
     return hashlib.sha256(body.encode("utf-8")).hexdigest()[:ID_LENGTH]
 
 
-def _check_messages(chat: Any) -> str | None:
-    """None when ``chat`` is a valid chat, else what is wrong with it."""
+def sharegpt_messages(chat: Any) -> list[dict[str, Any]] | str:
+    """A ShareGPT-style chat (``[{from, value}, ...]``) as ``{role, content}`` messages, or what is
+    wrong with it (checked further by ``check_messages``)."""
+    if not isinstance(chat, list):
+        return f"expected a list of {{from, value}} objects, got {_kind(chat)}"
+    out: list[dict[str, Any]] = []
+    for i, m in enumerate(chat):
+        if not isinstance(m, dict):
+            return f"message {i} is not an object"
+        who = m.get("from")
+        role = SHAREGPT_ROLES.get(who.lower()) if isinstance(who, str) else None
+        if role is None:
+            return f"message {i} is from {who!r}; use one of system, human, gpt"
+        out.append({"role": role, "content": m.get("value")})
+    return out
+
+
+def check_messages(chat: Any) -> str | None:
+    """None when ``chat`` is a valid prompt chat (a conversation whose last turn is the user's, system
+    messages first), else what is wrong with it and what to do."""
     if not isinstance(chat, list):
         return (
             f"expected a list of {{role, content}} objects, got {_KINDS.get(type(chat), type(chat).__name__)}"
@@ -227,8 +274,15 @@ def _check_messages(chat: Any) -> str | None:
             return f"message {i} has role {role!r}; use one of system, user, assistant"
         if not isinstance(m.get("content"), str):
             return f"message {i} has no text 'content'"
+        if role == "system" and i > 0 and chat[i - 1]["role"] != "system":
+            return (
+                f"message {i} is a system message after the conversation started; put system messages first"
+            )
     if chat[-1]["role"] != "user":
-        return f"the last message is from '{chat[-1]['role']}'; it must be from 'user'"
+        return (
+            f"the last message is from '{chat[-1]['role']}'; it must be from 'user' (the turn to answer): "
+            "drop the final reply, or import replies as offline responses / labelled pairs"
+        )
     if not chat[-1]["content"].strip():
         return "the last user message is empty"
     return None
