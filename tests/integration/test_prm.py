@@ -55,3 +55,33 @@ def test_prm_trains_saves_and_scores_steps(prm_dir: tuple[Path, list[float]]) ->
     good = score_steps(model, tokenizer, ROWS[0]["prompt"], ROWS[0]["completions"], separator)
     assert sum(good) > sum(scores)  # three steps at lr 1e-3 already tell the two apart
     assert losses[-1] < losses[0]
+
+
+def test_prm_judge_scores_each_step_and_aggregates(prm_dir: tuple[Path, list[float]]) -> None:
+    import pyarrow as pa
+
+    from prefmill.recipe.steps import StepsConfig
+    from prefmill.tasks.evaluation.judges.prm import PRMJudge
+    from prefmill.tasks.evaluation.prm_judge import prm_judge
+
+    path, _ = prm_dir
+    cands = pa.table(
+        {
+            "candidate_id": ["good", "bad"],
+            "prompt_id": ["p1", "p2"],
+            "response": ["\n".join(r["completions"]) for r in ROWS],
+            "messages": [[{"role": "user", "content": r["prompt"]}] for r in ROWS],
+        }
+    )
+    config = PRMJudge(kind="prm", model=str(path), segmenter=StepsConfig(segmenter="lines"))
+    rows = prm_judge(config, cands).to_pylist()
+    steps = [r for r in rows if r["granularity"] == "step"]
+    outcome = {r["candidate_id"]: r["score"] for r in rows if r["granularity"] == "outcome"}
+    assert [(r["candidate_id"], r["unit_index"]) for r in steps] == [("good", i) for i in range(3)] + [
+        ("bad", i) for i in range(3)
+    ]
+    assert all(0.0 <= r["score"] <= 1.0 and r["kind"] == "reward_model" for r in steps)
+    assert outcome == {c: min(r["score"] for r in steps if r["candidate_id"] == c) for c in ("good", "bad")}
+    model, tokenizer, sep = load_prm(str(path))
+    direct = score_steps(model, tokenizer, ROWS[1]["prompt"], ROWS[1]["completions"], sep)
+    assert [r["score"] for r in steps if r["candidate_id"] == "bad"] == pytest.approx(direct)
