@@ -1,5 +1,6 @@
-"""`train --method prm` for real on the embedded model: a few steps of token classification at the
-step separators, then the saved folder loads and scores steps (the `prm` judge's work)."""
+"""`train --method prm` for real on the embedded model: the train flow on a hand-made steps version and
+its step labels, a few steps of token classification at the step separators, then the saved folder
+loads and scores steps (the `prm` judge's work)."""
 
 from __future__ import annotations
 
@@ -10,12 +11,13 @@ import pytest
 
 pytest.importorskip("trl", reason="the train extra (trl, peft) is not installed")
 
-from prefmill.engines.model_cache import resolve_model
+from prefmill.flows.train import run_train
+from prefmill.storage import Parent, Store
 from prefmill.trainers.config import TrainConfig
 from prefmill.trainers.prm import load_prm, score_steps
-from prefmill.trainers.runner import train
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_api")]
+DS = "prmtiny"
 
 ROWS = [
     {
@@ -31,17 +33,67 @@ ROWS = [
 ]
 
 
+def _store(root: Path) -> Store:
+    """prompts -> steps -> step-level judgments (the labels of ROWS), as a build with rollouts makes."""
+    import pyarrow as pa
+
+    from prefmill.recipe.steps import StepsConfig
+    from prefmill.storage.schemas import conform, empty_table
+    from prefmill.tasks.steps.segment import steps_table
+
+    store = Store(str(root))
+    ids = [f"p{i}" for i in range(len(ROWS))]
+    prompts = conform(
+        "prompts",
+        pa.table(
+            {
+                "prompt_id": ids,
+                "messages": [[{"role": "user", "content": r["prompt"]}] for r in ROWS],
+                "source": ["t"] * len(ROWS),
+                "reference": [None] * len(ROWS),
+                "rubric": [None] * len(ROWS),
+                "meta": [None] * len(ROWS),
+            }
+        ),
+    )
+    made = {"stage": "test", "code_version": "1"}
+    pm = store.write_version(DS, "prompts", prompts, config={"t": "prompts"}, **made)
+    cands = pa.table(
+        {"candidate_id": ids, "prompt_id": ids, "response": ["\n".join(r["completions"]) for r in ROWS]}
+    )
+    steps, _ = steps_table(cands, StepsConfig(segmenter="lines"))
+    sm = store.write_version(
+        DS, "steps", steps, config={"t": "steps"}, parents=[Parent("prompts", pm.version)], **made
+    )
+    schema = empty_table("judgments").schema
+    rows = [
+        {**dict.fromkeys(schema.names), "judgment_id": f"{cid}-{i}", "prompt_id": cid, "candidate_id": cid,
+         "judge": "mc", "kind": "verifier", "mode": "point", "criterion": "overall", "granularity": "step",
+         "unit_index": i, "score": float(ok)}
+        for cid, r in zip(ids, ROWS, strict=True) for i, ok in enumerate(r["labels"])
+    ]  # fmt: skip
+    parents = [Parent("prompts", pm.version), Parent("steps", sm.version)]
+    judgments = conform("judgments", pa.Table.from_pylist(rows, schema=schema))
+    store.write_version(DS, "judgments", judgments, config={"t": "j"}, parents=parents, **made)
+    return store
+
+
 @pytest.fixture(scope="module")
-def prm_dir(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[float]]:
+def prm_dir(tmp_path_factory: pytest.TempPathFactory, prefect_api: None) -> tuple[Path, list[float]]:
+    """`prefmill train --method prm` (the train flow) on the steps version and its labels."""
+    root = tmp_path_factory.mktemp("prm") / "data"
+    store = _store(root)
     config = TrainConfig.model_validate(
         {"method": "prm", "max_steps": 3, "batch_size": 2, "max_length": 96, "learning_rate": 1e-3,
          "lora": {"r": 4, "alpha": 8}, "eval": {"n": 0}}
     )  # fmt: skip
-    out = tmp_path_factory.mktemp("prm") / "model"
-    result = train(ROWS, config, resolve_model("smollm2"), out)
-    assert result.steps == 3 and result.model_class.endswith("ForTokenClassification")
-    assert result.losses and all(math.isfinite(x) for x in result.losses)
-    return out, result.losses
+    summary = run_train(config, str(root), DS)
+    assert summary.steps == 3 and summary.rows == 2 and summary.input.startswith("steps@")
+    assert summary.losses and all(math.isfinite(x) for x in summary.losses)
+    m = store.manifest(DS, "checkpoints", summary.checkpoint)
+    assert [p.table for p in m.parents] == ["steps", "judgments"]  # the labels decide the checkpoint too
+    assert store.read_arrow(m).to_pylist()[0]["model_class"].endswith("ForTokenClassification")
+    return Path(summary.path), summary.losses
 
 
 def test_prm_trains_saves_and_scores_steps(prm_dir: tuple[Path, list[float]]) -> None:

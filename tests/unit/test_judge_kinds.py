@@ -31,6 +31,7 @@ _REQUIRED = {
     "step_consensus": {"judges": ["a", "b"]},
     "atomic": {"judge": {"kind": "format", "regex": "x"}},
     "prm": {"model": _PRM_STUB},
+    "step_outcome": {"judge": "mc"},
 }
 
 
@@ -42,6 +43,7 @@ def test_the_kinds_are_the_modules_and_each_declares_its_own_tag() -> None:
     assert list(registry.KINDS) == [
         "arithmetic", "heuristic", "math", "code", "format", "reward_model", "human", "llm", "meta",
         "critique_revise", "rollout", "rollout_search", "step_llm", "step_consensus", "atomic", "prm",
+        "step_outcome",
     ]  # fmt: skip
     for name, kind in registry.KINDS.items():
         assert kind.name == name and kind.config.__module__.endswith(f".judges.{name}")
