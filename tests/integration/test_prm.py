@@ -74,7 +74,8 @@ def _store(root: Path) -> Store:
     ]  # fmt: skip
     parents = [Parent("prompts", pm.version), Parent("steps", sm.version)]
     judgments = conform("judgments", pa.Table.from_pylist(rows, schema=schema))
-    store.write_version(DS, "judgments", judgments, config={"t": "j"}, parents=parents, **made)
+    jm = store.write_version(DS, "judgments", judgments, config={"t": "j"}, parents=parents, **made)
+    store.write_ref(DS, "latest", {"prompts": pm.version, "steps": sm.version, "judgments": jm.version})
     return store
 
 
