@@ -85,7 +85,7 @@ def prm_inputs(rows: list[dict[str, Any]], config: Any, model_dir: str, tokenize
             tokenizer, row["prompt"], steps, labels, separator, config.max_length,
             last_step_only=config.train_on_last_step_only,
         )  # fmt: skip
-        if any(x not in (IGNORE, -1) for x in e.labels):
+        if any(x != IGNORE for x in e.labels):  # a step label survived max_length
             encoded.append(
                 {"input_ids": e.input_ids, "attention_mask": [1] * len(e.input_ids), "labels": e.labels}
             )

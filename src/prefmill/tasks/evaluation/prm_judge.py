@@ -12,16 +12,28 @@ import hashlib
 import json
 import threading
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from prefmill.errors import RecipeError
+from prefmill.recipe.steps import StepsConfig
 from prefmill.tasks.evaluation.rollouts import step_judgment_id
 from prefmill.tasks.evaluation.verifiers import point_judgment_id
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
-    from prefmill.tasks.evaluation.judges.prm import PRMJudge
+
+class PRMSettings(Protocol):
+    """What scoring reads of a ``prm`` judge's config (judges/prm.py ``PRMJudge``)."""
+
+    model: str
+    aggregate: str
+    max_length: int
+    segmenter: StepsConfig | None
+
+    @property
+    def judge_name(self) -> str: ...
+
 
 _MODELS: dict[str, tuple[Any, Any, str]] = {}
 _LOCK = threading.Lock()
@@ -83,7 +95,7 @@ def _aggregate(scores: list[float], rule: str) -> float:
     return scores[-1]
 
 
-def prm_judge(config: PRMJudge, cands: pa.Table) -> pa.Table:
+def prm_judge(config: PRMSettings, cands: pa.Table) -> pa.Table:
     """One ``step`` row per step scored (P(correct)) and one ``outcome`` row per response (the
     ``aggregate`` of its step scores, unless ``none``)."""
     import pyarrow as pa
