@@ -93,13 +93,16 @@ def prm_inputs(rows: list[dict[str, Any]], config: Any, model_dir: str, tokenize
         raise InputError(
             f"train: no prm row keeps a labelled step within max_length {config.max_length}; raise it"
         )
-    model = AutoModelForTokenClassification.from_pretrained(
-        model_dir,
-        num_labels=2,
-        id2label=LABELS,
-        label2id={v: k for k, v in LABELS.items()},
-        dtype=torch.float32,
-    )
+    from prefmill.engines.model_cache import hf_quiet
+
+    with hf_quiet():  # no weight-loading bar
+        model = AutoModelForTokenClassification.from_pretrained(
+            model_dir,
+            num_labels=2,
+            id2label=LABELS,
+            label2id={v: k for k, v in LABELS.items()},
+            dtype=torch.float32,
+        )
     model.config.pad_token_id = tokenizer.pad_token_id
     setattr(model.config, SEPARATOR_ATTR, separator)
     if config.lora.enabled:
