@@ -4,6 +4,8 @@ with them (recipe union, loader sections, docs sections, templates, fingerprints
 from __future__ import annotations
 
 import json
+import tempfile
+from pathlib import Path
 
 import pytest
 
@@ -15,6 +17,12 @@ from prefmill.tasks.evaluation.judges import registry
 from prefmill.tasks.prompts.arithmetic import arithmetic_problems
 from prefmill.tasks.prompts.sources.registry import SOURCE_MODELS, load_source
 
+#: A folder whose config.json describes a two-label token-classification model (what `prm` checks).
+_PRM_STUB = tempfile.mkdtemp(prefix="prm-stub-")
+Path(_PRM_STUB, "config.json").write_text(
+    json.dumps({"architectures": ["LlamaForTokenClassification"], "id2label": {"0": "wrong", "1": "correct"}})
+)
+
 #: Required fields of the kinds that have some, to build a config of every kind.
 _REQUIRED = {
     "reward_model": {"model": "rm"},
@@ -22,6 +30,8 @@ _REQUIRED = {
     "format": {"regex": "x"},
     "step_consensus": {"judges": ["a", "b"]},
     "atomic": {"judge": {"kind": "format", "regex": "x"}},
+    "prm": {"model": _PRM_STUB},
+    "step_outcome": {"judge": "mc"},
 }
 
 
@@ -32,7 +42,8 @@ def _config(kind: str):
 def test_the_kinds_are_the_modules_and_each_declares_its_own_tag() -> None:
     assert list(registry.KINDS) == [
         "arithmetic", "heuristic", "math", "code", "format", "reward_model", "human", "llm", "meta",
-        "critique_revise", "rollout", "rollout_search", "step_llm", "step_consensus", "atomic",
+        "critique_revise", "rollout", "rollout_search", "step_llm", "step_consensus", "atomic", "prm",
+        "step_outcome",
     ]  # fmt: skip
     for name, kind in registry.KINDS.items():
         assert kind.name == name and kind.config.__module__.endswith(f".judges.{name}")

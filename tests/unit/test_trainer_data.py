@@ -137,16 +137,18 @@ def test_every_method_is_declared_in_its_module() -> None:
     from prefmill.trainers.methods import METHODS
     from prefmill.trainers.methods.grpo import GRPOOptions
 
-    assert list(METHODS) == ["dpo", "kto", "reward", "grpo", "cpo", "simpo", "orpo"]
+    assert list(METHODS) == ["dpo", "kto", "reward", "grpo", "cpo", "simpo", "orpo", "prm"]
     assert get_args(TrainConfig.model_fields["method"].annotation) == tuple(METHODS)
     for name, method in METHODS.items():
         assert method.name == name and method.table in method.accepts
         assert TrainConfig(method=name).input_table() == (method.table, None)
         assert f"`{name}`" in (TrainConfig.model_fields["method"].description or "")
-    # a method's own options join the train section (and only GRPO has any)
+    # a method's own options join the train section (GRPO's and the PRM's)
     assert set(GRPOOptions.model_fields) <= set(TrainConfig.model_fields)
     assert TrainConfig(num_generations=8).num_generations == 8
-    assert [m.name for m in METHODS.values() if m.options] == ["grpo"]
+    assert [m.name for m in METHODS.values() if m.options] == ["grpo", "prm"]
+    assert TrainConfig(method="prm", step_separator=" ки\n").step_separator == " ки\n"
+    assert METHODS["prm"].task_type == "TOKEN_CLS" and not METHODS["prm"].generates
     assert not METHODS["reward"].generates and METHODS["reward"].with_margin
 
 

@@ -14,6 +14,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from prefect import flow
 
+from prefmill.errors import InputError
 from prefmill.flows.common import STAGE_FLOW, TableResult
 from prefmill.flows.plans.instantiation import OutputPlan, output_config  # noqa: F401 (output_config: re-exported)
 from prefmill.flows.stage import Shard, ShardContext, StageSpec, Work, run_stage
@@ -25,6 +26,7 @@ from prefmill.tasks.instantiation.output_stats import stream_stats
 from prefmill.tasks.instantiation.run import (
     INSTANTIATION_CODE_VERSION,
     InstantiatedStream,
+    bind_steps,
     instantiate_stream,
 )
 
@@ -82,6 +84,8 @@ def build_output(
             lock_down(con, version_paths(ctx.store, list(sources.values())), [scratch] if scratch else [])
         if "diverse" in plan.params.get("strategies", []):
             embed_candidates(con)
+        if "step_dpo" in plan.params.get("strategies", []):
+            bind_steps(con, _steps_of(ctx.store, sources["judgments"]))
         stream = instantiate_stream(
             con,
             plan.output,
@@ -98,6 +102,17 @@ def build_output(
         _close(con, scratch)
         raise
     return _batches_then_close(stream, scratch), stats
+
+
+def _steps_of(store: Any, judgments: Manifest) -> pa.Table:
+    """The steps version the judgments were made from (its step labels refer to those steps)."""
+    steps = next((p for p in judgments.parents if p.table == "steps"), None)
+    if steps is None:
+        raise InputError(
+            f"instantiation.pair_strategies: step_dpo needs step labels, and judgments@{judgments.version} "
+            "was made without steps; add a `steps` section and step-level judges (rollout, ...)"
+        )
+    return store.read_arrow(store.manifest(judgments.dataset, "steps", steps.version))
 
 
 def _close(con: Any, scratch: str | None) -> None:

@@ -103,6 +103,10 @@ def training_rows(store: Store, config: TrainConfig, m: Manifest) -> TrainRows:
             f"train: method '{method.name}' trains on {' or '.join(method.accepts)}, not '{m.table}'; "
             f"set train.table (or --table) to one of those"
         )
+    if method.contract == "stepwise":  # the steps and the step labels made from them
+        from prefmill.exports.stepwise import stepwise_rows
+
+        return method.rows(stepwise_rows(store, m), None, f"{m.table}@{m.version}")
     table = store.read_arrow(m)
     pm = prompts_of(store, m)
     prompts = store.read_arrow(pm) if pm is not None else None
@@ -205,6 +209,11 @@ def train_flow(config: TrainConfig, root: str, dataset: str) -> TrainSummary:
     base = resolve_base(store, dataset, config.base_model)
     trl = trl_version()
     parents = [Parent(data_m.table, data_m.version)]
+    if METHODS[config.method].contract == "stepwise":  # the step labels decide the checkpoint too
+        from prefmill.exports.stepwise import stepwise_labels
+
+        labels = stepwise_labels(store, data_m)
+        parents.append(Parent(labels.table, labels.version))
     if base.checkpoint:
         parents.append(Parent("checkpoints", base.checkpoint))
     target = Target.open(
@@ -311,7 +320,11 @@ def run_train(config: TrainConfig, root: str, dataset: str) -> TrainSummary:
 
     store = Store(root)
     table, version = config.input_table()
-    store.resolve_version(dataset, table, version, config.ref)
+    data_m = store.resolve_version(dataset, table, version, config.ref)
+    if METHODS[config.method].contract == "stepwise" and data_m.table == "steps":
+        from prefmill.exports.stepwise import stepwise_labels
+
+        stepwise_labels(store, data_m)  # step labels exist (else one line, before Prefect starts)
     resolve_base(store, dataset, config.base_model)
     trainer_classes(config.method)
     start_local_api()

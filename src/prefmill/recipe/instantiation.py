@@ -55,15 +55,17 @@ class InstantiationConfig(_Section):
         description="Replace a built-in SQL file: output (or `selection`) -> path of your .sql "
         "(relative to the recipe).",
     )
-    pair_strategies: list[Literal["best_vs_worst", "all_pairs", "best_vs_random", "pareto", "diverse"]] = (
-        Field(
-            default_factory=lambda: ["best_vs_worst"],
-            min_length=1,
-            description="Pairs: how pairs are made ($strategies): `best_vs_worst`, `all_pairs` (every "
-            "ordered pair with a score gap), `best_vs_random` (seeded by the recipe seed), `pareto` "
-            "(no worse on every criterion, better on one), `diverse` (DivPO: the most distinct good "
-            "response chosen, by all-MiniLM-L6-v2 embeddings).",
-        )
+    pair_strategies: list[
+        Literal["best_vs_worst", "all_pairs", "best_vs_random", "pareto", "diverse", "step_dpo"]
+    ] = Field(
+        default_factory=lambda: ["best_vs_worst"],
+        min_length=1,
+        description="Pairs: how pairs are made ($strategies): `best_vs_worst`, `all_pairs` (every "
+        "ordered pair with a score gap), `best_vs_random` (seeded by the recipe seed), `pareto` "
+        "(no worse on every criterion, better on one), `diverse` (DivPO: the most distinct good "
+        "response chosen, by all-MiniLM-L6-v2 embeddings), `step_dpo` (Step-DPO: two responses that "
+        "share their first k steps, all labelled correct, chosen = prefix + a correct step k+1, "
+        "rejected = prefix + a wrong one; needs `steps` and step-level judges).",
     )
     weight_clip: float = Field(
         default=5.0,

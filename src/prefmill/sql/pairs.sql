@@ -4,7 +4,9 @@
 --         spread, logprob_per_token, ...: candidate_scores without its texts), views candidates and
 --         prompts (the texts of the pairs made, joined last); table candidate_embeddings (candidate_id, embedding
 --         FLOAT[]: unit-length sentence embeddings, filled by the runner when 'diverse' is asked for,
---         else empty). Macro content_id(list) = first 16 hex chars of sha256 of the list's canonical
+--         else empty); table candidate_steps (candidate_id, step_index, text, char_start: the
+--         steps table, filled by the runner when 'step_dpo' is asked for, else empty) and view
+--         judgments (its granularity 'step' rows). Macro content_id(list) = first 16 hex chars of sha256 of the list's canonical
 --         JSON, equal to prefmill.ids.content_id (the runner defines it).
 -- Parameters:
 --   $strategies          VARCHAR[]  any of
@@ -17,6 +19,14 @@
 --                         semantically distinct one is chosen, among those below it the least distinct
 --                         one is rejected (distinctness = 1 - mean cosine similarity to the prompt's
 --                         other candidates)
+--       'step_dpo'        Step-DPO: two candidates of a prompt whose steps (table candidate_steps) are
+--                         the same texts up to step k and differ at step k + 1, where every step up to
+--                         k is labelled correct in both, step k + 1 correct in the chosen one and wrong
+--                         in the rejected one (step labels as the trl-stepwise export reads them).
+--                         chosen = the shared prefix (the chosen response up to step k + 1) + its step
+--                         k + 1, rejected = the same prefix + the rejected step k + 1: the prefix's
+--                         tokens cancel in DPO's log-ratios, so DPO on these pairs is Step-DPO.
+--                         criterion 'step', scores the labels (1 and 0), margin 1, weight 1
 --   $seed                BIGINT     seed of 'best_vs_random'
 --   $diversity_quantile  DOUBLE     quality split of 'diverse', in [0, 1]
 --   $tau                 DOUBLE     temperature of soft_label, > 0
@@ -256,7 +266,73 @@ measured AS (
 ),
 responses AS (
     SELECT candidate_id, response FROM candidates WHERE error IS NULL AND response IS NOT NULL
+),
+step_labels AS (
+    -- 'step_dpo': one label per (candidate, step), true when every step-level judgment of it says
+    -- correct (a rollout judge's hard label, else score >= 0.5); only the step-consensus judge's rows
+    -- count when there are any (the rule of the trl-stepwise export)
+    SELECT
+        candidate_id,
+        unit_index AS step_index,
+        bool_and(coalesce(
+            TRY_CAST(nullif(regexp_extract(raw, '"hard": ([0-9.]+)', 1), '') AS DOUBLE) > 0,
+            score >= 0.5
+        )) AS ok
+    FROM judgments
+    WHERE list_contains($strategies, 'step_dpo') AND granularity = 'step' AND score IS NOT NULL
+        AND parse_error IS NULL
+        AND (judge = 'step-consensus' OR NOT EXISTS (
+            SELECT 1 FROM judgments WHERE judge = 'step-consensus' AND granularity = 'step'
+        ))
+    GROUP BY candidate_id, unit_index
+),
+step_chains AS (
+    -- the candidates with a label on every step: step texts, start offsets and labels in order
+    SELECT
+        c.prompt_id,
+        s.candidate_id,
+        list(s.text ORDER BY s.step_index) AS texts,
+        list(s.char_start ORDER BY s.step_index) AS starts,
+        list(l.ok ORDER BY s.step_index) AS oks
+    FROM candidate_steps AS s
+    JOIN candidates AS c ON c.candidate_id = s.candidate_id
+    LEFT JOIN step_labels AS l ON l.candidate_id = s.candidate_id AND l.step_index = s.step_index
+    WHERE list_contains($strategies, 'step_dpo')
+    GROUP BY c.prompt_id, s.candidate_id
+    HAVING count(l.ok) = count(*)
+),
+step_forks AS (
+    -- every ordered pair of chains of a prompt, and k: how many leading steps they share (text)
+    SELECT
+        a.prompt_id,
+        a.candidate_id AS chosen_id,
+        b.candidate_id AS rejected_id,
+        a.texts AS a_texts,
+        b.texts AS b_texts,
+        a.starts AS a_starts,
+        a.oks AS a_oks,
+        b.oks AS b_oks,
+        list_position(
+            list_transform(range(least(len(a.texts), len(b.texts))), lambda i: a.texts[i + 1] = b.texts[i + 1]),
+            false
+        ) - 1 AS k
+    FROM step_chains AS a
+    JOIN step_chains AS b ON b.prompt_id = a.prompt_id AND b.candidate_id <> a.candidate_id
+),
+step_pairs AS (
+    SELECT
+        content_id([f.chosen_id, f.rejected_id, 'step', 'step_dpo']) AS pair_id,
+        f.prompt_id,
+        left(c.response, f.a_starts[f.k + 1]::BIGINT) || f.a_texts[f.k + 1] AS chosen,
+        left(c.response, f.a_starts[f.k + 1]::BIGINT) || f.b_texts[f.k + 1] AS rejected,
+        f.chosen_id,
+        f.rejected_id
+    FROM step_forks AS f
+    JOIN responses AS c ON c.candidate_id = f.chosen_id
+    WHERE f.k IS NOT NULL AND f.a_oks[f.k + 1] AND NOT f.b_oks[f.k + 1]
+        AND NOT list_contains(f.a_oks[1:f.k], false) AND NOT list_contains(f.b_oks[1:f.k], false)
 )
+SELECT * FROM (
 SELECT
     m.pair_id,
     m.prompt_id,
@@ -278,4 +354,25 @@ FROM measured AS m
 JOIN responses AS c ON c.candidate_id = m.chosen_id
 JOIN responses AS r ON r.candidate_id = m.rejected_id
 LEFT JOIN prompts AS p ON p.prompt_id = m.prompt_id
-ORDER BY m.prompt_id, m.criterion, m.strategy, m.chosen_id, m.rejected_id
+UNION ALL
+SELECT
+    s.pair_id,
+    s.prompt_id,
+    list_filter(p.messages, lambda x: x.role = 'user')[-1].content AS prompt,
+    s.chosen,
+    s.rejected,
+    s.chosen_id,
+    s.rejected_id,
+    1.0::DOUBLE AS chosen_score,
+    0.0::DOUBLE AS rejected_score,
+    1.0::DOUBLE AS margin,
+    1.0 / (1.0 + exp(-1.0 / $tau)) AS soft_label,
+    NULL::DOUBLE AS uncertainty,
+    'step' AS criterion,
+    1.0::DOUBLE AS weight,
+    'step_dpo' AS strategy,
+    NULL::DOUBLE AS implicit_margin
+FROM step_pairs AS s
+LEFT JOIN prompts AS p ON p.prompt_id = s.prompt_id
+)
+ORDER BY prompt_id, criterion, strategy, chosen_id, rejected_id

@@ -10,6 +10,7 @@ synthesis did: ``prompt`` is the prompt's chat (the ``messages`` of the ``prompt
 | reward | pairs | prompt, chosen, rejected, margin (when ``use_margin``) |
 | kto | points | prompt, completion, label |
 | grpo | prompts (or any table with prompt_id) | prompt, reference |
+| prm | steps (+ its step-level judgments) | prompt, completions, labels (TRL's stepwise supervision) |
 
 Rows are never dropped silently: a pair with ``weight`` <= 0 (a row its SQL marked "do not train") is
 left out and counted, rows with a null text are an error naming the row.
@@ -145,3 +146,14 @@ def completion_text(completion: Any) -> str:
     if isinstance(completion, list):
         return "".join(str(m.get("content") or "") for m in completion if isinstance(m, dict))
     return str(completion)
+
+
+def stepwise(table: pa.Table, where: str) -> TrainRows:
+    """TRL stepwise-supervision rows (``prompt``, ``completions``, ``labels``) from the rows of
+    ``prefmill.exports.stepwise.stepwise_rows``; a row with a null prompt or step is an error."""
+    rows = []
+    for r in table.select(["prompt", "completions", "labels", "candidate_id"]).to_pylist():
+        if r["prompt"] is None or any(s is None for s in r["completions"]):
+            raise InputError(f"train: {where} candidate {r['candidate_id']} has a null prompt or step")
+        rows.append({"prompt": r["prompt"], "completions": r["completions"], "labels": r["labels"]})
+    return TrainRows(rows)

@@ -52,8 +52,9 @@ class TrainMethod:
     #: what the recipe docs say of the method after its name ("" for nothing)
     doc: str = ""
     #: peft task type: ``CAUSAL_LM`` trains a policy (it generates, so it is evaluated and can sample
-    #: the next round); ``SEQ_CLS`` a one-label sequence classifier (a reward model)
-    task_type: Literal["CAUSAL_LM", "SEQ_CLS"] = "CAUSAL_LM"
+    #: the next round); ``SEQ_CLS`` a one-label sequence classifier (a reward model); ``TOKEN_CLS`` a
+    #: two-label token classifier at the step separators (a process reward model)
+    task_type: Literal["CAUSAL_LM", "SEQ_CLS", "TOKEN_CLS"] = "CAUSAL_LM"
     #: the pairs' margin goes into the rows (as ``margin``)
     with_margin: bool = False
     #: ``loss_type`` is passed to TRL as a list (losses combined), else as one name
@@ -73,8 +74,10 @@ class TrainMethod:
     def rows(self, table: pa.Table, prompts: pa.Table | None, where: str) -> TrainRows:
         """``table`` (named ``where`` in errors) -> the TRL rows of this method's contract."""
         from prefmill.errors import InputError
-        from prefmill.trainers.data import pairs_to_preference, points_to_unpaired, prompts_to_grpo
+        from prefmill.trainers.data import pairs_to_preference, points_to_unpaired, prompts_to_grpo, stepwise
 
+        if self.contract == "stepwise":
+            return stepwise(table, where)
         if self.contract == "unpaired":
             return points_to_unpaired(table, prompts)
         if self.contract == "prompt-only":

@@ -186,7 +186,11 @@ def train(
     dataset = Dataset.from_list(rows)
     kwargs: dict[str, Any] = {"args": args, "train_dataset": dataset, "processing_class": tokenizer}
     spec = METHODS[method]
-    if spec.task_type == "SEQ_CLS":
+    if spec.task_type == "TOKEN_CLS":
+        from prefmill.trainers.prm import prm_inputs
+
+        kwargs.update(prm_inputs(rows, config, str(model_dir), tokenizer))  # LoRA applied there
+    elif spec.task_type == "SEQ_CLS":
         from transformers import AutoModelForSequenceClassification
 
         model = AutoModelForSequenceClassification.from_pretrained(
@@ -198,7 +202,7 @@ def train(
         kwargs["model"] = str(model_dir)
     if spec.rewards:
         kwargs["reward_funcs"] = reward_funcs or list(spec.rewards)
-    if (peft := _lora(config, spec.task_type)) is not None:
+    if spec.task_type != "TOKEN_CLS" and (peft := _lora(config, spec.task_type)) is not None:
         kwargs["peft_config"] = peft
     started = time.perf_counter()
     verbosity = hf_logging.get_verbosity()

@@ -7,6 +7,7 @@ import hashlib
 from dataclasses import dataclass
 from typing import Any
 
+from prefmill.errors import RecipeError
 from prefmill.recipe import Recipe
 from prefmill.sql import JUDGMENT_MACROS, read_sql
 from prefmill.tasks.instantiation.embeddings import EMBEDDING_MODEL
@@ -51,6 +52,11 @@ def output_config(recipe: Recipe, output: str) -> tuple[dict[str, Any], str | No
         config["custom_selection_sql"] = True
     if "diverse" in params.get("strategies", []):
         config["embedding_model"] = EMBEDDING_MODEL
+    if "step_dpo" in params.get("strategies", []) and recipe.steps is None:
+        raise RecipeError(
+            "instantiation.pair_strategies: step_dpo pairs need step labels; add a `steps` section "
+            "(e.g. `steps: {segmenter: lines}`) and step-level judges (rollout, rollout_search, step_llm)"
+        )
     return config, custom
 
 

@@ -1,5 +1,6 @@
 """Step-level verdicts that are not rollouts: a judge model naming the first wrong step
-(``step_llm``) and the consensus of step judges (``step_consensus``)."""
+(``step_llm``), the consensus of step judges (``step_consensus``), and outcome scores derived from a
+step judge's labels (``step_outcome``)."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ if TYPE_CHECKING:
     from prefmill.engines.base import Engine
     from prefmill.tasks.evaluation.judges.step_consensus import StepConsensusJudge
     from prefmill.tasks.evaluation.judges.step_llm import StepLLMJudge
+    from prefmill.tasks.evaluation.judges.step_outcome import StepOutcomeJudge
 
 FIRST_ERROR_SCHEMA = {
     "type": "object",
@@ -175,3 +177,70 @@ def step_consensus(config: StepConsensusJudge, prior: pa.Table) -> pa.Table:
             )
         )
     return _table(rows)
+
+
+def outcome_from_steps(scores: list[float], hard: list[float], rule: str) -> float:
+    """A response's outcome score from its steps' scores and hard labels, by ``rule``."""
+    if rule == "min":
+        return min(scores)
+    if rule == "mean":
+        return sum(scores) / len(scores)
+    if rule == "share":
+        return sum(hard) / len(hard)
+    first = next((i for i, h in enumerate(hard) if h == 0.0), len(hard))
+    return first / len(hard)
+
+
+def step_outcome(config: StepOutcomeJudge, cands: pa.Table, prior: pa.Table) -> pa.Table:
+    """One outcome row per response whose every step ``config.judge`` labelled (usable rows only)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from prefmill.tasks.steps.segment import split_steps
+
+    if config.segmenter is None:
+        raise RecipeError(
+            "evaluation.judges (step_outcome): outcome scores from step labels need steps; add a `steps` "
+            "section to the recipe (e.g. `steps: {segmenter: lines}`) or set the judge's `segmenter`"
+        )
+    n_steps = {
+        r["candidate_id"]: len(split_steps(r["response"], config.segmenter))
+        for r in cands.select(["candidate_id", "response"]).to_pylist()
+        if r["response"] is not None
+    }
+    from prefmill.storage.schemas import conform, empty_table
+    from prefmill.tasks.evaluation.verifiers import point_judgment_id
+
+    mine = prior.filter(
+        pc.and_(pc.equal(prior.column("granularity"), "step"), pc.equal(prior.column("judge"), config.judge))
+    )
+    by_cand: dict[str, list[dict[str, Any]]] = {}
+    for row in mine.to_pylist():
+        by_cand.setdefault(row["candidate_id"], []).append(row)
+    schema = empty_table("judgments").schema
+    rows = []
+    for cid, steps in sorted(by_cand.items()):
+        steps.sort(key=lambda r: r["unit_index"])
+        hard = [hard_label(r) for r in steps]
+        whole = [r["unit_index"] for r in steps] == list(range(n_steps.get(cid, -1)))
+        if None in hard or not whole:
+            continue  # a step without a usable label: no outcome from a partial chain
+        scores = [float(r["score"]) for r in steps]
+        rows.append(
+            {
+                **dict.fromkeys(schema.names),
+                "judgment_id": point_judgment_id(config.name, cid),
+                "prompt_id": steps[0]["prompt_id"],
+                "candidate_id": cid,
+                "judge": config.name,
+                "kind": "verifier",
+                "mode": "point",
+                "criterion": "overall",
+                "granularity": "outcome",
+                "score": outcome_from_steps(scores, hard, config.rule),  # type: ignore[arg-type]
+                "rationale": f"{config.rule} of {len(steps)} step labels of {config.judge}",
+            }
+        )
+    if not rows:
+        return schema.empty_table()
+    return conform("judgments", pa.Table.from_pylist(rows, schema=schema))

@@ -34,6 +34,16 @@ EMBEDDINGS_SCHEMA = pa.schema(
     [pa.field("candidate_id", pa.string()), pa.field("embedding", pa.list_(pa.float32()))]
 )
 
+#: Columns of the ``candidate_steps`` table the 'step_dpo' strategy reads (from the ``steps`` table).
+STEPS_SCHEMA = pa.schema(
+    [
+        pa.field("candidate_id", pa.string()),
+        pa.field("step_index", pa.int32()),
+        pa.field("text", pa.string()),
+        pa.field("char_start", pa.int32()),
+    ]
+)
+
 #: Row-order column the runner adds to pairs before selection (and removes after).
 _ROW = "__prefmill_row"
 
@@ -173,6 +183,16 @@ def bind_embeddings(con: duckdb.DuckDBPyConnection, table: pa.Table | None = Non
             return
         table = EMBEDDINGS_SCHEMA.empty_table()
     con.register("candidate_embeddings", table)
+
+
+def bind_steps(con: duckdb.DuckDBPyConnection, table: pa.Table | None = None) -> None:
+    """Register ``candidate_steps`` (``STEPS_SCHEMA``'s columns of a steps table); an empty one when
+    ``table`` is None and the connection has none yet."""
+    if table is None:
+        if _has_relation(con, "candidate_steps"):
+            return
+        table = STEPS_SCHEMA.empty_table()
+    con.register("candidate_steps", table.select(STEPS_SCHEMA.names))
 
 
 def _decimals_to_double(output: str, table: pa.Table) -> pa.Table:
@@ -377,6 +397,7 @@ def instantiate_stream(
     aggregation = params.get("aggregation")
     bind_candidate_scores(con, weights, None if aggregation is None else str(aggregation))  # type: ignore[arg-type]
     bind_embeddings(con)
+    bind_steps(con)
     with _scores_computed_once(con, where, sql_text, builtin and _reads_scores_once(output, values)):
         _keep(con, _MADE, sql_text, values, where)
     kept, order = _MADE, None  # a table scans in insertion order: the SQL's own order

@@ -8,9 +8,9 @@ the CLI's ``--method`` help and the runner are built from. Adding a method: its 
 from __future__ import annotations
 
 from prefmill.trainers.method import TrainMethod, TrainSection
-from prefmill.trainers.methods import cpo, dpo, grpo, kto, orpo, reward, simpo
+from prefmill.trainers.methods import cpo, dpo, grpo, kto, orpo, prm, reward, simpo
 
-_MODULES = (dpo, kto, reward, grpo, cpo, simpo, orpo)
+_MODULES = (dpo, kto, reward, grpo, cpo, simpo, orpo, prm)
 
 METHODS: dict[str, TrainMethod] = {module.METHOD.name: module.METHOD for module in _MODULES}
 #: the methods' own recipe options, mixed into ``TrainConfig``
