@@ -84,6 +84,16 @@ def _kind(value: Any) -> str:
     return _KINDS.get(type(value), f"a {type(value).__name__}")
 
 
+def _json_cell(value: Any) -> tuple[Any, str | None]:
+    """A chat field as data: JSON text (a CSV cell) is parsed; the reason when it does not parse."""
+    if not isinstance(value, str):
+        return value, None
+    try:
+        return json.loads(value), None
+    except ValueError as exc:
+        return None, f"not JSON ({exc})"
+
+
 class _Sink:
     """Column buffers for accepted and rejected rows (no per-row Arrow work)."""
 
@@ -130,25 +140,20 @@ class _Sink:
         chat_field = messages_field
         if chat is None and row.get(SHAREGPT_FIELD) not in (None, ""):
             chat_field = SHAREGPT_FIELD
-            shared = row[SHAREGPT_FIELD]
-            if isinstance(shared, str):
-                try:
-                    shared = json.loads(shared)
-                except ValueError as exc:
-                    self.reject(location, f"malformed chat in '{SHAREGPT_FIELD}': not JSON ({exc})", row)
-                    return
+            shared, bad = _json_cell(row[SHAREGPT_FIELD])
+            if bad is not None:
+                self.reject(location, f"malformed chat in '{SHAREGPT_FIELD}': {bad}", row)
+                return
             converted = sharegpt_messages(shared)
             if isinstance(converted, str):
                 self.reject(location, f"malformed chat in '{SHAREGPT_FIELD}': {converted}", row)
                 return
             chat = converted
         if chat is not None:
-            if isinstance(chat, str):
-                try:
-                    chat = json.loads(chat)
-                except ValueError as exc:
-                    self.reject(location, f"malformed messages in '{messages_field}': not JSON ({exc})", row)
-                    return
+            chat, bad = _json_cell(chat)
+            if bad is not None:
+                self.reject(location, f"malformed messages in '{messages_field}': {bad}", row)
+                return
             problem = check_messages(chat)
             if problem is not None:
                 self.reject(location, f"malformed messages in '{chat_field}': {problem}", row)
