@@ -37,6 +37,8 @@ def test_reasons_in_pipeline_order() -> None:
         "prompts_distinct_scores": 0,
     }
     assert "no candidate has a usable judgment" in empty_reason("pairs", {}, nothing, params)
+    hint = "prefmill report fidelity --dataset d --root /data/x"
+    assert empty_reason("pairs", {}, nothing, params, hint).endswith(f"`{hint}`")
     one = diagnose(_con([("p", "a", 1.0), ("q", "b", 0.0)]))
     assert "no prompt has two scored candidates" in empty_reason("pairs", {}, one, params)
     ties = diagnose(_con([("p", "a", 0.5), ("p", "b", 0.5)]))

@@ -20,6 +20,7 @@ from prefmill.flows.plans.instantiation import OutputPlan, output_config  # noqa
 from prefmill.flows.stage import Shard, ShardContext, StageSpec, Work, run_stage
 from prefmill.storage import Manifest, Parent
 from prefmill.storage.duck import configure, lock_down, scratch_dir, session, version_paths
+from prefmill.storage.hints import command
 from prefmill.tasks.instantiation.embeddings import embed_candidates
 from prefmill.tasks.instantiation.empty import diagnose, empty_reason
 from prefmill.tasks.instantiation.output_stats import stream_stats
@@ -97,7 +98,10 @@ def build_output(
         )
         stats = stream_stats(stream)
         if stream.rows == 0:  # say why, in the manifest, the summary and the report
-            stats["empty_reason"] = empty_reason(plan.output, stream.removed, diagnose(con), plan.params)
+            hint = command("report", "fidelity", root=ctx.store.root, dataset=ctx.dataset)
+            stats["empty_reason"] = empty_reason(
+                plan.output, stream.removed, diagnose(con), plan.params, hint
+            )
     except BaseException:
         _close(con, scratch)
         raise

@@ -26,14 +26,19 @@ def _removed(removed: Mapping[str, int]) -> str:
 
 
 def empty_reason(
-    output: str, removed: Mapping[str, int], counts: Mapping[str, int], params: Mapping[str, Any]
+    output: str,
+    removed: Mapping[str, int],
+    counts: Mapping[str, int],
+    params: Mapping[str, Any],
+    fidelity_command: str = "prefmill report fidelity",
 ) -> str:
-    """The first reason, in pipeline order, that ``output`` has no rows."""
+    """The first reason, in pipeline order, that ``output`` has no rows; ``fidelity_command`` is the
+    `report fidelity` command line to suggest (with the build's ``--dataset`` and ``--root``)."""
     if removed and sum(removed.values()):
         hint = ""
         if "swap_inconsistent" in removed:
             hint = (
-                " (a pair judge whose verdict follows the position: `prefmill report fidelity`; "
+                f" (a pair judge whose verdict follows the position: `{fidelity_command}`; "
                 "instantiation.selection.drop_swap_inconsistent: false keeps them)"
             )
         return f"selection removed all {sum(removed.values())} rows: {_removed(removed)}{hint}"
@@ -44,7 +49,7 @@ def empty_reason(
     if counts.get("scored", 0) == 0:
         return (
             "no candidate has a usable judgment (every verdict failed to parse, or no judge scored "
-            "these candidates): `prefmill report fidelity`"
+            f"these candidates): `{fidelity_command}`"
         )
     if output in ("pairs", "lists") and counts.get("prompts_two_scored", 0) == 0:
         return "no prompt has two scored candidates (synthesis.k below 2, or most verdicts missing)"
