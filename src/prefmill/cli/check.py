@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from prefmill.storage.hints import command
 from prefmill.ui import console, render_records
 
 
@@ -34,7 +35,8 @@ def check(recipe: Annotated[Path, typer.Argument(help="Recipe YAML file.")]) -> 
     render_records(rows, "table", title=f"plan of {parsed.dataset} ({recipe})")
     total = sum(s.calls or 0 for s in stages)
     console().print(
-        f"ok: {recipe} is valid; about {total:,} model calls (upper bound); next: prefmill build {recipe}"
+        f"ok: {recipe} is valid; about {total:,} model calls (upper bound); "
+        f"next: {command('build', str(recipe))} (add --root to build elsewhere than the default root)"
     )
 
 
