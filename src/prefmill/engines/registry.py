@@ -16,7 +16,9 @@ import functools
 import importlib
 import pkgutil
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 from prefmill.engines.base import Engine
@@ -151,12 +153,29 @@ _ENGINES: dict[tuple[str, str, str | None, tuple[tuple[str, Any], ...]], Engine]
 _LOCK = threading.Lock()
 
 
+#: The recipe's price table for engines built without an explicit one (judges, revision): set
+#: around a shard's work by ``priced`` (a context variable: each shard thread has its own).
+_PRICES: ContextVar[Mapping[str, Any] | None] = ContextVar("prefmill_prices", default=None)
+
+
+@contextmanager
+def priced(prices: Mapping[str, Any] | None) -> Iterator[None]:
+    """Engines built inside without ``prices`` get this price table (the recipe's ``prices``)."""
+    token = _PRICES.set(prices)
+    try:
+        yield
+    finally:
+        _PRICES.reset(token)
+
+
 def get_engine(spec: str, *, prices: Mapping[str, Any] | None = None, **options: Any) -> Engine:
     """The engine for ``spec``, built once per process and reused (keyed by spec and options).
 
-    ``prices`` is the recipe's price table (model -> input_per_mtok, output_per_mtok); prices in the
-    spec itself win over it.
+    ``prices`` is the recipe's price table (model -> input_per_mtok, output_per_mtok; default: the
+    one set by ``priced``); prices in the spec itself win over it.
     """
+    if prices is None:
+        prices = _PRICES.get()
     parsed = parse_spec(spec)
     merged = {**price_options(spec, prices), **parsed.options, **options}
     try:

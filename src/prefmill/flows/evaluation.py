@@ -14,6 +14,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from prefect import flow
 
+from prefmill.engines.registry import priced
 from prefmill.flows.common import STAGE_FLOW, TableResult, Target, candidates_with_prompts, log
 from prefmill.flows.incremental import judgments_reuse
 from prefmill.flows.plans.evaluation import EvaluationPlan, is_calibrated, runs_judge_model
@@ -42,7 +43,8 @@ def judge(
     )
     started = time.perf_counter()
     calls = sum(1 for j in plan.judges if runs_judge_model(j))  # engine calls: the bar moves per batch
-    with portions(lambda n: ctx.advance(units=n), cands.num_rows, calls), metered() as made:
+    advance = portions(lambda n: ctx.advance(units=n), cands.num_rows, calls)
+    with priced(plan.prices), advance, metered() as made:
         judgments = judge_shard(joined, list(plan.judges))  # made: what the judges' models generated
     stats = {
         "judge_seconds": round(time.perf_counter() - started, 3),

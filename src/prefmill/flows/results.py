@@ -119,9 +119,11 @@ def _made(t: TableResult) -> dict[str, Any]:
 
 
 def pricing(recipe: Recipe) -> tuple[bool, list[str]]:
-    """Whether the synthesis engines include a priced (API) kind, and its models without a price."""
+    """Whether the build's engines (synthesis, judges, revision) include a priced (API) kind, and its
+    models without a price."""
     remote, unpriced = False, []
-    for spec in recipe.synthesis.engine_specs():
+    judges = [j.engine for j in recipe.evaluation.judges if isinstance(getattr(j, "engine", None), str)]
+    for spec in [*recipe.synthesis.engine_specs(), *judges]:
         parsed = parse_spec(spec)
         if engine_kind(parsed.kind).priced:
             remote = True

@@ -16,7 +16,7 @@ from typing import Any
 import pyarrow as pa
 from prefect import flow
 
-from prefmill.engines.registry import get_engine
+from prefmill.engines.registry import get_engine, priced
 from prefmill.flows.common import STAGE_FLOW, TableResult, Target, candidates_with_prompts
 from prefmill.flows.plans.revision import REVISION_CODE_VERSION, RevisionPlan
 from prefmill.flows.runners import engines_concurrency
@@ -39,7 +39,7 @@ def revise(
     cands = conform("candidates", cands)
     started = time.perf_counter()
     parts = [cands]
-    with metered() as made:  # critiques and revisions; the shard's original rows were generated before
+    with priced(plan.prices), metered() as made:  # critiques, revisions: the originals came before
         for config in plan.revisers:
             revised = critique_revise(config, joined, get_engine(config.engine))
             parts.append(revised.cast(cands.schema))

@@ -145,7 +145,8 @@ class Recipe(_Section):
         default_factory=dict,
         description="Price table for `openai:` engines: model name -> {input_per_mtok, output_per_mtok} "
         "(USD per million tokens). Each candidate's `cost_usd` and the manifest's `cost_usd` total come "
-        "from it; models without an entry have no cost. Local engines cost nothing here.",
+        "from it (judges' and revisers' `openai:` engines are priced by it too); models without an "
+        "entry have no cost. Local engines cost nothing here.",
     )
     train: TrainConfig | None = Field(
         default=None, description="`prefmill train`: a TRL run on a table of this dataset (optional)."

@@ -34,7 +34,8 @@ def is_human(judge: Any) -> bool:
 class EvaluationPlan:
     """The evaluation stage, resolved once per build: ``config`` decides the judgments version;
     ``judges`` have absolute template paths; ``human`` lists the verdict files (path, format);
-    ``calibration`` is the calibration file's path."""
+    ``calibration`` is the calibration file's path; ``prices`` (the recipe's, for judge engines' cost)
+    changes cost, not rows, and is left out of ``config``."""
 
     dataset: str
     config: dict[str, Any]
@@ -42,6 +43,7 @@ class EvaluationPlan:
     human: tuple[tuple[str, str | None], ...]
     calibration: str | None
     fidelity: FidelityConfig
+    prices: dict[str, Any] | None = None
 
 
 def judge_configs(recipe: Recipe) -> list[Any]:
@@ -88,6 +90,7 @@ def plan_evaluation(recipe: Recipe) -> EvaluationPlan:
         ),
         calibration=str(recipe.resolve_path(calibration)) if calibration is not None else None,
         fidelity=recipe.evaluation.fidelity,
+        prices={m: p.model_dump() for m, p in recipe.prices.items()} or None,
     )
 
 

@@ -31,6 +31,7 @@ class RevisionPlan:
     dataset: str
     config: dict[str, Any]
     revisers: tuple[CritiqueReviseJudge, ...]
+    prices: dict[str, Any] | None = None  # the recipe's, for the revisers' cost (not in ``config``)
 
 
 def plan_revision(recipe: Recipe, evaluation: EvaluationPlan) -> RevisionPlan | None:
@@ -43,4 +44,4 @@ def plan_revision(recipe: Recipe, evaluation: EvaluationPlan) -> RevisionPlan | 
         "revisers": [c.model_dump(mode="json") for c in recipe.evaluation.judges if is_reviser(c)],
         "templates": {c.judge_name: llm.get(c.judge_name) for c in configs},
     }
-    return RevisionPlan(recipe.dataset, config, tuple(configs))  # type: ignore[arg-type]
+    return RevisionPlan(recipe.dataset, config, tuple(configs), evaluation.prices)  # type: ignore[arg-type]
