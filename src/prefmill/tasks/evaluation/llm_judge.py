@@ -25,7 +25,7 @@ import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from itertools import combinations
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pyarrow as pa
 
@@ -40,13 +40,9 @@ from prefmill.engines.base import (
 from prefmill.errors import SchemaError
 from prefmill.ids import content_id, seed_for
 from prefmill.storage.schemas import conform, empty_table
+from prefmill.tasks.evaluation.llm_settings import EngineSettings, LLMJudgeSettings
 from prefmill.tasks.evaluation.parse import PARSER_VERSION, parse_pair, parse_point, parse_rubric
 from prefmill.tasks.evaluation.templates import Template, load_template
-
-if TYPE_CHECKING:
-    from prefmill.tasks.evaluation.judges.critique_revise import CritiqueReviseJudge
-    from prefmill.tasks.evaluation.judges.llm import LLMJudge
-    from prefmill.tasks.evaluation.judges.meta import MetaJudge
 
 #: Bump when the rows an LLM judge writes for the same replies change meaning.
 LLM_JUDGE_CODE_VERSION = "2"  # 2: structured output
@@ -323,7 +319,7 @@ def template_fingerprint(config: Any, templates: dict[str, str]) -> dict[str, An
 # -- the judge ------------------------------------------------------------------------------------
 
 
-def _engine(config: LLMJudge | MetaJudge | CritiqueReviseJudge, engine: Engine | None) -> Engine:
+def _engine(config: EngineSettings, engine: Engine | None) -> Engine:
     if engine is not None:
         return engine
     from prefmill.engines.registry import get_engine
@@ -331,7 +327,7 @@ def _engine(config: LLMJudge | MetaJudge | CritiqueReviseJudge, engine: Engine |
     return get_engine(config.engine)
 
 
-def llm_judge(config: LLMJudge, cands: pa.Table, engine: Engine | None = None) -> pa.Table:
+def llm_judge(config: LLMJudgeSettings, cands: pa.Table, engine: Engine | None = None) -> pa.Table:
     """Judge the usable rows of ``cands`` (no ``error``, a response) with ``config``.
 
     ``cands`` needs candidate_id, prompt_id, response and the prompt's messages; reference and rubric

@@ -8,7 +8,7 @@ with the other judges' verdicts and writes one point row per item (judge = its n
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import polars as pl
 import pyarrow as pa
@@ -35,9 +35,7 @@ from prefmill.tasks.evaluation.llm_judge import (
     load_template,
     scaled,
 )
-
-if TYPE_CHECKING:
-    from prefmill.tasks.evaluation.judges.meta import MetaJudge
+from prefmill.tasks.evaluation.llm_settings import MetaSettings
 
 
 def disagreements(prior: pa.Table, threshold: float, judges: list[str] | None = None) -> pl.DataFrame:
@@ -68,7 +66,9 @@ def disagreements(prior: pa.Table, threshold: float, judges: list[str] | None = 
     )
 
 
-def meta_judge(config: MetaJudge, cands: pa.Table, prior: pa.Table, engine: Engine | None = None) -> pa.Table:
+def meta_judge(
+    config: MetaSettings, cands: pa.Table, prior: pa.Table, engine: Engine | None = None
+) -> pa.Table:
     """Resolve the disagreements of ``prior`` (the other judges' rows of this shard)."""
     _need(cands, f"meta judge {config.name}", ("candidate_id", "prompt_id", "response", "messages"))
     others = [j for j in config.judges if j != config.name] or None

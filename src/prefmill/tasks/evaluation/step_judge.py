@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import re
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from prefmill.engines.base import GenerationRequest, SamplingParams
 from prefmill.errors import EngineError, RecipeError
@@ -18,9 +18,40 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
     from prefmill.engines.base import Engine
-    from prefmill.tasks.evaluation.judges.step_consensus import StepConsensusJudge
-    from prefmill.tasks.evaluation.judges.step_llm import StepLLMJudge
-    from prefmill.tasks.evaluation.judges.step_outcome import StepOutcomeJudge
+    from prefmill.recipe.steps import StepsConfig
+
+
+class StepLLMSettings(Protocol):
+    """What the first-error judge reads of a ``step_llm`` config (judges/step_llm.py)."""
+
+    name: str | None
+    engine: str
+    template: str | None
+    temperature: float
+    max_new_tokens: int
+    structured: bool
+    seed: int
+    segmenter: StepsConfig | None
+
+    @property
+    def judge_name(self) -> str: ...
+
+
+class StepConsensusSettings(Protocol):
+    """What the consensus filter reads of a ``step_consensus`` config (judges/step_consensus.py)."""
+
+    name: str
+    judges: list[str]
+
+
+class StepOutcomeSettings(Protocol):
+    """What outcome-from-steps reads of a ``step_outcome`` config (judges/step_outcome.py)."""
+
+    name: str
+    judge: str
+    rule: str
+    segmenter: StepsConfig | None
+
 
 FIRST_ERROR_SCHEMA = {
     "type": "object",
@@ -73,7 +104,7 @@ def _table(rows: list[dict[str, Any]]) -> pa.Table:
     )
 
 
-def step_llm_judge(config: StepLLMJudge, cands: pa.Table, engine: Engine | None = None) -> pa.Table:
+def step_llm_judge(config: StepLLMSettings, cands: pa.Table, engine: Engine | None = None) -> pa.Table:
     """One row per step of every candidate: 1 before the step the judge model names, 0 from it on."""
     from prefmill.tasks.evaluation.llm_judge import conversation_text, structured
     from prefmill.tasks.evaluation.templates import load_template
@@ -146,7 +177,7 @@ def hard_label(row: dict[str, Any]) -> float | None:
     return 1.0 if row["score"] >= 0.5 else 0.0
 
 
-def step_consensus(config: StepConsensusJudge, prior: pa.Table) -> pa.Table:
+def step_consensus(config: StepConsensusSettings, prior: pa.Table) -> pa.Table:
     """The steps on which every judge in ``config.judges`` gave a label and all labels agree."""
     import pyarrow.compute as pc
 
@@ -191,7 +222,7 @@ def outcome_from_steps(scores: list[float], hard: list[float], rule: str) -> flo
     return first / len(hard)
 
 
-def step_outcome(config: StepOutcomeJudge, cands: pa.Table, prior: pa.Table) -> pa.Table:
+def step_outcome(config: StepOutcomeSettings, cands: pa.Table, prior: pa.Table) -> pa.Table:
     """One outcome row per response whose every step ``config.judge`` labelled (usable rows only)."""
     import pyarrow as pa
     import pyarrow.compute as pc
