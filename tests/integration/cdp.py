@@ -4,7 +4,10 @@ presses. Flags as in chromium.py, but 127.0.0.1 resolves (every other host still
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import signal
 import subprocess
 import tempfile
 import time
@@ -99,11 +102,15 @@ class Page:
 
 @contextmanager
 def browser() -> Iterator[Browser]:
-    with tempfile.TemporaryDirectory(prefix="prefmill-cdp-") as profile:
+    # Chromium's helper processes (renderers, GPU, crashpad) may still write to the profile for a
+    # moment after the browser process dies: the whole process group is killed, and a profile
+    # folder that cannot be removed at once is left to the OS's temp cleaning
+    with tempfile.TemporaryDirectory(prefix="prefmill-cdp-", ignore_cleanup_errors=True) as profile:
         proc = subprocess.Popen(
             [chromium(), *_FLAGS, f"--user-data-dir={profile}", "--remote-debugging-port=0", "about:blank"],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
+            start_new_session=True,
         )
         try:
             port_file = Path(profile) / "DevToolsActivePort"
@@ -116,5 +123,6 @@ def browser() -> Iterator[Browser]:
             with connect(f"ws://127.0.0.1:{port}{path}", max_size=None) as ws:
                 yield Browser(ws)
         finally:
-            proc.kill()
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(timeout=30)

@@ -38,7 +38,8 @@ def chromium() -> str:
 
 
 def _run(args: list[str], page: Path) -> subprocess.CompletedProcess[str]:
-    with tempfile.TemporaryDirectory(prefix="prefmill-chromium-") as profile:
+    # a helper process may still write to the profile as the browser exits: cleanup errors are left
+    with tempfile.TemporaryDirectory(prefix="prefmill-chromium-", ignore_cleanup_errors=True) as profile:
         return subprocess.run(
             [chromium(), *FLAGS, f"--user-data-dir={profile}", *args, page.resolve().as_uri()],
             capture_output=True,
