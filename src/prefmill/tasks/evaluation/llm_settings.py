@@ -13,39 +13,34 @@ class EngineSettings(Protocol):
     engine: str
 
 
-class LLMJudgeSettings(Protocol):
-    """What LLM judging reads of an ``llm`` judge's config (judges/llm.py ``LLMJudge``)."""
+class AskSettings(EngineSettings, Protocol):
+    """What every judge that asks its engine for a scored verdict reads (llm, meta)."""
 
-    engine: str
-    mode: str
     min_score: int
     max_score: int
-    criteria: dict[str, str]
-    swap: bool
-    max_pairs_per_prompt: int | None
     template: str | None
     temperature: float
     max_new_tokens: int
     repair: bool
     structured_output: bool
     seed: int
+
+
+class LLMJudgeSettings(AskSettings, Protocol):
+    """What LLM judging reads of an ``llm`` judge's config (judges/llm.py ``LLMJudge``)."""
+
+    mode: str
+    criteria: dict[str, str]
+    swap: bool
+    max_pairs_per_prompt: int | None
 
     @property
     def judge_name(self) -> str: ...
 
 
-class MetaSettings(Protocol):
+class MetaSettings(AskSettings, Protocol):
     """What the meta-judge reads of a ``meta`` config (judges/meta.py ``MetaJudge``)."""
 
     name: str
-    engine: str
     threshold: float
     judges: list[str]
-    min_score: int
-    max_score: int
-    template: str | None
-    temperature: float
-    max_new_tokens: int
-    repair: bool
-    structured_output: bool
-    seed: int
