@@ -43,19 +43,9 @@ def test_prices_are_in_the_reference() -> None:
     assert "## `prices.<model>`" in doc and "`input_per_mtok`" in doc
 
 
-JUDGE_ONLY = """\
-dataset: demo
-prompts:
-  sources:
-    - kind: arithmetic
-      n: 2
-synthesis:
-  engine: scripted:echo
-evaluation:
-  judges:
-    - kind: llm
-      engine: openai:judge-m@http://127.0.0.1:9/v1
-"""
+JUDGE_ONLY = BASE.replace("openai:gpt-4o-mini@https://api.example/v1", "scripted:echo") + (
+    "evaluation:\n  judges:\n    - kind: llm\n      engine: openai:judge-m@http://127.0.0.1:9/v1\n"
+)
 
 
 def test_judge_engines_get_the_recipe_prices_and_count_in_the_cost_line() -> None:
