@@ -173,7 +173,7 @@ def train(
         raise TrainerError(f"train: no rows to train {method} on; build a non-empty table first")
     import torch
     from datasets import Dataset
-    from transformers import AutoTokenizer
+    from transformers import AutoTokenizer, set_seed
     from transformers.utils import logging as hf_logging
 
     out = Path(out_dir)
@@ -186,6 +186,7 @@ def train(
     dataset = Dataset.from_list(rows)
     kwargs: dict[str, Any] = {"args": args, "train_dataset": dataset, "processing_class": tokenizer}
     spec = METHODS[method]
+    set_seed(config.seed)  # the new heads below are initialised before the Trainer seeds anything
     if spec.task_type == "TOKEN_CLS":
         from prefmill.trainers.prm import prm_inputs
 
