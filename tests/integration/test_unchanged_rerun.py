@@ -42,8 +42,8 @@ def test_fast_path_finds_the_versions_the_build_made(tiny_build: TinyBuild) -> N
 
 
 def test_unchanged_cli_rerun_starts_no_prefect(tiny_build: TinyBuild, tmp_path: Path) -> None:
-    """`prefmill build` of the unchanged recipe: the cached summary, exit 0, and Prefect (and torch)
-    never imported: ``-X importtime`` lists every module the process imported."""
+    """`prefmill build` of the unchanged recipe: the cached summary, exit 0, and Prefect (and torch,
+    the Hub client, pandas) never imported: ``-X importtime`` lists every module the process imported."""
     env = cli_env(tmp_path, api_url="http://127.0.0.1:9/api")  # nothing listens there
     recipe = str(tiny_build.folder / "recipe.yaml")
     cmd = [PREFMILL[0], "-X", "importtime", *PREFMILL[1:], "build", recipe, "--root", tiny_build.root]
@@ -54,6 +54,7 @@ def test_unchanged_cli_rerun_starts_no_prefect(tiny_build: TinyBuild, tmp_path: 
     }
     assert "prefmill.flows.fastpath" in imported
     assert not {"prefect", "torch", "transformers"} & imported
+    assert not {"huggingface_hub", "pandas"} & imported  # the Hub client and pandas: ~0.7 s of start-up
     assert "starting Prefect" not in proc.stderr
     assert "unchanged" in proc.stderr
     assert "to do" not in proc.stdout + proc.stderr

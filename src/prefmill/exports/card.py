@@ -8,15 +8,17 @@ shows and loads the export like any dataset pushed with ``datasets``.
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
 import pyarrow as pa
 import yaml
-from huggingface_hub import DatasetCard, DatasetCardData
 
 from prefmill.sql import define_judgment_macros
 from prefmill.storage import Manifest
+
+if TYPE_CHECKING:  # imported where a card is made: not on every CLI start (~0.5 s)
+    from huggingface_hub import DatasetCardData
 
 _SIZES = ((1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"), (1_000_000, "100K<n<1M"))
 
@@ -128,6 +130,8 @@ def card_data(
     language: list[str] | None,
 ) -> DatasetCardData:
     """The Hub's YAML header, built with ``huggingface_hub``'s own ``DatasetCardData``."""
+    from huggingface_hub import DatasetCardData
+
     rows = sum(splits.values())
     extra: dict[str, Any] = {
         "tags": ["prefmill", "preference", "trl", fmt_name],
@@ -253,5 +257,7 @@ def render_card(
             yaml.safe_dump(json.loads(json.dumps(configs, default=str)), sort_keys=False).strip(),
             "```",
         ]
+    from huggingface_hub import DatasetCard
+
     template = "---\n{{ card_data }}\n---\n\n{{ body }}\n"
     return str(DatasetCard.from_template(data, template_str=template, body="\n".join(lines)))

@@ -19,10 +19,9 @@ import os
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
-import pyarrow.dataset as pads
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
@@ -33,6 +32,9 @@ from prefmill.storage.hints import command
 from prefmill.storage.manifest import MANIFEST_NAME, Manifest, Parent
 from prefmill.storage.naming import DEFAULT_REF, NAME_RE, REFS_DIR, check_name, now, version_id
 from prefmill.storage.writer import VersionWriter
+
+if TYPE_CHECKING:
+    import pyarrow.dataset as pads
 
 __all__ = ["DEFAULT_REF", "GcReport", "Ref", "Store", "VersionWriter", "check_name", "version_id"]
 
@@ -238,6 +240,8 @@ class Store:
         return [f"{self.version_path(m.dataset, m.table, f.version or m.version)}/{f.path}" for f in m.files]
 
     def arrow_dataset(self, m: Manifest) -> pads.Dataset:
+        import pyarrow.dataset as pads  # imports pandas: not on the unchanged-rerun path
+
         return pads.dataset(self.file_paths(m), filesystem=self.fs, format="parquet")
 
     def read_arrow(self, m: Manifest, columns: list[str] | None = None) -> pa.Table:
