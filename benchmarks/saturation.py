@@ -4,7 +4,7 @@ would write by hand, through an OpenAI-compatible server and through the in-proc
 Run::
 
     .venv/bin/python benchmarks/saturation.py [--prompts 2000] [--k 4] [--shard-size 8]
-        [--concurrency 256] [--delay 0.2] [--local-prompts 64] [--smoke]
+        [--concurrency 256] [--delay 0.2] [--local-prompts 64] [--skip-local | --skip-openai] [--smoke]
 
 1. openai: a loopback OpenAI-compatible server (``tests/unit/delay_server.py``, in a process of
    its own) answers every request after ``--delay`` seconds with a few tokens and counts the
@@ -186,6 +186,7 @@ def main() -> int:
     ap.add_argument("--delay", type=float, default=0.2)
     ap.add_argument("--local-prompts", type=int, default=64)
     ap.add_argument("--skip-local", action="store_true", help="only the openai part")
+    ap.add_argument("--skip-openai", action="store_true", help="only the transformers part")
     ap.add_argument("--smoke", action="store_true")
     args = ap.parse_args()
     if args.smoke:
@@ -197,7 +198,7 @@ def main() -> int:
         flush=True,
     )
     with tempfile.TemporaryDirectory() as tmp:
-        ok = openai_part(args, tmp)
+        ok = True if args.skip_openai else openai_part(args, tmp)
         if not args.skip_local:
             ok = local_part(args, tmp) and ok
     return 0 if ok else 1
