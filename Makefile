@@ -43,7 +43,8 @@ demo: $(STAMP)
 	$(BIN)/prefmill show pairs --limit 5 --columns prompt,chosen,rejected,margin
 
 test: $(STAMP)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest tests/unit -n 2
+	$(BIN)/python -m pytest tests/integration
 
 # Every script in benchmarks/ (helpers start with _) with --smoke: tiny sizes, the same checks that both
 # sides give the same rows, its ratio line printed (not held to the target). A new benchmark is in here
