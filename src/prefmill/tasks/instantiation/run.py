@@ -323,18 +323,21 @@ def _split_dropped(table: pa.Table) -> tuple[pa.Table, dict[str, int]]:
 
 @contextmanager
 def _scores_computed_once(
-    con: duckdb.DuckDBPyConnection, where: str, sql_text: str, read_once: bool = False
+    con: duckdb.DuckDBPyConnection, where: str, sql_text: str, snapshot: bool | None = None
 ) -> Iterator[None]:
     """Compute ``candidate_score_values`` once for the output SQL, and put the view back afterwards.
 
     DuckDB plans and runs a view again at every reference (and ``candidate_scores`` reads
-    ``candidate_score_values``), so SQL that names the scores runs over a snapshot: one scan of the
-    judgments and candidates per output, whatever the SQL does. The snapshot is narrow (ids, scores,
-    log-probs: no texts), so it is cheap to keep, and spills to the connection's temp directory when
-    it outgrows the memory limit. Within one call the inputs do not change, so it gives the same rows.
-    SQL that reads the scores once (``read_once``, or naming them once) runs on the view: a snapshot
-    would only add a copy (at 1M candidates 2.4 of 8.4 CPU seconds for best_vs_worst pairs)."""
-    if read_once or sql_text.count("candidate_score") < 2:
+    ``candidate_score_values``), so SQL that names the scores more than once runs over a snapshot:
+    one scan of the judgments and candidates per output, whatever the SQL does. The snapshot is narrow
+    (ids, scores, log-probs: no texts), so it is cheap to keep, and spills to the connection's temp
+    directory when it outgrows the memory limit. Within one call the inputs do not change, so it gives
+    the same rows. SQL naming the scores once runs on the view: a snapshot would only add a copy (at 1M
+    candidates 2.4 of 8.4 CPU seconds for best_vs_worst pairs). ``snapshot`` (the built-in SQL's
+    choice, ``_snapshots_scores``) overrides that count."""
+    if snapshot is None:
+        snapshot = sql_text.count("candidate_score") >= 2
+    if not snapshot:
         yield
         return
     try:
@@ -349,14 +352,16 @@ def _scores_computed_once(
         con.execute(f"DROP TABLE IF EXISTS {_SCORES}")
 
 
-def _reads_scores_once(output: str, values: Mapping[str, object]) -> bool:
-    """Whether the built-in SQL of ``output`` runs best on the scores view itself (no snapshot): lists
-    always (one GROUP BY), pairs with best_vs_worst alone (the other strategies read the scores
-    again). Points read them once too, but with the view inlined DuckDB plans the texts' joins worse:
-    at 1M candidates the snapshot takes the points SQL from 9.4 to 6.8 s wall (the same CPU)."""
-    if output == "points":
-        return False
-    return output != "pairs" or list(values.get("strategies") or []) == ["best_vs_worst"]  # type: ignore[call-overload]
+def _snapshots_scores(output: str, values: Mapping[str, object]) -> bool:
+    """Whether the built-in SQL of ``output`` runs over a snapshot of the scores with these parameters.
+
+    Pairs with any strategy but best_vs_worst alone read the scores again: snapshot. Lists and
+    best_vs_worst pairs read them once (one GROUP BY): the view. Points read them once too, but with
+    the view inlined DuckDB plans the texts' joins worse: at 1M candidates the snapshot takes the
+    points SQL from 9.4 to 6.8 s wall (the same CPU)."""
+    if output == "pairs":
+        return list(values.get("strategies") or []) != ["best_vs_worst"]  # type: ignore[call-overload]
+    return output == "points"
 
 
 def _keep(
@@ -414,7 +419,7 @@ def instantiate_stream(
     bind_candidate_scores(con, weights, None if aggregation is None else str(aggregation))  # type: ignore[arg-type]
     bind_embeddings(con)
     bind_steps(con)
-    with _scores_computed_once(con, where, sql_text, builtin and _reads_scores_once(output, values)):
+    with _scores_computed_once(con, where, sql_text, _snapshots_scores(output, values) if builtin else None):
         _keep(con, _MADE, sql_text, values, where)
     kept, order = _MADE, None  # a table scans in insertion order: the SQL's own order
     if spec.selection_sql is not None:
