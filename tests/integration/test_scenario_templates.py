@@ -1,6 +1,7 @@
 """A scenario template end to end: `prefmill init resource-constrained` then `prefmill build` as a
 user would (offline responses, heuristic judge: no model), giving reference-free pairs for SimPO.
-Every template's `prefmill check` is a unit test (tests/unit/test_check.py)."""
+Every template's `prefmill check` is a unit test (tests/unit/test_check.py); every scenario template
+runs end to end with the model swapped for the scripted engine in test_every_template.py."""
 
 from __future__ import annotations
 
