@@ -167,7 +167,9 @@ def train_config(args: argparse.Namespace, method: str, base: str, ref: str) -> 
     if method in ("dpo", "kto"):
         options["beta"] = args.beta
     if method == "grpo":
-        options.update(num_generations=args.k, max_completion_length=args.max_new_tokens)
+        # TRL wants the batch to hold whole groups: the smallest multiple of k that is >= 4
+        batch = args.k * -(-4 // args.k)
+        options.update(num_generations=args.k, max_completion_length=args.max_new_tokens, batch_size=batch)
     return TrainConfig.model_validate(options)
 
 
