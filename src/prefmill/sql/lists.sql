@@ -31,6 +31,10 @@
 WITH responses AS (
     SELECT candidate_id, response FROM candidates WHERE error IS NULL AND response IS NOT NULL
 ),
+prompt_texts AS (
+    -- the last user message, once per prompt (not once per output row)
+    SELECT prompt_id, list_filter(messages, lambda m: m.role = 'user')[-1].content AS prompt FROM prompts
+),
 groups AS (
     SELECT
         s.prompt_id,
@@ -63,7 +67,7 @@ moments AS (
 SELECT
     content_id(list_concat([l.prompt_id, l.criterion], l.candidate_ids)) AS list_id,
     l.prompt_id,
-    list_filter(p.messages, lambda m: m.role = 'user')[-1].content AS prompt,
+    p.prompt,
     l.candidate_ids,
     l.completions,
     scores,
@@ -80,5 +84,5 @@ SELECT
     l.zero_variance,
     l.group_size
 FROM moments AS l
-LEFT JOIN prompts AS p ON p.prompt_id = l.prompt_id
+LEFT JOIN prompt_texts AS p ON p.prompt_id = l.prompt_id
 ORDER BY l.prompt_id, l.criterion

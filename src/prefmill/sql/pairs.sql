@@ -253,19 +253,31 @@ measured AS (
         CASE
             WHEN pair_logprob IS NULL THEN 1.0
             ELSE least(
-                greatest(
-                    exp(pair_logprob - avg(pair_logprob) OVER (PARTITION BY prompt_id, criterion, strategy)),
-                    1.0 / $weight_clip
-                ),
+                greatest(exp(pair_logprob - group_logprob), 1.0 / $weight_clip),
                 $weight_clip
             )
         END::DOUBLE AS weight,
         strategy,
         chosen_lpt - rejected_lpt AS implicit_margin
-    FROM weighed
+    FROM (
+        -- the mean pair log-prob of the (prompt, criterion, strategy): best_vs_worst, best_vs_random
+        -- and diverse make one pair per (prompt, criterion), whose mean is its own; the window runs
+        -- over the other strategies' rows only
+        SELECT *, pair_logprob AS group_logprob
+        FROM weighed
+        WHERE strategy IN ('best_vs_worst', 'best_vs_random', 'diverse')
+        UNION ALL
+        SELECT *, avg(pair_logprob) OVER (PARTITION BY prompt_id, criterion, strategy) AS group_logprob
+        FROM weighed
+        WHERE strategy NOT IN ('best_vs_worst', 'best_vs_random', 'diverse')
+    )
 ),
 responses AS (
     SELECT candidate_id, response FROM candidates WHERE error IS NULL AND response IS NOT NULL
+),
+prompt_texts AS (
+    -- the last user message, once per prompt (not once per output row)
+    SELECT prompt_id, list_filter(messages, lambda m: m.role = 'user')[-1].content AS prompt FROM prompts
 ),
 step_labels AS (
     -- 'step_dpo': one label per (candidate, step), true when every step-level judgment of it says
@@ -336,7 +348,7 @@ SELECT * FROM (
 SELECT
     m.pair_id,
     m.prompt_id,
-    list_filter(p.messages, lambda x: x.role = 'user')[-1].content AS prompt,
+    p.prompt,
     c.response AS chosen,
     r.response AS rejected,
     m.chosen_id,
@@ -353,12 +365,12 @@ SELECT
 FROM measured AS m
 JOIN responses AS c ON c.candidate_id = m.chosen_id
 JOIN responses AS r ON r.candidate_id = m.rejected_id
-LEFT JOIN prompts AS p ON p.prompt_id = m.prompt_id
+LEFT JOIN prompt_texts AS p ON p.prompt_id = m.prompt_id
 UNION ALL
 SELECT
     s.pair_id,
     s.prompt_id,
-    list_filter(p.messages, lambda x: x.role = 'user')[-1].content AS prompt,
+    p.prompt,
     s.chosen,
     s.rejected,
     s.chosen_id,
@@ -373,6 +385,6 @@ SELECT
     'step_dpo' AS strategy,
     NULL::DOUBLE AS implicit_margin
 FROM step_pairs AS s
-LEFT JOIN prompts AS p ON p.prompt_id = s.prompt_id
+LEFT JOIN prompt_texts AS p ON p.prompt_id = s.prompt_id
 )
 ORDER BY prompt_id, criterion, strategy, chosen_id, rejected_id

@@ -65,11 +65,15 @@ labelled AS (
 ),
 responses AS (
     SELECT candidate_id, response FROM candidates WHERE error IS NULL AND response IS NOT NULL
+),
+prompt_texts AS (
+    -- the last user message, once per prompt (not once per output row)
+    SELECT prompt_id, list_filter(messages, lambda m: m.role = 'user')[-1].content AS prompt FROM prompts
 )
 SELECT
     content_id([s.candidate_id, s.criterion]) AS point_id,
     s.prompt_id,
-    list_filter(p.messages, lambda m: m.role = 'user')[-1].content AS prompt,
+    p.prompt,
     c.response AS completion,
     s.candidate_id,
     score AS reward,
@@ -83,5 +87,5 @@ SELECT
     END AS drop_reason
 FROM labelled AS s
 JOIN responses AS c ON c.candidate_id = s.candidate_id
-LEFT JOIN prompts AS p ON p.prompt_id = s.prompt_id
+LEFT JOIN prompt_texts AS p ON p.prompt_id = s.prompt_id
 ORDER BY s.prompt_id, s.criterion, s.candidate_id
