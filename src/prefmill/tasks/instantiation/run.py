@@ -322,26 +322,20 @@ def _split_dropped(table: pa.Table) -> tuple[pa.Table, dict[str, int]]:
 
 
 @contextmanager
-def _scores_computed_once(
-    con: duckdb.DuckDBPyConnection, where: str, sql_text: str, snapshot: bool | None = None
-) -> Iterator[None]:
-    """Compute ``candidate_score_values`` once for the output SQL, and put the view back afterwards.
+def _scores_computed_once(con: duckdb.DuckDBPyConnection, where: str, columns: str | None) -> Iterator[None]:
+    """Compute ``columns`` of ``candidate_score_values`` once for the output SQL (None: leave the view
+    alone), and put the view back afterwards.
 
-    DuckDB plans and runs a view again at every reference (and ``candidate_scores`` reads
-    ``candidate_score_values``), so SQL that names the scores more than once runs over a snapshot:
-    one scan of the judgments and candidates per output, whatever the SQL does. The snapshot is narrow
-    (ids, scores, log-probs: no texts), so it is cheap to keep, and spills to the connection's temp
-    directory when it outgrows the memory limit. Within one call the inputs do not change, so it gives
-    the same rows. SQL naming the scores once runs on the view: a snapshot would only add a copy (at 1M
-    candidates 2.4 of 8.4 CPU seconds for best_vs_worst pairs). ``snapshot`` (the built-in SQL's
-    choice, ``_snapshots_scores``) overrides that count."""
-    if snapshot is None:
-        snapshot = sql_text.count("candidate_score") >= 2
-    if not snapshot:
+    DuckDB plans and runs a view again at every reference, so SQL naming the scores more than once
+    runs over a snapshot (a temporary table, spilled past the memory limit; the same rows, as the
+    inputs do not change within one call); SQL naming them once runs on the view (a snapshot would
+    only add a copy). The columns not kept, and their share of the candidates join, are never
+    computed (at 1M candidates about 1.5 of 12.5 CPU seconds for points)."""
+    if columns is None:
         yield
         return
     try:
-        con.execute(f"CREATE OR REPLACE TEMP TABLE {_SCORES} AS SELECT * FROM candidate_score_values")
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {_SCORES} AS SELECT {columns} FROM candidate_score_values")
         con.execute(f"CREATE OR REPLACE TEMP VIEW candidate_score_values AS SELECT * FROM {_SCORES}")
     except duckdb.Error as exc:
         raise QueryError(f"{where}: {_duck_message(exc)}") from exc
@@ -352,16 +346,19 @@ def _scores_computed_once(
         con.execute(f"DROP TABLE IF EXISTS {_SCORES}")
 
 
-def _snapshots_scores(output: str, values: Mapping[str, object]) -> bool:
-    """Whether the built-in SQL of ``output`` runs over a snapshot of the scores with these parameters.
+def _snapshot_columns(output: str, values: Mapping[str, object], sql_text: str, builtin: bool) -> str | None:
+    """The columns of ``candidate_score_values`` that the output SQL reads from a snapshot of the
+    scores (None: from the view): all of them for SQL of one's own naming the scores twice or more.
 
-    Pairs with any strategy but best_vs_worst alone read the scores again: snapshot. Lists and
-    best_vs_worst pairs read them once (one GROUP BY): the view. Points read them once too, but with
-    the view inlined DuckDB plans the texts' joins worse: at 1M candidates the snapshot takes the
-    points SQL from 9.4 to 6.8 s wall (the same CPU)."""
-    if output == "pairs":
-        return list(values.get("strategies") or []) != ["best_vs_worst"]  # type: ignore[call-overload]
-    return output == "points"
+    Built-in SQL, the columns it reads: pairs with any strategy but best_vs_worst alone read the
+    scores again: snapshot. Lists and best_vs_worst pairs read them once (one GROUP BY): the view.
+    Points read them once too, but with the view inlined DuckDB plans the texts' joins worse: at 1M
+    candidates the snapshot takes the points SQL from 9.4 to 6.8 s wall (the same CPU)."""
+    if not builtin:
+        return "*" if sql_text.count("candidate_score") >= 2 else None
+    if output == "pairs" and list(values.get("strategies") or []) != ["best_vs_worst"]:  # type: ignore[call-overload]
+        return "prompt_id, candidate_id, criterion, score, spread, logprob_per_token"
+    return "prompt_id, candidate_id, criterion, score, spread" if output == "points" else None
 
 
 def _keep(
@@ -419,7 +416,7 @@ def instantiate_stream(
     bind_candidate_scores(con, weights, None if aggregation is None else str(aggregation))  # type: ignore[arg-type]
     bind_embeddings(con)
     bind_steps(con)
-    with _scores_computed_once(con, where, sql_text, _snapshots_scores(output, values) if builtin else None):
+    with _scores_computed_once(con, where, _snapshot_columns(output, values, sql_text, builtin)):
         _keep(con, _MADE, sql_text, values, where)
     kept, order = _MADE, None  # a table scans in insertion order: the SQL's own order
     if spec.selection_sql is not None:
