@@ -61,10 +61,10 @@ def build_matches_local_build(tmp_path: Path, root: str, task_runner: str, worke
     candidates = store.manifest(DATASET, "candidates", remote.version("candidates"))
     judgments = store.manifest(DATASET, "judgments", remote.version("judgments"))
     assert candidates.flow_run_id and judgments.flow_run_id
-    # the in-process transformers engine is not batch-invariant (its rows depend on which prompts
-    # share a batch), so each shard is its own task, as for the heuristic judge; windows of shards
-    # in flight together are only for engines whose rows do not (tests/unit/test_shard_batching.py)
-    assert task_runs(candidates.flow_run_id) == [f"{DATASET}-synthesis-candidates-shard:Completed"] * 3
+    # the in-process transformers engine batches its shards in fixed groups (all 3 here: one task on
+    # one worker, whose engine gets their requests together); the heuristic judge calls no engine,
+    # so each of its shards is its own task
+    assert task_runs(candidates.flow_run_id) == [f"{DATASET}-synthesis-candidates-shards-0000:Completed"]
     assert task_runs(judgments.flow_run_id) == [f"{DATASET}-evaluation-judgments-shard:Completed"] * 3
 
     # Dask's nanny and Ray start workers with OMP_NUM_THREADS=1; a float sum split over another

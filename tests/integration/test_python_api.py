@@ -59,7 +59,9 @@ def test_build_and_open_from_python(
         flows
     )
     assert any(t.startswith("recipe:") for t in flows["tiny-build"])
-    assert "tiny-synthesis-candidates-shard-0000" in tasks and "tiny-evaluation-judgments-shard-0001" in tasks
+    # the embedded model's 2 shards are batched as one group; the judges call no engine: a task a shard
+    assert "tiny-synthesis-candidates-shards-0000-0001" in tasks
+    assert "tiny-evaluation-judgments-shard-0001" in tasks
     ds = prefmill.open(folder / "data")
     assert ds.versions == summary.versions
     rows = {t.table: t.rows for t in tiny_build.summary.tables}

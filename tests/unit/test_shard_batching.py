@@ -147,11 +147,14 @@ def test_plain_progress_shows_requests_in_flight_and_the_summary_the_concurrency
     )
 
 
-def test_in_process_engines_keep_one_shard_per_call() -> None:
-    # their texts depend on what shares a batch: a window of shards would make rows depend on timing
-    from prefmill.flows.runners import engines_concurrency, shard_window
+def test_in_process_engines_run_their_shards_in_lockstep_groups() -> None:
+    # their log-probs depend on what shares a batch: their shards are batched in fixed groups
+    from prefmill.flows.runners import engines_concurrency, engines_lockstep, shard_window
 
-    assert engines_concurrency([("transformers:smollm2", 12)]) is None
-    assert shard_window(engines_concurrency([("transformers:smollm2", 12)]), [32] * 8) == 1
+    assert engines_concurrency([("transformers:smollm2", 12)]) == 12
+    assert engines_lockstep([("transformers:smollm2", 12)]) is True
+    assert shard_window(engines_concurrency([("transformers:smollm2", 64)]), [32] * 8) == 4
     assert engines_concurrency([("openai:m@http://h/v1?max_concurrency=64", None)]) == 64
+    assert engines_lockstep([("openai:m@http://h/v1?max_concurrency=64", None)]) is False
+    assert engines_lockstep([("transformers:smollm2", 12), ("openai:m@http://h/v1", None)]) is True
     assert engines_concurrency([("transformers:smollm2", 12), ("openai:m@http://h/v1", None)]) == 16

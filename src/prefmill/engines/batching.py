@@ -9,6 +9,9 @@ into full engine batches:
   caller at a time (the leader) takes up to ``batch_size`` queued items, whoever they belong to, runs
   them as one engine batch and hands each caller its rows; a caller returns as soon as its own rows
   are back, so its shard is written while the others' requests keep the engine busy.
+  Inside a fixed group of shards (``lockstep.ShardGroup``: what the stage skeleton runs for
+  in-process engines) the calls go to the group instead, so batches are made of the group's
+  calls alone and do not depend on timing.
 - ``LoopThread`` (the openai engine): one asyncio loop per engine in a daemon thread, so the
   requests of every shard share one HTTP client and one adaptive concurrency limit.
 - ``IN_FLIGHT``: the process's requests in flight (HTTP requests, or rows in the running batch),
@@ -28,6 +31,8 @@ from collections import deque
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
+
+from prefmill.engines import lockstep
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -86,8 +91,9 @@ class Coalescer(Generic[T, R]):
     into batches of at most ``batch_size`` items (None: all queued items). ``failed(text)`` is the
     result of an item whose batch raised; ``run`` is never called by two threads at once.
 
-    Results depend only on each item (the engines' contract), so how calls are merged never changes
-    rows, only how full the batches are."""
+    How calls are merged by timing changes how full the batches are, and for in-process engines the
+    last float bits of log-probs: inside a build their shards run in fixed groups (``lockstep``),
+    whose calls bypass the queue and are merged in a fixed order."""
 
     def __init__(
         self,
@@ -111,6 +117,12 @@ class Coalescer(Generic[T, R]):
         call.left = len(call.items)
         if not call.items:
             return []
+        group = lockstep.current()
+        if group is not None:  # a fixed group of shards: batches made of the group's calls alone
+            results = group.gather(id(self), self._run_items, call.items)
+            if progress is not None:
+                progress(len(results))
+            return results
         with self._cond:
             self._queue.extend((call, i) for i in range(len(call.items)))
             self._cond.notify_all()
@@ -144,8 +156,8 @@ class Coalescer(Generic[T, R]):
         n = len(self._queue) if self.batch_size is None else min(self.batch_size, len(self._queue))
         return [self._queue.popleft() for _ in range(n)]
 
-    def _run(self, batch: list[tuple[_Call[T, R], int]]) -> None:
-        items = [call.items[i] for call, i in batch]
+    def _run_items(self, items: list[T]) -> list[R]:
+        """``run(items)``, one result per item whatever happens: a failed run fails its items."""
         rows = sum(self.weight(x) for x in items)
         IN_FLIGHT.add(rows)
         try:
@@ -157,6 +169,10 @@ class Coalescer(Generic[T, R]):
         finally:
             IN_FLIGHT.add(-rows)
         self.batches += 1
+        return results
+
+    def _run(self, batch: list[tuple[_Call[T, R], int]]) -> None:
+        results = self._run_items([call.items[i] for call, i in batch])
         done: dict[int, tuple[_Call[T, R], int]] = {}
         with self._cond:
             for (call, i), result in zip(batch, results, strict=True):

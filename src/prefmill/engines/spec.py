@@ -54,9 +54,10 @@ class EngineKind:
     #: (option, default): requests one engine of this kind takes at once, how many the stage skeleton
     #: keeps queued across shards (DESIGN §4)
     concurrency: tuple[str, int] = ("batch_size", 64)
-    #: whether a request's text is the same whatever other requests share its batch. In-process
-    #: engines pad and reduce differently per batch, so a window of shards merged into shared batches
-    #: would make rows depend on timing: their stages keep one shard per call (False).
+    #: whether a request's result is the same whatever other requests share its batch. In-process
+    #: engines pad and reduce differently per batch (log-probs differ in the last digits), so a
+    #: window of shards merged by timing would make rows depend on timing: their stages batch fixed
+    #: groups of shards in lockstep instead (False; ``engines.lockstep``).
     batch_invariant: bool = True
 
     @property

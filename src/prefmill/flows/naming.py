@@ -54,6 +54,18 @@ def shard_run_name() -> str:
     return f"{job.dataset}-{job.stage}-{what}-shard-{job.shard.index:04d}"
 
 
+def window_run_name() -> str:
+    """``DATASET-STAGE-TABLE-shards-NNNN-MMMM`` of a task run of several shards (first and last)."""
+    from prefect.runtime import task_run
+
+    jobs = task_run.parameters.get("jobs")
+    if not jobs:
+        return str(task_run.task_name)
+    first, last = jobs[0], jobs[-1]
+    what = first.table or first.shard.task
+    return f"{first.dataset}-{first.stage}-{what}-shards-{first.shard.index:04d}-{last.shard.index:04d}"
+
+
 def recipe_hash(recipe: Any) -> str:
     """A short content hash of a recipe (every field but the folder it was read from)."""
     return content_id(recipe.model_dump(mode="json", exclude={"base_dir"}))[:12]

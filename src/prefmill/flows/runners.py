@@ -26,6 +26,7 @@ __all__ = [
     "check_choice",
     "current_runner",
     "engines_concurrency",
+    "engines_lockstep",
     "runner_session",
     "shard_window",
     "shards_in_flight",
@@ -54,17 +55,21 @@ def shards_in_flight() -> int | None:
 
 def engines_concurrency(engines: Iterable[tuple[str | None, int | None]]) -> int | None:
     """Requests the busiest of a stage's engines (``(spec, batch_size)`` pairs) takes at once, or
-    None when the stage calls no engine, or only engines whose rows depend on what shares their
-    batch (``EngineKind.batch_invariant`` False: in-process engines run one shard per call, so a
-    build's rows never depend on timing)."""
-    from prefmill.engines.registry import engine_concurrency, engine_kind, parse_spec
+    None when the stage calls no engine."""
+    from prefmill.engines.registry import engine_concurrency
 
-    found = [
-        engine_concurrency(spec, batch_size=size)
-        for spec, size in engines
-        if spec and engine_kind(parse_spec(spec).kind).batch_invariant
-    ]
+    found = [engine_concurrency(spec, batch_size=size) for spec, size in engines if spec]
     return max(found) if found else None
+
+
+def engines_lockstep(engines: Iterable[tuple[str | None, int | None]]) -> bool:
+    """Whether any of a stage's engines gives rows that depend on what shares their batch
+    (``EngineKind.batch_invariant`` False: the in-process engines). Such a stage's shards run in
+    fixed groups, batched together in lockstep (``engines.lockstep``), so rows follow from the plan
+    alone, never from timing."""
+    from prefmill.engines.registry import engine_kind, parse_spec
+
+    return any(spec and not engine_kind(parse_spec(spec).kind).batch_invariant for spec, _ in engines)
 
 
 def shard_window(concurrency: int | None, units: list[int], configured: int | None = None) -> int:

@@ -17,7 +17,11 @@ rest, the same way for every stage:
   the engine's concurrency queued), so that their requests reach the engine together
   (``engines.batching``); each shard is written the moment its own rows are back, so a killed
   build loses at most the shards in flight. Under Dask / Ray each task is a window of shards that
-  the worker runs the same way (``window_task``);
+  the worker runs the same way (``window_task``). An in-process engine (``StageSpec.lockstep``)
+  gets fixed groups of consecutive shards instead (``_group_jobs``: shard index // group size,
+  the size from the plan), each group one task whose shards' engine calls are batched together in
+  a fixed order (``engines.lockstep``); a group partly written before a kill runs again whole,
+  writing only its missing shards, so rows never depend on timing or on where a build was killed;
 - progress: ``stage_started`` / ``advance`` / ``shard_done`` / ``stage_finished``, and the requests
   in flight (``in_flight``) while shards run; the result carries the achieved concurrency;
 - publishing: the manifest, with the stage's extra stats, once all shards are in.
@@ -33,17 +37,19 @@ import contextvars
 import threading
 import time
 from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor, as_completed
-from dataclasses import dataclass, field
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+from contextlib import nullcontext
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from prefect import task
 
-from prefmill.engines.batching import IN_FLIGHT
+from prefmill.engines.batching import IN_FLIGHT, WAKE_SECONDS
+from prefmill.engines.lockstep import GroupCancelled, ShardGroup
 from prefmill.errors import StorageError
 from prefmill.flows.budget import check_error_budget
 from prefmill.flows.common import SHARD_TASK, TableResult, Target, log, run_shards
-from prefmill.flows.naming import shard_run_name
+from prefmill.flows.naming import shard_run_name, window_run_name
 from prefmill.flows.runners import current_runner, shard_window, shards_in_flight
 from prefmill.progress import reporter
 from prefmill.storage import Manifest, Parent, Store
@@ -75,10 +81,12 @@ class ShardContext:
     stage: str
     index: int
     reported: int = 0
+    silent: bool = False  # a shard run again only to batch its group's peers: no progress
 
     def advance(self, units: int = 0, tokens: int = 0) -> None:
         self.reported += units
-        reporter().advance(self.stage, units=units, tokens=tokens)
+        if not self.silent:
+            reporter().advance(self.stage, units=units, tokens=tokens)
 
     def progress(self) -> Callable[[int], None]:
         """An engine's ``progress`` callback: ``n`` more rows done."""
@@ -91,7 +99,9 @@ class ShardContext:
 @dataclass(frozen=True)
 class ShardJob:
     """One shard task's arguments: small and picklable (the shard's slice of the plan, never the
-    recipe). ``table`` None: the result comes back to the flow instead of being written."""
+    recipe). ``table`` None: the result comes back to the flow instead of being written. ``group``:
+    the lockstep group it runs in (in-process engines); ``discard``: a shard already written that
+    runs again only so that its group's batches are what they were (its result is dropped)."""
 
     root: str
     dataset: str
@@ -100,11 +110,15 @@ class ShardJob:
     settings: Any = None
     table: str | None = None
     version: str | None = None
+    group: Hashable = None
+    discard: bool = False
 
 
 def _run_job(job: ShardJob) -> Any:
-    ctx = ShardContext(Store(job.root), job.dataset, job.stage, job.shard.index)
+    ctx = ShardContext(Store(job.root), job.dataset, job.stage, job.shard.index, silent=job.discard)
     out = job.shard.work(ctx, job.shard.input, job.settings)
+    if job.discard:
+        return None
     if job.table is not None:
         assert job.version is not None
         table, stats = out
@@ -124,44 +138,61 @@ def _run_job(job: ShardJob) -> Any:
 shard_task = task(name="shard", task_run_name=shard_run_name, **SHARD_TASK)(_run_job)
 
 
-def _run_window(jobs: list[ShardJob]) -> list[Any]:
+def _run_window(jobs: list[ShardJob], lockstep: bool = False) -> list[Any]:
     """Run a window of shard jobs at once in this process (a worker's share of a stage under Dask /
-    Ray), each written as it finishes; a failed shard is tried once more, then its error is raised
-    once the others are done."""
+    Ray, or a lockstep group), each written as it finishes; a failed shard is tried once more, then
+    its error is raised once the others are done. With ``lockstep`` the jobs are one
+    ``ShardGroup``: their engine calls are batched together in a fixed composition."""
+    group = ShardGroup(len(jobs)) if lockstep else None
 
-    def attempt(job: ShardJob) -> Any:
-        try:
-            return _run_job(job)
-        except Exception:
-            return _run_job(job)
+    def attempt(n: int, job: ShardJob) -> Any:
+        with group.member(n) if group is not None else nullcontext():
+            try:
+                return _run_job(job)
+            except GroupCancelled:
+                raise
+            except Exception:
+                return _run_job(job)
 
     results: list[Any] = [None] * len(jobs)
     first_error: BaseException | None = None
     with ThreadPoolExecutor(max_workers=len(jobs)) as pool:
-        futures = {pool.submit(contextvars.copy_context().run, attempt, j): n for n, j in enumerate(jobs)}
-        for done in as_completed(futures):
-            try:
-                results[futures[done]] = done.result()
-            except Exception as exc:
-                first_error = first_error or exc
+        futures = {pool.submit(contextvars.copy_context().run, attempt, n, j): n for n, j in enumerate(jobs)}
+        pending = set(futures)
+        try:
+            while pending:  # short waits: Ctrl-C / SIGTERM are handled at once
+                done, pending = wait(pending, timeout=WAKE_SECONDS, return_when=FIRST_COMPLETED)
+                for f in done:
+                    try:
+                        results[futures[f]] = f.result()
+                    except Exception as exc:
+                        first_error = first_error or exc
+        except BaseException:
+            if group is not None:
+                group.cancel()
+            raise
     if first_error is not None:
         raise first_error
     return results
 
 
 #: A window of shards as one task (distributed runners): the worker keeps its engine fed with them.
-window_task = task(name="shards", **{**SHARD_TASK, "retries": 0})(_run_window)
+window_task = task(name="shards", task_run_name=window_run_name, **{**SHARD_TASK, "retries": 0})(_run_window)
 
 
 def run_jobs(
     stage: str, jobs: Mapping[Hashable, ShardJob], window: int = 1
 ) -> Iterator[tuple[Hashable, Any]]:
     """Run ``jobs`` on the build's task runner (``run_shards``), those of one task name together,
-    up to ``window`` at once, and yield ``(key, result)`` as each finishes."""
+    up to ``window`` at once, and yield ``(key, result)`` as each finishes. Jobs with a ``group``
+    run by groups, each group's shards in lockstep (``_run_groups``)."""
     groups: dict[str, dict[Hashable, ShardJob]] = {}
     for key, job in jobs.items():
         groups.setdefault(job.shard.task, {})[key] = job
     for name, group in groups.items():
+        if any(job.group is not None for job in group.values()):
+            yield from _run_groups(stage, name, group)
+            continue
         if window > 1 and current_runner() is not None:
             yield from _run_windows(stage, name, group, window)
             continue
@@ -183,6 +214,23 @@ def _run_windows(
         for _ in chunk[1:]:
             reporter().shard_done(stage)  # run_shards reported the chunk's first
         yield from zip(chunk, results, strict=True)  # type: ignore[arg-type]
+
+
+def _run_groups(stage: str, name: str, jobs: Mapping[Hashable, ShardJob]) -> Iterator[tuple[Hashable, Any]]:
+    """``run_jobs`` for lockstep groups: one task per group (in the flow's process one group at a
+    time; on a cluster's workers all at once), yielding the results of the shards it writes."""
+    chunks: dict[Hashable, list[Hashable]] = {}
+    for key, job in jobs.items():
+        chunks.setdefault(job.group, []).append(key)
+    ordered = (sorted(keys, key=lambda k: jobs[k].shard.index) for keys in chunks.values())
+    calls = {tuple(keys): ([jobs[k] for k in keys], True) for keys in ordered}  # members by index
+    units = {chunk: sum(jobs[k].shard.units for k in chunk if not jobs[k].discard) for chunk in calls}
+    task_ = window_task.with_options(name=f"{name}s")
+    for chunk, results in run_shards(stage, task_, calls, units):
+        written = [(k, r) for k, r in zip(chunk, results, strict=True) if not jobs[k].discard]
+        for _ in written[1:]:
+            reporter().shard_done(stage)  # run_shards reported the group's first
+        yield from written
 
 
 class _InFlight:
@@ -255,6 +303,7 @@ class StageSpec:
     finish: Finish | None = None
     existing: Callable[[Manifest], TableResult] | None = None
     concurrency: int | None = None  # requests its shards' engine takes at once (None: no engine)
+    lockstep: bool = False  # an in-process engine: shards run in fixed groups (``engines.lockstep``)
 
 
 def run_stage(root: str, dataset: str, specs: Sequence[StageSpec]) -> list[TableResult]:
@@ -319,9 +368,13 @@ def run_stage(root: str, dataset: str, specs: Sequence[StageSpec]) -> list[Table
     )
     totals = {n: w.expected for n, _, _, w, _ in runs}
     concurrency = max((s.concurrency for _, s, *_ in runs if s.concurrency is not None), default=None)
-    window = shard_window(concurrency, [j.shard.units for j in jobs.values()], shards_in_flight())
-    if window > 1:
-        log().info("%s: %d shards in flight at most (engine concurrency %s)", stage, window, concurrency)
+    if any(s.lockstep for _, s, *_ in runs):
+        window = _group_jobs(root, dataset, runs, jobs, concurrency)
+        log().info("%s: shards batched in fixed groups of %d (engine batch %s)", stage, window, concurrency)
+    else:
+        window = shard_window(concurrency, [j.shard.units for j in jobs.values()], shards_in_flight())
+        if window > 1:
+            log().info("%s: %d shards in flight at most (engine concurrency %s)", stage, window, concurrency)
     with _InFlight(stage) as meter:
         for key, stats in run_jobs(stage, jobs, window):
             n, i = key  # type: ignore[misc]
@@ -333,6 +386,34 @@ def run_stage(root: str, dataset: str, specs: Sequence[StageSpec]) -> list[Table
             results[n].in_flight = (round(meter.mean, 1), meter.peak, window)
     reporter().stage_finished(stage, cached=False)
     return check_error_budget(stage, [results[n] for n in range(len(specs))])
+
+
+def _group_jobs(
+    root: str,
+    dataset: str,
+    runs: list[tuple[int, StageSpec, Target, Work, set[int]]],
+    jobs: dict[Hashable, ShardJob],
+    concurrency: int | None,
+) -> int:
+    """Put ``jobs`` (keyed ``(spec number, shard index)``) in lockstep groups of consecutive shards,
+    in place, and return the group size. The size follows from the plan alone (every shard of the
+    version, written or not, and the engine's batch), never from what is left to do, so a resumed
+    build groups its shards as the first attempt did; the shards of a group that were already
+    written run again, discarded, so that the group's batches are the same too. Borrowed shards are
+    not run: the others of their group are batched among themselves."""
+    plan_units = [s.units for *_, work, _ in runs for s in work.shards]
+    size = shard_window(concurrency, plan_units, shards_in_flight())
+    for n, spec, target, work, finished in runs:
+        needed = {(s.task, s.index // size) for s in work.shards if (n, s.index) in jobs}
+        for s in work.shards:
+            group = (n, s.task, s.index // size)
+            if (n, s.index) in jobs:
+                jobs[(n, s.index)] = replace(jobs[(n, s.index)], group=group)
+            elif s.index in finished and group[1:] in needed:
+                jobs[(n, s.index)] = ShardJob(
+                    root, dataset, spec.stage, s, spec.settings, spec.table, target.version, group, True
+                )
+    return size
 
 
 def run_table(root: str, dataset: str, spec: StageSpec) -> TableResult:

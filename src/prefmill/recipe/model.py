@@ -97,7 +97,10 @@ class Recipe(_Section):
         description="Shards whose requests are sent to one engine at once (each written as soon as its "
         "own rows are back; a killed build loses at most these). Default: enough shards to keep twice "
         "the engine's concurrency queued (openai `max_concurrency`, local engines' batch size). Speed "
-        "only, not the rows. Under Dask / Ray: shards per worker task.",
+        "only, not the rows. In-process engines (transformers, vLLM) batch fixed groups of this many "
+        "consecutive shards together, so which requests share a batch follows from the plan, and a "
+        "resumed build's log-probs equal a fresh build's to the last digit. Under Dask / Ray: shards "
+        "per worker task.",
     )
     retry_errors: bool = Field(
         default=False,

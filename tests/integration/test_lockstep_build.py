@@ -1,0 +1,111 @@
+"""Small shards through the in-process engine (embedded SmolLM2), batched in fixed groups: one
+engine call holds several shards' requests, and a build killed mid-way, with a group only partly
+written, resumes to the very rows of a clean build, log-probs included (they depend on what shares
+a batch, so the group is run again whole and only its missing shards are written)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from clienv import PREFMILL, cli_env
+
+from prefmill.flows import run_build
+from prefmill.recipe import load_recipe
+from prefmill.storage import Store
+
+pytestmark = pytest.mark.slow
+
+COLUMNS = ["candidate_id", "prompt_id", "response", "error", "n_tokens", "logprob", "sampling"]
+
+
+def _recipe(folder: Path, name: str) -> Path:
+    prompts = [{"prompt": f"What is {i} plus {i + 3}?"} for i in range(16)]
+    (folder / "prompts.jsonl").write_text("\n".join(json.dumps(p) for p in prompts) + "\n")
+    path = folder / f"{name}.yaml"
+    path.write_text(
+        "dataset: lock\nseed: 3\nshard_size: 2\nmax_shards_in_flight: 4\n"
+        "prompts:\n  sources:\n    - kind: file\n      path: prompts.jsonl\n"
+        "synthesis:\n  engine: transformers:smollm2\n  k: 2\n  max_new_tokens: 8\n"
+    )
+    return path
+
+
+def _rows(root: Path) -> list[dict[str, Any]]:
+    store = Store(str(root))
+    return (
+        store.read_arrow(store.resolve_version("lock", "candidates"), COLUMNS)
+        .sort_by("candidate_id")
+        .to_pylist()
+    )
+
+
+def _parts(root: Path) -> list[Path]:
+    base = root / "lock" / "candidates"
+    return sorted(base.glob("*/part-*.parquet")) if base.exists() else []
+
+
+@pytest.mark.usefixtures("prefect_api")
+def test_groups_batch_across_shards_and_a_partly_written_group_resumes_to_the_same_rows(
+    tmp_path: Path,
+) -> None:
+    from prefect.settings import PREFECT_API_URL
+
+    clean = run_build(
+        load_recipe(_recipe(tmp_path, "clean")), str(tmp_path / "clean"), stop_after="synthesis"
+    )
+    cands = next(t for t in clean.tables if t.table == "candidates")
+    assert cands.in_flight is not None
+    _mean, peak, group = cands.in_flight
+    assert group == 4  # max_shards_in_flight: groups of 4 shards of 2 prompts x k=2
+    assert peak > 4  # one engine call held more than one shard's 4 requests
+    expected = _rows(tmp_path / "clean")
+    assert len(expected) == 32 and not any(r["error"] for r in expected)
+
+    env = cli_env(tmp_path, PREFECT_API_URL.value())
+    root = tmp_path / "killed"
+    cmd = [
+        *PREFMILL,
+        "build",
+        str(_recipe(tmp_path, "killed")),
+        "--root",
+        str(root),
+        "--stop-after",
+        "synthesis",
+    ]
+    proc = subprocess.Popen(
+        cmd, env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT
+    )
+    try:
+        deadline = time.monotonic() + 300
+        while not _parts(root) and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.02)
+        os.killpg(proc.pid, signal.SIGKILL)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+    written = _parts(root)
+    assert 0 < len(written) < 8, "the build finished (or wrote nothing) before it was killed"
+    # leave the first group partly written, as a kill between two of its writes does: shards 0 and
+    # 2 stay, the others are made again
+    for part in written:
+        if part.name not in {"part-00000.parquet", "part-00002.parquet"}:
+            part.unlink()
+            part.with_name(part.name.replace(".parquet", ".stats.json")).unlink(missing_ok=True)
+    kept = {p.name: p.stat().st_mtime_ns for p in _parts(root)}
+    assert set(kept) <= {"part-00000.parquet", "part-00002.parquet"} and kept
+
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+    for part in _parts(root):
+        if part.name in kept:  # written shards are not written again
+            assert part.stat().st_mtime_ns == kept[part.name]
+    assert len(_parts(root)) == 8
+    assert _rows(root) == expected  # log-probs too: the group's batches were those of the clean build
