@@ -149,11 +149,13 @@ def test_plain_progress_shows_requests_in_flight_and_the_summary_the_concurrency
 
 def test_in_process_engines_run_their_shards_in_lockstep_groups() -> None:
     # their log-probs depend on what shares a batch: their shards are batched in fixed groups
-    from prefmill.flows.runners import engines_concurrency, engines_lockstep, shard_window
+    from prefmill.flows.runners import engines_concurrency, engines_lockstep, group_size
 
     assert engines_concurrency([("transformers:smollm2", 12)]) == 12
     assert engines_lockstep([("transformers:smollm2", 12)]) is True
-    assert shard_window(engines_concurrency([("transformers:smollm2", 64)]), [32] * 8) == 4
+    assert group_size(engines_concurrency([("transformers:smollm2", 64)]), [32] * 8) == 4
+    assert group_size(64, [32] * 2 + [8]) == 4  # full shards decide, not how many there are
+    assert group_size(64, [32] * 8, configured=3) == 3
     assert engines_concurrency([("openai:m@http://h/v1?max_concurrency=64", None)]) == 64
     assert engines_lockstep([("openai:m@http://h/v1?max_concurrency=64", None)]) is False
     assert engines_lockstep([("transformers:smollm2", 12), ("openai:m@http://h/v1", None)]) is True

@@ -27,6 +27,7 @@ __all__ = [
     "current_runner",
     "engines_concurrency",
     "engines_lockstep",
+    "group_size",
     "runner_session",
     "shard_window",
     "shards_in_flight",
@@ -84,6 +85,19 @@ def shard_window(concurrency: int | None, units: list[int], configured: int | No
     per_shard = max(1.0, sum(units) / len(units))
     want = -(-QUEUE_FACTOR * concurrency // int(per_shard))
     return max(1, min(want, MAX_AUTO_WINDOW, len(units)))
+
+
+def group_size(concurrency: int | None, units: list[int], configured: int | None = None) -> int:
+    """How many consecutive shards an in-process engine batches together (``engines.lockstep``):
+    ``configured`` when set, else enough full shards (the largest of ``units``) to queue
+    ``QUEUE_FACTOR`` times the engine's ``concurrency``. Unlike ``shard_window`` it is not capped
+    by the number of shards, so a build that gains shards keeps the groups of the earlier ones."""
+    if not units or concurrency is None:
+        return 1
+    if configured is not None:
+        return max(1, configured)
+    want = -(-QUEUE_FACTOR * concurrency // max(1, max(units)))
+    return max(1, min(want, MAX_AUTO_WINDOW))
 
 
 def check_choice(choice: RunnerChoice, root: str) -> None:

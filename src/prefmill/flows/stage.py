@@ -50,7 +50,7 @@ from prefmill.errors import StorageError
 from prefmill.flows.budget import check_error_budget
 from prefmill.flows.common import SHARD_TASK, TableResult, Target, log, run_shards
 from prefmill.flows.naming import shard_run_name, window_run_name
-from prefmill.flows.runners import current_runner, shard_window, shards_in_flight
+from prefmill.flows.runners import current_runner, group_size, shard_window, shards_in_flight
 from prefmill.progress import reporter
 from prefmill.storage import Manifest, Parent, Store
 
@@ -369,8 +369,9 @@ def run_stage(root: str, dataset: str, specs: Sequence[StageSpec]) -> list[Table
     totals = {n: w.expected for n, _, _, w, _ in runs}
     concurrency = max((s.concurrency for _, s, *_ in runs if s.concurrency is not None), default=None)
     if any(s.lockstep for _, s, *_ in runs):
-        window = _group_jobs(root, dataset, runs, jobs, concurrency)
-        log().info("%s: shards batched in fixed groups of %d (engine batch %s)", stage, window, concurrency)
+        size = _group_jobs(root, dataset, runs, jobs, concurrency)
+        log().info("%s: shards batched in fixed groups of %d (engine batch %s)", stage, size, concurrency)
+        window = min(size, len(jobs))
     else:
         window = shard_window(concurrency, [j.shard.units for j in jobs.values()], shards_in_flight())
         if window > 1:
@@ -396,13 +397,13 @@ def _group_jobs(
     concurrency: int | None,
 ) -> int:
     """Put ``jobs`` (keyed ``(spec number, shard index)``) in lockstep groups of consecutive shards,
-    in place, and return the group size. The size follows from the plan alone (every shard of the
-    version, written or not, and the engine's batch), never from what is left to do, so a resumed
+    in place, and return the group size. The size follows from the plan alone (the shards' size
+    and the engine's batch: ``runners.group_size``), never from what is left to do, so a resumed
     build groups its shards as the first attempt did; the shards of a group that were already
     written run again, discarded, so that the group's batches are the same too. Borrowed shards are
     not run: the others of their group are batched among themselves."""
     plan_units = [s.units for *_, work, _ in runs for s in work.shards]
-    size = shard_window(concurrency, plan_units, shards_in_flight())
+    size = group_size(concurrency, plan_units, shards_in_flight())
     for n, spec, target, work, finished in runs:
         needed = {(s.task, s.index // size) for s in work.shards if (n, s.index) in jobs}
         for s in work.shards:
