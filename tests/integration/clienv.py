@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 
@@ -28,3 +32,20 @@ def cli_env(tmp_path: Path, api_url: str | None = None) -> dict[str, str]:
 
 
 PREFMILL = [sys.executable, "-m", "prefmill"]
+
+
+def kill_when(cmd: list[str], env: dict[str, str], ready: Callable[[], bool], timeout: float = 300) -> None:
+    """Run ``cmd`` in a session of its own and SIGKILL the whole session as soon as ``ready()``
+    (or after ``timeout`` seconds, or when it exits by itself), as a crash would."""
+    proc = subprocess.Popen(
+        cmd, env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT
+    )
+    try:
+        deadline = time.monotonic() + timeout
+        while not ready() and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.02)
+        os.killpg(proc.pid, signal.SIGKILL)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)

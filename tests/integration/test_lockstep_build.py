@@ -6,15 +6,12 @@ a batch, so the group is run again whole and only its missing shards are written
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
-from clienv import PREFMILL, cli_env
+from clienv import PREFMILL, cli_env, kill_when
 
 from prefmill.flows import run_build
 from prefmill.recipe import load_recipe
@@ -79,18 +76,7 @@ def test_groups_batch_across_shards_and_a_partly_written_group_resumes_to_the_sa
         "--stop-after",
         "synthesis",
     ]
-    proc = subprocess.Popen(
-        cmd, env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT
-    )
-    try:
-        deadline = time.monotonic() + 300
-        while not _parts(root) and time.monotonic() < deadline and proc.poll() is None:
-            time.sleep(0.02)
-        os.killpg(proc.pid, signal.SIGKILL)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=30)
+    kill_when(cmd, env, lambda: bool(_parts(root)), timeout=300)
     written = _parts(root)
     assert 0 < len(written) < 8, "the build finished (or wrote nothing) before it was killed"
     # leave the first group partly written, as a kill between two of its writes does: shards 0 and

@@ -6,15 +6,12 @@ from the shards it wrote and gets the rows of a clean build."""
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
-from clienv import PREFMILL, cli_env
+from clienv import PREFMILL, cli_env, kill_when
 from delay_server import DelayServer
 
 from prefmill.flows import run_build
@@ -89,18 +86,7 @@ def test_killed_mid_window_resumes_only_unfinished_shards(tmp_path: Path) -> Non
     with DelayServer(delay=0.5) as server:
         recipe = _recipe(tmp_path, server.url, 2, extra="max_shards_in_flight: 4\n")
         cmd = [*PREFMILL, "build", str(recipe), "--root", str(root), "--stop-after", "synthesis"]
-        proc = subprocess.Popen(
-            cmd, env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT
-        )
-        try:
-            deadline = time.monotonic() + 240
-            while not _shards(root) and time.monotonic() < deadline and proc.poll() is None:
-                time.sleep(0.02)
-            os.killpg(proc.pid, signal.SIGKILL)
-        finally:
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=30)
+        kill_when(cmd, env, lambda: bool(_shards(root)), timeout=240)
         kept = {p.name: p.stat().st_mtime_ns for p in _shards(root)}
         asked = server.requests
         assert 0 < len(kept) < 12, "the build finished (or wrote nothing) before it was killed"
