@@ -49,7 +49,6 @@ class ShardGroup:
 
     def __init__(self, size: int) -> None:
         self.size = size
-        self.calls = 0  # engine calls made for the group
         self._cond = threading.Condition()
         self._waiting: dict[int, _Waiting] = {}
         self._finished: set[int] = set()
@@ -106,7 +105,6 @@ class ShardGroup:
                 finally:
                     self._cond.acquire()
                     self._busy = False
-                    self.calls += 1
                     self._cond.notify_all()
                 at = 0
                 for _, w in batch:

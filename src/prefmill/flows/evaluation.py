@@ -18,7 +18,7 @@ from prefmill.engines.registry import priced
 from prefmill.flows.common import STAGE_FLOW, TableResult, Target, candidates_with_prompts, log
 from prefmill.flows.incremental import judgments_reuse
 from prefmill.flows.plans.evaluation import EvaluationPlan, is_calibrated, runs_judge_model
-from prefmill.flows.runners import engines_concurrency, engines_lockstep
+from prefmill.flows.runners import engines_feed
 from prefmill.flows.stage import Shard, ShardContext, ShardJob, StageSpec, Work, run_jobs, run_table
 from prefmill.progress import metered, portions
 from prefmill.storage import Manifest, Parent, Store
@@ -101,7 +101,6 @@ def evaluation_flow(
         ]
         return {"fidelity": fidelity_of(plan, root, paths, candidates)}
 
-    engines = [(j.engine, getattr(j, "batch_size", None)) for j in plan.judges if runs_judge_model(j)]
     spec = StageSpec(
         stage=STAGE,
         table="judgments",
@@ -113,8 +112,9 @@ def evaluation_flow(
         settings=plan,
         unit="candidates",
         finish=finish,
-        concurrency=engines_concurrency(engines),
-        lockstep=engines_lockstep(engines),
+        **engines_feed(
+            (j.engine, getattr(j, "batch_size", None)) for j in plan.judges if runs_judge_model(j)
+        ),
     )
     result = run_table(root, plan.dataset, spec)
     enforce_fidelity(plan, result.stats.get("fidelity"), result.version, root)

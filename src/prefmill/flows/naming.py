@@ -50,8 +50,7 @@ def shard_run_name() -> str:
     job = task_run.parameters.get("job")
     if job is None:
         return str(task_run.task_name)
-    what = job.table or job.shard.task
-    return f"{job.dataset}-{job.stage}-{what}-shard-{job.shard.index:04d}"
+    return f"{_prefix(job)}-shard-{job.shard.index:04d}"
 
 
 def window_run_name() -> str:
@@ -61,9 +60,12 @@ def window_run_name() -> str:
     jobs = task_run.parameters.get("jobs")
     if not jobs:
         return str(task_run.task_name)
-    first, last = jobs[0], jobs[-1]
-    what = first.table or first.shard.task
-    return f"{first.dataset}-{first.stage}-{what}-shards-{first.shard.index:04d}-{last.shard.index:04d}"
+    return f"{_prefix(jobs[0])}-shards-{jobs[0].shard.index:04d}-{jobs[-1].shard.index:04d}"
+
+
+def _prefix(job: Any) -> str:
+    """``DATASET-STAGE-TABLE`` of a shard job (its task's name where it writes no table)."""
+    return f"{job.dataset}-{job.stage}-{job.table or job.shard.task}"
 
 
 def recipe_hash(recipe: Any) -> str:

@@ -19,7 +19,7 @@ from prefect import flow
 from prefmill.engines.registry import get_engine, priced
 from prefmill.flows.common import STAGE_FLOW, TableResult, Target, candidates_with_prompts
 from prefmill.flows.plans.revision import REVISION_CODE_VERSION, RevisionPlan
-from prefmill.flows.runners import engines_concurrency, engines_lockstep
+from prefmill.flows.runners import engines_feed
 from prefmill.flows.stage import Shard, ShardContext, StageSpec, Work, run_table
 from prefmill.progress import metered
 from prefmill.storage import Manifest, Parent
@@ -71,7 +71,6 @@ def revision_flow(
             ]
         )
 
-    engines = [(c.engine, None) for c in plan.revisers]
     spec = StageSpec(
         stage=STAGE,
         table="candidates",
@@ -81,7 +80,6 @@ def revision_flow(
         shards=shards,
         settings=plan,
         unit="revisions",
-        concurrency=engines_concurrency(engines),
-        lockstep=engines_lockstep(engines),
+        **engines_feed((c.engine, None) for c in plan.revisers),
     )
     return run_table(root, plan.dataset, spec)

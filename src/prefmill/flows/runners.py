@@ -26,6 +26,7 @@ __all__ = [
     "check_choice",
     "current_runner",
     "engines_concurrency",
+    "engines_feed",
     "engines_lockstep",
     "group_size",
     "runner_session",
@@ -71,6 +72,12 @@ def engines_lockstep(engines: Iterable[tuple[str | None, int | None]]) -> bool:
     from prefmill.engines.registry import engine_kind, parse_spec
 
     return any(spec and not engine_kind(parse_spec(spec).kind).batch_invariant for spec, _ in engines)
+
+
+def engines_feed(engines: Iterable[tuple[str | None, int | None]]) -> dict[str, Any]:
+    """A stage's ``StageSpec`` fields for its engines: ``concurrency`` and ``lockstep``."""
+    found = list(engines)
+    return {"concurrency": engines_concurrency(found), "lockstep": engines_lockstep(found)}
 
 
 def shard_window(concurrency: int | None, units: list[int], configured: int | None = None) -> int:

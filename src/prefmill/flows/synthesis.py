@@ -16,7 +16,7 @@ from prefect import flow
 from prefmill.flows.common import STAGE_FLOW, TableResult, Target, cached_result, latest_retry, log
 from prefmill.flows.incremental import candidates_reuse
 from prefmill.flows.plans.synthesis import SynthesisPlan, plan_synthesis, synthesis_config
-from prefmill.flows.runners import engines_concurrency, engines_lockstep
+from prefmill.flows.runners import engines_feed
 from prefmill.flows.stage import Shard, StageSpec, Work, run_table
 from prefmill.flows.synthesis_shards import check_offline, generate, retry, top_up
 from prefmill.storage import Manifest, Parent, Store
@@ -30,8 +30,7 @@ __all__ = ["STAGE", "SynthesisPlan", "plan_synthesis", "synthesis_config", "synt
 def _feed(plan: SynthesisPlan) -> dict[str, Any]:
     """Requests the policies' engines take at once (the shard window follows from it), and whether
     their shards run in lockstep groups."""
-    engines = [(p.engine, p.batch_size) for p in plan.shard.policies]
-    return {"concurrency": engines_concurrency(engines), "lockstep": engines_lockstep(engines)}
+    return engines_feed((p.engine, p.batch_size) for p in plan.shard.policies)
 
 
 def _spec(plan: SynthesisPlan, root: str, prompts: Manifest, retry_errors: bool) -> StageSpec:
