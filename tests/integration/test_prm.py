@@ -13,8 +13,8 @@ pytest.importorskip("trl", reason="the train extra (trl, peft) is not installed"
 
 from prefmill.flows.train import run_train
 from prefmill.storage import Parent, Store
+from prefmill.tasks.evaluation.prm_model import load_prm, score_steps
 from prefmill.trainers.config import TrainConfig
-from prefmill.trainers.prm import load_prm, score_steps
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_api")]
 DS = "prmtiny"

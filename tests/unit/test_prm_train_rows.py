@@ -14,10 +14,10 @@ from prefmill.exports.stepwise import stepwise_rows
 from prefmill.recipe.steps import StepsConfig
 from prefmill.storage import Manifest, Parent, Store
 from prefmill.tasks.evaluation.judges.rollout_search import RolloutSearchJudge
+from prefmill.tasks.evaluation.prm_model import IGNORE, encode
 from prefmill.tasks.evaluation.rollouts import binary_search, solutions, step_judgments
 from prefmill.tasks.steps.segment import steps_table
 from prefmill.trainers.methods import METHODS
-from prefmill.trainers.prm import IGNORE, encode
 
 DS = "prm"
 

@@ -11,6 +11,7 @@ as MinIO), or fsspec's own ``FSSPEC_S3='{"endpoint_url": ...}'`` / ``FSSPEC_S3_<
 from __future__ import annotations
 
 import os
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -45,6 +46,65 @@ class Location:
 
     def join(self, *parts: str) -> str:
         return "/".join([self.base.rstrip("/"), *parts]) if self.base else "/".join(parts)
+
+    # -- file operations the store's layers share (catalog, writer, leases, gc) -----------------
+    def exists(self, path: str) -> bool:
+        return self.fs.get_file_info(path).type != pafs.FileType.NotFound
+
+    def list_dirs(self, path: str) -> list[str]:
+        """Names of the folders directly under ``path``, sorted; none when it is not a folder."""
+        info = self.fs.get_file_info(path)
+        if info.type != pafs.FileType.Directory:
+            return []
+        entries = self.fs.get_file_info(pafs.FileSelector(path, allow_not_found=True))
+        return sorted(e.base_name for e in entries if e.type == pafs.FileType.Directory)
+
+    def list_files(self, path: str) -> list[pafs.FileInfo]:
+        entries = self.fs.get_file_info(pafs.FileSelector(path, allow_not_found=True))
+        return [e for e in entries if e.type == pafs.FileType.File]
+
+    def read_text(self, path: str) -> str:
+        with self.fs.open_input_stream(path) as f:
+            return f.read().decode("utf-8")
+
+    def write_atomic(self, path: str, payload: bytes, *, replace: bool) -> bool:
+        """Write bytes under a temporary name, then move into place. Returns False when ``replace`` is
+        off and the target already existed (the existing file is kept).
+
+        On an object store (a root opened through fsspec) there is no rename: one PUT is already
+        atomic (readers see the whole object or none), and with ``replace`` off it is a conditional
+        create (``If-None-Match: *`` on S3), so the first writer wins there too."""
+        if self.fsspec_fs is not None:
+            try:
+                self.fsspec_fs.pipe_file(path, payload, mode="overwrite" if replace else "create")
+            except FileExistsError:
+                return False
+            return True
+        parent, _, name = path.rpartition("/")
+        tmp = f"{parent}/.tmp-{uuid.uuid4().hex}-{name}"
+        with self.fs.open_output_stream(tmp) as out:
+            out.write(payload)
+        return self.move_into_place(tmp, path, replace=replace)
+
+    def move_into_place(self, tmp: str, path: str, *, replace: bool) -> bool:
+        """Move ``tmp`` to ``path``; with ``replace`` off the first writer wins (False: ``path``
+        existed and was kept, ``tmp`` is removed)."""
+        if self.is_local:
+            if replace:
+                os.replace(tmp, path)
+                return True
+            try:
+                os.link(tmp, path)  # fails if the target exists: first writer wins, atomically
+                return True
+            except FileExistsError:
+                return False
+            finally:
+                os.unlink(tmp)
+        if not replace and self.exists(path):
+            self.fs.delete_file(tmp)
+            return False
+        self.fs.move(tmp, path)
+        return True
 
 
 def resolve(root: str | os.PathLike[str] | None) -> Location:

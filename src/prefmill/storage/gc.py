@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
+from prefmill.storage.catalog import Catalog
 from prefmill.storage.lock import clear_dead, live_leases
 from prefmill.storage.manifest import MANIFEST_NAME, Manifest
-
-if TYPE_CHECKING:
-    from prefmill.storage.store import Store
 
 
 @dataclass
@@ -28,7 +25,7 @@ class GcReport:
     builds: int = 0
 
 
-def ancestors(store: Store, m: Manifest) -> list[Manifest]:
+def ancestors(store: Catalog, m: Manifest) -> list[Manifest]:
     """Every version ``m`` was made from, transitively, nearest first, each once."""
     seen: dict[tuple[str, str], Manifest] = {}
     frontier = list(m.parents)
@@ -45,7 +42,7 @@ def ancestors(store: Store, m: Manifest) -> list[Manifest]:
     return list(seen.values())
 
 
-def _in_use(store: Store, dataset: str) -> tuple[set[tuple[str, str]], int]:
+def _in_use(store: Catalog, dataset: str) -> tuple[set[tuple[str, str]], int]:
     """Versions live builds use (their leases), with their ancestors; and how many builds run."""
     running = live_leases(store, dataset)
     used: set[tuple[str, str]] = set()
@@ -58,7 +55,7 @@ def _in_use(store: Store, dataset: str) -> tuple[set[tuple[str, str]], int]:
     return used, len(running)
 
 
-def gc(store: Store, dataset: str, *, apply: bool = False, incomplete: bool = False) -> GcReport:
+def gc(store: Catalog, dataset: str, *, apply: bool = False, incomplete: bool = False) -> GcReport:
     """Find versions no ref reaches (directly or as an ancestor); delete them when ``apply``.
     Incomplete versions (no manifest) are listed, and deleted only with ``incomplete=True``.
     Versions a running build uses (its lease names them, published or in progress) are never
@@ -74,7 +71,7 @@ def gc(store: Store, dataset: str, *, apply: bool = False, incomplete: bool = Fa
     unreferenced, partial, live, kept, size = [], [], [], 0, 0
     for table in store.tables(dataset):
         base = store.path(dataset, table)
-        for v in store._list_dirs(base):
+        for v in store.loc.list_dirs(base):
             if (table, v) in used:
                 live.append((table, v))
             elif store.find_manifest(dataset, table, v) is None:
@@ -83,7 +80,7 @@ def gc(store: Store, dataset: str, *, apply: bool = False, incomplete: bool = Fa
                 kept += 1
             else:
                 unreferenced.append((table, v))
-                size += sum(f.size or 0 for f in store._list_files(f"{base}/{v}"))
+                size += sum(f.size or 0 for f in store.loc.list_files(f"{base}/{v}"))
     if apply:
         doomed = unreferenced + (partial if incomplete else [])
         # a build may have started since: read the leases again right before deleting
@@ -97,7 +94,7 @@ def gc(store: Store, dataset: str, *, apply: bool = False, incomplete: bool = Fa
                 continue
             # the manifest goes first, so a half-deleted version is never readable
             mpath = f"{store.version_path(dataset, table, v)}/{MANIFEST_NAME}"
-            if store._exists(mpath):
+            if store.loc.exists(mpath):
                 store.fs.delete_file(mpath)
             store.fs.delete_dir(store.version_path(dataset, table, v))
         clear_dead(store, dataset)

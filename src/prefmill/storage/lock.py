@@ -29,12 +29,9 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
+from prefmill.storage.catalog import Catalog
 from prefmill.storage.naming import check_name, now
-
-if TYPE_CHECKING:
-    from prefmill.storage.store import Store
 
 LIVE_DIR = "_live"
 #: seconds between heartbeats, and how old a heartbeat of another host's build may be while it is live
@@ -92,22 +89,22 @@ class LeaseInfo:
         return cls(**d)
 
 
-def _live_path(store: Store, dataset: str, name: str = "") -> str:
+def _live_path(store: Catalog, dataset: str, name: str = "") -> str:
     base = store.path(check_name("dataset", dataset), LIVE_DIR)
     return f"{base}/{name}" if name else base
 
 
-def _read(store: Store, path: str) -> str | None:
+def _read(store: Catalog, path: str) -> str | None:
     try:
-        return store._read_text(path)
+        return store.loc.read_text(path)
     except (FileNotFoundError, OSError):
         return None
 
 
-def leases(store: Store, dataset: str) -> list[LeaseInfo]:
+def leases(store: Catalog, dataset: str) -> list[LeaseInfo]:
     """Every lease file of ``dataset`` (live or not)."""
     out = []
-    for info in store._list_files(_live_path(store, dataset)):
+    for info in store.loc.list_files(_live_path(store, dataset)):
         if info.base_name.startswith("build-") and info.base_name.endswith(".json"):
             text = _read(store, info.path)
             try:
@@ -117,11 +114,11 @@ def leases(store: Store, dataset: str) -> list[LeaseInfo]:
     return out
 
 
-def live_leases(store: Store, dataset: str) -> list[LeaseInfo]:
+def live_leases(store: Catalog, dataset: str) -> list[LeaseInfo]:
     return [lease for lease in leases(store, dataset) if lease.live]
 
 
-def _lease_file(store: Store, dataset: str, lease_id: str) -> LeaseInfo | None:
+def _lease_file(store: Catalog, dataset: str, lease_id: str) -> LeaseInfo | None:
     text = _read(store, _live_path(store, dataset, f"build-{lease_id}.json"))
     try:
         return LeaseInfo.from_json(text) if text else None
@@ -129,11 +126,11 @@ def _lease_file(store: Store, dataset: str, lease_id: str) -> LeaseInfo | None:
         return None
 
 
-def clear_dead(store: Store, dataset: str) -> int:
+def clear_dead(store: Catalog, dataset: str) -> int:
     """Delete the lease and lock files of builds that are no longer running; returns how many. Each
     file's owner is read anew right before it goes, so a build starting meanwhile keeps its own."""
     gone = 0
-    for info in store._list_files(_live_path(store, dataset)):
+    for info in store.loc.list_files(_live_path(store, dataset)):
         name = info.base_name
         if name.startswith("build-") and name.endswith(".json"):
             owner = _lease_file(store, dataset, name[len("build-") : -len(".json")])
@@ -152,14 +149,14 @@ def clear_dead(store: Store, dataset: str) -> int:
     return gone
 
 
-def _tidy(store: Store, dataset: str) -> None:
+def _tidy(store: Catalog, dataset: str) -> None:
     """Remove the live folder of a local store once nothing is in it (object stores have no folders)."""
     if store.loc.is_local:
         with suppress(OSError):
             os.rmdir(_live_path(store, dataset))
 
 
-def _delete(store: Store, path: str) -> None:
+def _delete(store: Catalog, path: str) -> None:
     with suppress(FileNotFoundError, OSError):
         store.fs.delete_file(path)
 
@@ -172,7 +169,7 @@ class BuildLease:
     """The lease of one running build on one dataset (a context manager: written on enter, heartbeat
     while open, removed with its locks on exit)."""
 
-    def __init__(self, store: Store, dataset: str) -> None:
+    def __init__(self, store: Catalog, dataset: str) -> None:
         self.store = store
         self.dataset = check_name("dataset", dataset)
         self.info = LeaseInfo(
@@ -215,7 +212,7 @@ class BuildLease:
         for attempt in (0, 1):
             self.store.fs.create_dir(_live_path(self.store, self.dataset), recursive=True)
             try:
-                return self.store._write_atomic(path, payload, replace=replace)
+                return self.store.loc.write_atomic(path, payload, replace=replace)
             except FileNotFoundError:
                 if attempt:
                     raise
@@ -281,7 +278,7 @@ class BuildLease:
 _current: ContextVar[BuildLease | None] = ContextVar("prefmill_lease", default=None)
 
 
-def current_lease(store: Store | None = None, dataset: str | None = None) -> BuildLease | None:
+def current_lease(store: Catalog | None = None, dataset: str | None = None) -> BuildLease | None:
     """The lease of the build this code runs in (None outside a build); with ``store`` and ``dataset``
     given, only when the lease is on that store's root and dataset."""
     lease = _current.get()
@@ -293,7 +290,7 @@ def current_lease(store: Store | None = None, dataset: str | None = None) -> Bui
 
 
 @contextmanager
-def build_lease(store: Store, dataset: str) -> Iterator[BuildLease]:
+def build_lease(store: Catalog, dataset: str) -> Iterator[BuildLease]:
     """Hold a lease on ``dataset`` for the duration of the block (the build's)."""
     with BuildLease(store, dataset) as lease:
         token = _current.set(lease)

@@ -15,187 +15,37 @@ the first manifest stays and the second writer returns it.
 from __future__ import annotations
 
 import json
-import os
-import uuid
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
-import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-from prefmill.errors import NotFoundError, StorageError
-from prefmill.storage.fs import Location, resolve
+from prefmill.errors import StorageError
+from prefmill.storage.catalog import Catalog, Ref
 from prefmill.storage.gc import GcReport, ancestors, gc
-from prefmill.storage.hints import command
-from prefmill.storage.manifest import MANIFEST_NAME, Manifest, Parent
-from prefmill.storage.naming import DEFAULT_REF, NAME_RE, REFS_DIR, check_name, now, version_id
+from prefmill.storage.manifest import Manifest, Parent
+from prefmill.storage.naming import DEFAULT_REF, REFS_DIR, check_name, now, version_id
 from prefmill.storage.writer import VersionWriter
 
 if TYPE_CHECKING:
     import pyarrow.dataset as pads
 
-__all__ = ["DEFAULT_REF", "GcReport", "Ref", "Store", "VersionWriter", "check_name", "version_id"]
+__all__ = [
+    "DEFAULT_REF",
+    "Catalog",
+    "GcReport",
+    "Ref",
+    "Store",
+    "VersionWriter",
+    "check_name",
+    "version_id",
+]
 
 
-@dataclass
-class Ref:
-    """A named pointer at table versions, written by a build (``latest`` by default)."""
-
-    name: str
-    tables: dict[str, str]
-    created_at: str = ""
-    info: dict[str, Any] = field(default_factory=dict)
-
-
-class Store:
-    """A table store at a root (local folder or filesystem URI)."""
-
-    def __init__(self, root: str | os.PathLike[str] | None = None) -> None:
-        self.loc: Location = resolve(root)
-
-    # -- paths ---------------------------------------------------------------------------------
-    @property
-    def root(self) -> str:
-        return self.loc.uri
-
-    @property
-    def fs(self) -> pafs.FileSystem:
-        return self.loc.fs
-
-    def path(self, *parts: str) -> str:
-        return self.loc.join(*parts)
-
-    def version_path(self, dataset: str, table: str, version: str) -> str:
-        return self.path(
-            check_name("dataset", dataset), check_name("table", table), check_name("version", version)
-        )
-
-    def _exists(self, path: str) -> bool:
-        return self.fs.get_file_info(path).type != pafs.FileType.NotFound
-
-    def _list_dirs(self, path: str) -> list[str]:
-        info = self.fs.get_file_info(path)
-        if info.type != pafs.FileType.Directory:
-            return []
-        entries = self.fs.get_file_info(pafs.FileSelector(path, allow_not_found=True))
-        return sorted(e.base_name for e in entries if e.type == pafs.FileType.Directory)
-
-    def _list_files(self, path: str) -> list[pafs.FileInfo]:
-        entries = self.fs.get_file_info(pafs.FileSelector(path, allow_not_found=True))
-        return [e for e in entries if e.type == pafs.FileType.File]
-
-    def _read_text(self, path: str) -> str:
-        with self.fs.open_input_stream(path) as f:
-            return f.read().decode("utf-8")
-
-    def _write_atomic(self, path: str, payload: bytes, *, replace: bool) -> bool:
-        """Write bytes under a temporary name, then move into place. Returns False when ``replace`` is
-        off and the target already existed (the existing file is kept).
-
-        On an object store (a root opened through fsspec) there is no rename: one PUT is already
-        atomic (readers see the whole object or none), and with ``replace`` off it is a conditional
-        create (``If-None-Match: *`` on S3), so the first writer wins there too."""
-        ffs = self.loc.fsspec_fs
-        if ffs is not None:
-            try:
-                ffs.pipe_file(path, payload, mode="overwrite" if replace else "create")
-            except FileExistsError:
-                return False
-            return True
-        parent, _, name = path.rpartition("/")
-        tmp = f"{parent}/.tmp-{uuid.uuid4().hex}-{name}"
-        with self.fs.open_output_stream(tmp) as out:
-            out.write(payload)
-        return self._move_into_place(tmp, path, replace=replace)
-
-    def _move_into_place(self, tmp: str, path: str, *, replace: bool) -> bool:
-        if self.loc.is_local:
-            if replace:
-                os.replace(tmp, path)
-                return True
-            try:
-                os.link(tmp, path)  # fails if the target exists: first writer wins, atomically
-                return True
-            except FileExistsError:
-                return False
-            finally:
-                os.unlink(tmp)
-        if not replace and self._exists(path):
-            self.fs.delete_file(tmp)
-            return False
-        self.fs.move(tmp, path)
-        return True
-
-    # -- listing -------------------------------------------------------------------------------
-    def datasets(self) -> list[str]:
-        return [d for d in self._list_dirs(self.loc.base) if NAME_RE.match(d)]
-
-    def tables(self, dataset: str) -> list[str]:
-        path = self.path(check_name("dataset", dataset))
-        return [t for t in self._list_dirs(path) if t != REFS_DIR and NAME_RE.match(t)]
-
-    def find_manifest(self, dataset: str, table: str, version: str) -> Manifest | None:
-        path = f"{self.version_path(dataset, table, version)}/{MANIFEST_NAME}"
-        try:
-            return Manifest.from_json(self._read_text(path))
-        except FileNotFoundError:
-            return None
-        except OSError as exc:
-            if not self._exists(path):
-                return None
-            raise StorageError(f"cannot read {path}: {exc}") from exc
-
-    def manifest(self, dataset: str, table: str, version: str) -> Manifest:
-        found = self.find_manifest(dataset, table, version)
-        if found is None:
-            raise NotFoundError(f"no published version '{version}' of table '{table}' in dataset '{dataset}'")
-        return found
-
-    def versions(self, dataset: str, table: str) -> list[Manifest]:
-        """Published versions of a table, oldest first."""
-        out = []
-        for v in self._list_dirs(self.path(check_name("dataset", dataset), check_name("table", table))):
-            m = self.find_manifest(dataset, table, v)
-            if m is not None:
-                out.append(m)
-        return sorted(out, key=lambda m: m.created_at)
-
-    def incomplete_versions(self, dataset: str, table: str) -> list[str]:
-        """Version folders with shards but no manifest (a build in progress or one that crashed)."""
-        base = self.path(check_name("dataset", dataset), check_name("table", table))
-        return [v for v in self._list_dirs(base) if self.find_manifest(dataset, table, v) is None]
-
-    def resolve_version(
-        self, dataset: str, table: str, version: str | None = None, ref: str = DEFAULT_REF
-    ) -> Manifest:
-        """A version by id or unique id prefix; with no version, the one ``ref`` points at."""
-        check_name("table", table)
-        if dataset not in self.datasets():
-            known = ", ".join(self.datasets()) or "none"
-            raise NotFoundError(f"no dataset '{dataset}' under {self.root} (datasets: {known})")
-        if table not in self.tables(dataset):
-            known = ", ".join(self.tables(dataset)) or "none"
-            raise NotFoundError(f"no table '{table}' in dataset '{dataset}' (tables: {known})")
-        if version is None:
-            r = self.read_ref(dataset, ref)
-            if table not in r.tables:
-                raise NotFoundError(
-                    f"ref '{ref}' of dataset '{dataset}' has no table '{table}' "
-                    f"(it has: {', '.join(r.tables) or 'none'}); name a version as {table}@VERSION"
-                )
-            return self.manifest(dataset, table, r.tables[table])
-        matches = [m for m in self.versions(dataset, table) if m.version.startswith(version)]
-        if not matches:
-            raise NotFoundError(
-                f"no published version '{version}' of table '{table}' in dataset '{dataset}'; "
-                f"`{command('tables', root=self.root, dataset=dataset)}` lists them"
-            )
-        if len(matches) > 1:
-            ids = ", ".join(m.version for m in matches)
-            raise NotFoundError(f"version prefix '{version}' of table '{table}' is ambiguous: {ids}")
-        return matches[0]
+class Store(Catalog):
+    """A table store at a root (local folder or filesystem URI): the catalog, plus writing versions
+    and refs, reading table data, lineage and garbage collection."""
 
     # -- writing -------------------------------------------------------------------------------
     def open_version(self, dataset: str, table: str, version: str) -> VersionWriter:
@@ -269,27 +119,8 @@ class Store:
         path = self.path(check_name("dataset", dataset), REFS_DIR, f"{name}.json")
         self.fs.create_dir(self.path(dataset, REFS_DIR), recursive=True)
         payload = json.dumps(ref.__dict__, indent=2, sort_keys=True).encode()
-        self._write_atomic(path, payload, replace=True)
+        self.loc.write_atomic(path, payload, replace=True)
         return ref
-
-    def read_ref(self, dataset: str, name: str = DEFAULT_REF) -> Ref:
-        path = self.path(check_name("dataset", dataset), REFS_DIR, f"{check_name('ref', name)}.json")
-        try:
-            return Ref(**json.loads(self._read_text(path)))
-        except (FileNotFoundError, OSError):
-            if self._exists(path):
-                raise
-            known = ", ".join(self.refs(dataset)) or "none"
-            raise NotFoundError(f"no ref '{name}' in dataset '{dataset}' (refs: {known})") from None
-
-    def refs(self, dataset: str) -> dict[str, Ref]:
-        path = self.path(check_name("dataset", dataset), REFS_DIR)
-        out = {}
-        for info in self._list_files(path):
-            if info.base_name.endswith(".json") and not info.base_name.startswith("."):
-                name = info.base_name[: -len(".json")]
-                out[name] = self.read_ref(dataset, name)
-        return dict(sorted(out.items()))
 
     # -- lineage and garbage collection --------------------------------------------------------
     def ancestors(self, m: Manifest) -> list[Manifest]:

@@ -5,19 +5,17 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Iterable, Iterator, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from prefmill.errors import StorageError
+from prefmill.storage.catalog import Catalog
 from prefmill.storage.manifest import MANIFEST_NAME, FileEntry, Manifest, Parent
 from prefmill.storage.naming import PART_RE, check_name, now
 from prefmill.storage.schemas import conform
-
-if TYPE_CHECKING:
-    from prefmill.storage.store import Store
 
 #: Columns whose sums become manifest totals when a table has them.
 _SUM_COLUMNS = {"n_tokens": "tokens", "prompt_tokens": "prompt_tokens", "cost_usd": "cost_usd"}
@@ -40,7 +38,7 @@ def _write_parquet(table: str, tables: Iterator[pa.Table], sink: Any, where: str
 class VersionWriter:
     """Writes the shards of one version and publishes its manifest."""
 
-    def __init__(self, store: Store, dataset: str, table: str, version: str) -> None:
+    def __init__(self, store: Catalog, dataset: str, table: str, version: str) -> None:
         self.store = store
         self.dataset = check_name("dataset", dataset)
         self.table = check_name("table", table)
@@ -57,7 +55,7 @@ class VersionWriter:
     def finished_shards(self) -> list[int]:
         """Indices of the shards already written (a resumed run skips them)."""
         out = []
-        for info in self.store._list_files(self.dir):
+        for info in self.store.loc.list_files(self.dir):
             match = PART_RE.match(info.base_name)
             if match:
                 out.append(int(match.group(1)))
@@ -86,12 +84,12 @@ class VersionWriter:
         fs.create_dir(self.dir, recursive=True)
         if stats:
             payload = json.dumps(dict(stats), sort_keys=True).encode()
-            self.store._write_atomic(f"{self.dir}/part-{index:05d}.stats.json", payload, replace=True)
+            self.store.loc.write_atomic(f"{self.dir}/part-{index:05d}.stats.json", payload, replace=True)
         final = self.shard_path(index)
         if self.store.loc.fsspec_fs is not None:  # object store: one conditional PUT, no rename
             buffer = pa.BufferOutputStream()
             rows = _write_parquet(self.table, tables, buffer, where)
-            self.store._write_atomic(final, buffer.getvalue().to_pybytes(), replace=False)
+            self.store.loc.write_atomic(final, buffer.getvalue().to_pybytes(), replace=False)
             return rows
         tmp = f"{self.dir}/.tmp-{uuid.uuid4().hex}-part-{index:05d}.parquet"
         if isinstance(data, pa.Table):
@@ -101,13 +99,13 @@ class VersionWriter:
             with fs.open_output_stream(tmp) as sink:
                 rows = _write_parquet(self.table, tables, sink, where)
         # first writer wins: a racing writer never replaces a shard (or a published version's part)
-        self.store._move_into_place(tmp, final, replace=False)
+        self.store.loc.move_into_place(tmp, final, replace=False)
         return rows
 
     def _stats(self, index: int) -> dict[str, Any]:
         path = f"{self.dir}/part-{index:05d}.stats.json"
         try:
-            return json.loads(self.store._read_text(path))
+            return json.loads(self.store.loc.read_text(path))
         except (FileNotFoundError, OSError):
             return {}
 
@@ -222,7 +220,7 @@ class VersionWriter:
             flow_run_id=flow_run_id,
             created_at=now(),
         )
-        won = self.store._write_atomic(
+        won = self.store.loc.write_atomic(
             f"{self.dir}/{MANIFEST_NAME}", manifest.to_json().encode(), replace=False
         )
         return manifest if won else self.manifest()  # type: ignore[return-value]

@@ -11,19 +11,19 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
-    from prefmill.trainers.config import TrainConfig
     from prefmill.trainers.data import TrainRows
 
 #: TRL's dataset types: preference (prompt, chosen, rejected), unpaired preference (prompt,
 #: completion, label), prompt-only (prompt, plus the ``reference`` GRPO's reward reads).
-Contract = Literal["preference", "unpaired", "prompt-only"]
+#: stepwise supervision (prompt, completions, labels) for a process reward model.
+Contract = Literal["preference", "unpaired", "prompt-only", "stepwise"]
 
 
 class TrainSection(BaseModel):
@@ -32,7 +32,16 @@ class TrainSection(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-def _max_length(config: TrainConfig) -> dict[str, Any]:
+class TrainLengths(Protocol):
+    """What a method's ``trl_args`` may read of the ``train:`` section's common fields. A method that
+    reads its own options types its argument as its options model (``TrainConfig`` mixes every
+    method's options in), so no method module names ``TrainConfig``, which is built from them."""
+
+    @property
+    def max_length(self) -> int: ...
+
+
+def _max_length(config: TrainLengths) -> dict[str, Any]:
     return {"max_length": config.max_length}
 
 
@@ -59,8 +68,9 @@ class TrainMethod:
     with_margin: bool = False
     #: ``loss_type`` is passed to TRL as a list (losses combined), else as one name
     loss_list: bool = False
-    #: the method's own TRL arguments, from the ``train:`` section
-    trl_args: Callable[[TrainConfig], dict[str, Any]] = _max_length
+    #: the method's own TRL arguments, from the ``train:`` section (the whole ``TrainConfig`` is
+    #: passed; a method reads its own options and the ``TrainLengths`` fields)
+    trl_args: Callable[[Any], dict[str, Any]] = _max_length
     #: reward functions passed to the trainer when the caller gives none (GRPO)
     rewards: tuple[Callable[..., list[float]], ...] = ()
     #: recipe options of this method only: a ``TrainSection`` whose fields join ``train:``

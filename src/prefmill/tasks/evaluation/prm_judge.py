@@ -1,9 +1,9 @@
 """The ``prm`` judge's work: a trained process reward model scores each step of each response.
 
-Input layout and scoring are ``prefmill.trainers.prm``'s (the ones the model was trained with): the
-prompt's last user message, then each step, each followed by the separator saved in the model's
-config; a step's score is P(correct) at the last token of its separator. The model is loaded once
-per process (keyed by folder).
+Input layout and scoring are ``prefmill.tasks.evaluation.prm_model``'s (the ones the model was
+trained with): the prompt's last user message, then each step, each followed by the separator saved
+in the model's config; a step's score is P(correct) at the last token of its separator. The model is
+loaded once per process (keyed by folder).
 """
 
 from __future__ import annotations
@@ -72,7 +72,7 @@ def model_digest(path: str) -> str:
 
 def _load(path: str) -> tuple[Any, Any, str]:
     from prefmill.engines.model_cache import hf_quiet
-    from prefmill.trainers.prm import load_prm
+    from prefmill.tasks.evaluation.prm_model import load_prm
 
     folder = str(check_prm_folder(path).resolve())
     with _LOCK:
@@ -101,8 +101,8 @@ def prm_judge(config: PRMSettings, cands: pa.Table) -> pa.Table:
     import pyarrow as pa
 
     from prefmill.storage.schemas import conform, empty_table
+    from prefmill.tasks.evaluation.prm_model import score_steps
     from prefmill.tasks.steps.segment import checked_steps
-    from prefmill.trainers.prm import score_steps
 
     if config.segmenter is None:
         raise RecipeError(

@@ -4,14 +4,11 @@ prefmill's arithmetic verifier against the prompt's ``reference``. Reads prompts
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pydantic import Field
 
 from prefmill.trainers.method import TrainMethod, TrainSection
-
-if TYPE_CHECKING:
-    from prefmill.trainers.config import TrainConfig
 
 
 class GRPOOptions(TrainSection):
@@ -23,7 +20,7 @@ class GRPOOptions(TrainSection):
     )
 
 
-def trl_args(config: TrainConfig) -> dict[str, Any]:
+def trl_args(config: GRPOOptions) -> dict[str, Any]:
     return {
         "max_completion_length": config.max_completion_length,
         "num_generations": config.num_generations,

@@ -5,14 +5,11 @@ stepwise-supervision rows (``prompt``, ``completions``, ``labels``)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pydantic import Field
 
 from prefmill.trainers.method import TrainMethod, TrainSection
-
-if TYPE_CHECKING:
-    from prefmill.trainers.config import TrainConfig
 
 
 class PRMOptions(TrainSection):
@@ -30,7 +27,7 @@ class PRMOptions(TrainSection):
     )
 
 
-def trl_args(config: TrainConfig) -> dict[str, Any]:
+def trl_args(config: PRMOptions) -> dict[str, Any]:
     return {"remove_unused_columns": False}
 
 

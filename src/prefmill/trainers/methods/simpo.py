@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from prefmill.trainers.method import TrainMethod
-
-if TYPE_CHECKING:
-    from prefmill.trainers.config import TrainConfig
+from prefmill.trainers.method import TrainLengths, TrainMethod
 
 
-def trl_args(config: TrainConfig) -> dict[str, Any]:
+def trl_args(config: TrainLengths) -> dict[str, Any]:
     return {"max_length": config.max_length, "loss_type": "simpo", "cpo_alpha": 0.0}
 
 
