@@ -21,7 +21,10 @@ rest, the same way for every stage:
   gets fixed groups of consecutive shards instead (``_group_jobs``: shard index // group size,
   the size from the plan), each group one task whose shards' engine calls are batched together in
   a fixed order (``engines.lockstep``); a group partly written before a kill runs again whole,
-  writing only its missing shards, so rows never depend on timing or on where a build was killed;
+  writing only its missing shards, so rows never depend on timing or on where a build was killed.
+  Two groups run at once (``GROUPS_IN_FLIGHT``): the engine runs one group's calls at a time (its
+  lock), so the next group's task start, reads and requests, and the last one's writes, overlap the
+  engine's work instead of leaving it idle between groups;
 - progress: ``stage_started`` / ``advance`` / ``shard_done`` / ``stage_finished``, and the requests
   in flight (``in_flight``) while shards run; the result carries the achieved concurrency;
 - publishing: the manifest, with the stage's extra stats, once all shards are in.
@@ -204,32 +207,46 @@ def run_jobs(
 def _run_windows(
     stage: str, name: str, group: Mapping[Hashable, ShardJob], window: int
 ) -> Iterator[tuple[Hashable, Any]]:
-    """A distributed runner's share of ``run_jobs``: one task per ``window`` shards."""
+    """A distributed runner's share of ``run_jobs``: one task per ``window`` consecutive shards."""
     keys = list(group)
-    chunks = [tuple(keys[n : n + window]) for n in range(0, len(keys), window)]
-    calls = {chunk: ([group[k] for k in chunk],) for chunk in chunks}
-    units = {chunk: sum(group[k].shard.units for k in chunk) for chunk in chunks}
-    task_ = window_task.with_options(name=f"{name}s")
-    for chunk, results in run_shards(stage, task_, calls, units):
-        for _ in chunk[1:]:
-            reporter().shard_done(stage)  # run_shards reported the chunk's first
-        yield from zip(chunk, results, strict=True)  # type: ignore[arg-type]
+    yield from _run_chunks(stage, name, group, [keys[n : n + window] for n in range(0, len(keys), window)])
+
+
+#: Lockstep groups run at once in the flow's process. Each group's engine calls have a fixed
+#: composition and the engine runs one call at a time (its lock), so a second group changes no row:
+#: it only starts (Prefect's task run, its shards' reads and requests) while the first generates.
+#: A kill then loses at most two groups.
+GROUPS_IN_FLIGHT = 2
 
 
 def _run_groups(stage: str, name: str, jobs: Mapping[Hashable, ShardJob]) -> Iterator[tuple[Hashable, Any]]:
-    """``run_jobs`` for lockstep groups: one task per group (in the flow's process one group at a
-    time; on a cluster's workers all at once), yielding the results of the shards it writes."""
+    """``run_jobs`` for lockstep groups: one task per group, its members in shard order (in the
+    flow's process ``GROUPS_IN_FLIGHT`` groups at a time; on a cluster's workers all at once)."""
     chunks: dict[Hashable, list[Hashable]] = {}
     for key, job in jobs.items():
         chunks.setdefault(job.group, []).append(key)
-    ordered = (sorted(keys, key=lambda k: jobs[k].shard.index) for keys in chunks.values())
-    calls = {tuple(keys): ([jobs[k] for k in keys], True) for keys in ordered}  # members by index
+    ordered = [sorted(keys, key=lambda k: jobs[k].shard.index) for keys in chunks.values()]
+    yield from _run_chunks(stage, name, jobs, ordered, lockstep=True, window=GROUPS_IN_FLIGHT)
+
+
+def _run_chunks(
+    stage: str,
+    name: str,
+    jobs: Mapping[Hashable, ShardJob],
+    chunks: list[list[Hashable]],
+    lockstep: bool = False,
+    window: int = 1,
+) -> Iterator[tuple[Hashable, Any]]:
+    """One ``window_task`` per chunk of shard jobs, up to ``window`` at once in the flow's process;
+    yields the results of the shards each writes (a discarded member of a lockstep group runs, and
+    is not written or reported)."""
+    calls = {tuple(keys): ([jobs[k] for k in keys], lockstep) for keys in chunks}
     units = {chunk: sum(jobs[k].shard.units for k in chunk if not jobs[k].discard) for chunk in calls}
     task_ = window_task.with_options(name=f"{name}s")
-    for chunk, results in run_shards(stage, task_, calls, units):
+    for chunk, results in run_shards(stage, task_, calls, units, window=min(window, len(calls))):
         written = [(k, r) for k, r in zip(chunk, results, strict=True) if not jobs[k].discard]
         for _ in written[1:]:
-            reporter().shard_done(stage)  # run_shards reported the group's first
+            reporter().shard_done(stage)  # run_shards reported the chunk's first
         yield from written
 
 

@@ -61,7 +61,7 @@ def accepts(config: RolloutSection, answer: str, reference: str) -> bool:
         from prefmill.tasks.evaluation.extract import extract_final_number, numbers_equal
 
         return numbers_equal(extract_final_number(answer), reference)
-    from prefmill.recipe import MathVerifier
+    from prefmill.tasks.evaluation.judges.math import MathVerifier
     from prefmill.tasks.evaluation.math_answer import verify_math
 
     return verify_math(answer, reference, MathVerifier(kind="math"))[0] == 1.0
