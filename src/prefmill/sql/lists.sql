@@ -22,8 +22,9 @@
 --                             for GRPO (its advantages are all zero)
 --   group_size     INTEGER    candidates in the group
 --
--- Plan: one GROUP BY per (prompt, criterion) gathers the group's candidates once, in list order,
--- with the group's range; every list column, and the mean and spread, come from that one list.
+-- Plan: one GROUP BY per (prompt, criterion) gathers the group's candidates once, then sorts them
+-- into list order, with the group's range; every list column, and the mean and spread, come from
+-- that one list. Memory stays within DuckDB's memory_limit (the grouping spills to disk).
 --
 -- Writing your own: select from candidate_scores (and prompts / candidates / judgments), return these
 -- columns, use named $parameters (set them in the recipe), write lambdas as `lambda x: ...`, and cast
@@ -39,8 +40,11 @@ groups AS (
     SELECT
         s.prompt_id,
         s.criterion,
-        list({'id': s.candidate_id, 'response': c.response, 'score': s.score}
-             ORDER BY s.score DESC, s.candidate_id) AS members,
+        -- sorted after grouping, not with list(... ORDER BY ...): an ordered aggregate holding the
+        -- texts cannot spill, and ran out of memory at 10M candidates; structs sort field by field,
+        -- so the key -score then the (unique) id give score descending, ties by candidate_id
+        list_sort(list({'key': -s.score, 'id': s.candidate_id, 'response': c.response, 'score': s.score}))
+            AS members,
         min(s.score) = max(s.score) AS zero_variance,
         count(*)::INTEGER AS group_size
     FROM candidate_score_values AS s
