@@ -1,8 +1,9 @@
 -- pairs: (prompt, chosen, rejected) rows made by one or more strategies. Ties never become pairs.
 --
 -- Inputs: view candidate_score_values (score_values.sql: prompt_id, candidate_id, criterion, score,
---         spread, logprob_per_token, ...: candidate_scores without its texts), views candidates and
---         prompts (the texts of the pairs made, joined last); table candidate_embeddings (candidate_id, embedding
+--         spread, logprob_per_token, ...: candidate_scores without its texts), view
+--         candidate_judged_values (judged_values.sql: the same scores before the candidates join),
+--         views candidates and prompts (the texts of the pairs made); table candidate_embeddings (candidate_id, embedding
 --         FLOAT[]: unit-length sentence embeddings, filled by the runner when 'diverse' is asked for,
 --         else empty); table candidate_steps (candidate_id, step_index, text, char_start: the
 --         steps table, filled by the runner when 'step_dpo' is asked for, else empty) and view
@@ -57,33 +58,39 @@
 -- on every run. A (prompt, criterion) with a single scored candidate, or with all scores equal, gives
 -- no pair.
 --
--- Plan: every strategy gives (prompt, criterion, chosen, rejected) with their scores, spreads and
--- log-probs from candidate_score_values alone (best and worst of a group: one GROUP BY with min_by);
--- the weights are computed over those narrow rows; responses and prompt texts are joined last, for
--- the pairs made only. A strategy not in $strategies is planned away.
+-- Plan: best_vs_worst reads the judged scores (candidate_judged_values) and joins the usable
+-- candidates once, for usability, log-prob and response together (the join candidate_score_values
+-- would make, and the texts, in one), then one GROUP BY with min_by keeps the best and the worst of
+-- each group with their texts. The other strategies give (prompt, criterion, chosen, rejected) with
+-- their scores, spreads and log-probs from candidate_score_values alone; their weights are computed
+-- over those narrow rows and their responses joined last, for the pairs made only. Prompt texts are
+-- joined last for every strategy. A strategy not in $strategies is planned away.
 --
 -- Writing your own: select from candidate_scores (and prompts / candidates / judgments), return these
 -- columns, use named $parameters (set them in the recipe), write lambdas as `lambda x: ...`, and cast
 -- bare decimal literals (1.0 is DECIMAL in DuckDB) with ::DOUBLE where a column must be DOUBLE.
-WITH extremes AS (
-    -- per (prompt, criterion): the best (highest score, then smallest candidate_id) and the worst
-    -- (lowest score, then smallest candidate_id) candidate
+WITH usable_candidates AS NOT MATERIALIZED (
+    -- usability, the policy's per-token log-prob (as score_values.sql computes it) and the response
+    -- in one read (not materialized: each strategy's join reads what it needs)
     SELECT
+        candidate_id,
         prompt_id,
-        criterion,
-        min_by(
-            {'id': candidate_id, 'score': score, 'spread': spread, 'lpt': logprob_per_token},
-            (-score, candidate_id)
-        ) AS best,
-        min_by(
-            {'id': candidate_id, 'score': score, 'spread': spread, 'lpt': logprob_per_token},
-            (score, candidate_id)
-        ) AS worst
-    FROM candidate_score_values
-    WHERE list_contains($strategies, 'best_vs_worst') OR list_contains($strategies, 'best_vs_random')
-    GROUP BY prompt_id, criterion
+        response,
+        coalesce(policy_logprob, logprob) / nullif(n_tokens, 0) AS lpt
+    FROM (SELECT * FROM candidates UNION ALL BY NAME (SELECT NULL::DOUBLE AS policy_logprob WHERE false))
+    WHERE error IS NULL AND response IS NOT NULL
+),
+scored_texts AS (
+    -- best_vs_worst: the judged scores (judged_values.sql) of the usable candidates, with the
+    -- candidate's log-prob and response from the same join
+    SELECT s.prompt_id, s.candidate_id, s.criterion, s.score, s.spread, c.lpt, c.response
+    FROM candidate_judged_values AS s
+    JOIN usable_candidates AS c ON c.candidate_id = s.candidate_id AND c.prompt_id = s.prompt_id
+    WHERE list_contains($strategies, 'best_vs_worst')
 ),
 best_vs_worst AS (
+    -- per (prompt, criterion): the best (highest score, then smallest candidate_id) chosen and the
+    -- worst (lowest score, then smallest candidate_id) rejected, with their texts
     SELECT
         prompt_id,
         criterion,
@@ -95,9 +102,38 @@ best_vs_worst AS (
         best.spread AS chosen_spread,
         worst.spread AS rejected_spread,
         best.lpt AS chosen_lpt,
-        worst.lpt AS rejected_lpt
-    FROM extremes
-    WHERE list_contains($strategies, 'best_vs_worst') AND best.score > worst.score
+        worst.lpt AS rejected_lpt,
+        best.response AS chosen,
+        worst.response AS rejected
+    FROM (
+        SELECT
+            prompt_id,
+            criterion,
+            min_by(
+                {'id': candidate_id, 'score': score, 'spread': spread, 'lpt': lpt, 'response': response},
+                (-score, candidate_id)
+            ) AS best,
+            min_by(
+                {'id': candidate_id, 'score': score, 'spread': spread, 'lpt': lpt, 'response': response},
+                (score, candidate_id)
+            ) AS worst
+        FROM scored_texts
+        GROUP BY prompt_id, criterion
+    )
+    WHERE best.score > worst.score
+),
+extremes AS (
+    -- best_vs_random: the best of each group among the usable candidates
+    SELECT
+        prompt_id,
+        criterion,
+        min_by(
+            {'id': candidate_id, 'score': score, 'spread': spread, 'lpt': logprob_per_token},
+            (-score, candidate_id)
+        ) AS best
+    FROM candidate_score_values
+    WHERE list_contains($strategies, 'best_vs_random')
+    GROUP BY prompt_id, criterion
 ),
 all_pairs AS (
     SELECT
@@ -224,8 +260,8 @@ diverse AS (
     WHERE h.score > l.score
 ),
 made AS (
-    SELECT * FROM best_vs_worst
-    UNION ALL SELECT * FROM all_pairs
+    -- the other strategies' pairs, narrow: their texts are joined last
+    SELECT * FROM all_pairs
     UNION ALL SELECT * FROM best_vs_random
     UNION ALL SELECT * FROM pareto
     UNION ALL SELECT * FROM diverse
@@ -260,20 +296,51 @@ measured AS (
         strategy,
         chosen_lpt - rejected_lpt AS implicit_margin
     FROM (
-        -- the mean pair log-prob of the (prompt, criterion, strategy): best_vs_worst, best_vs_random
-        -- and diverse make one pair per (prompt, criterion), whose mean is its own; the window runs
-        -- over the other strategies' rows only
+        -- the mean pair log-prob of the (prompt, criterion, strategy): best_vs_random and diverse
+        -- (like best_vs_worst, below) make one pair per (prompt, criterion), whose mean is its own;
+        -- the window runs over the other strategies' rows only
         SELECT *, pair_logprob AS group_logprob
         FROM weighed
-        WHERE strategy IN ('best_vs_worst', 'best_vs_random', 'diverse')
+        WHERE strategy IN ('best_vs_random', 'diverse')
         UNION ALL
         SELECT *, avg(pair_logprob) OVER (PARTITION BY prompt_id, criterion, strategy) AS group_logprob
         FROM weighed
-        WHERE strategy NOT IN ('best_vs_worst', 'best_vs_random', 'diverse')
+        WHERE strategy NOT IN ('best_vs_random', 'diverse')
     )
 ),
+best_vs_worst_measured AS (
+    -- best_vs_worst's pairs with the columns of `measured` (the same expressions; one pair per
+    -- (prompt, criterion, strategy), so the mean pair log-prob is the pair's own) and their texts
+    SELECT
+        content_id([chosen_id, rejected_id, criterion, strategy]) AS pair_id,
+        prompt_id,
+        chosen,
+        rejected,
+        chosen_id,
+        rejected_id,
+        chosen_score,
+        rejected_score,
+        margin,
+        1.0 / (1.0 + exp(-margin / $tau)) AS soft_label,
+        greatest(chosen_spread, rejected_spread) AS uncertainty,
+        criterion,
+        CASE
+            WHEN pair_logprob IS NULL THEN 1.0
+            ELSE least(
+                greatest(exp(pair_logprob - pair_logprob), 1.0 / $weight_clip),
+                $weight_clip
+            )
+        END::DOUBLE AS weight,
+        strategy,
+        chosen_lpt - rejected_lpt AS implicit_margin
+    FROM (
+        SELECT *, chosen_score - rejected_score AS margin, chosen_lpt + rejected_lpt AS pair_logprob
+        FROM best_vs_worst
+    )
+    WHERE margin > 0
+),
 responses AS (
-    SELECT candidate_id, response FROM candidates WHERE error IS NULL AND response IS NOT NULL
+    SELECT candidate_id, response FROM usable_candidates
 ),
 prompt_texts AS (
     -- the last user message, once per prompt (not once per output row)
@@ -365,6 +432,26 @@ SELECT
 FROM measured AS m
 JOIN responses AS c ON c.candidate_id = m.chosen_id
 JOIN responses AS r ON r.candidate_id = m.rejected_id
+LEFT JOIN prompt_texts AS p ON p.prompt_id = m.prompt_id
+UNION ALL
+SELECT
+    m.pair_id,
+    m.prompt_id,
+    p.prompt,
+    m.chosen,
+    m.rejected,
+    m.chosen_id,
+    m.rejected_id,
+    m.chosen_score,
+    m.rejected_score,
+    m.margin,
+    m.soft_label,
+    m.uncertainty,
+    m.criterion,
+    m.weight,
+    m.strategy,
+    m.implicit_margin
+FROM best_vs_worst_measured AS m
 LEFT JOIN prompt_texts AS p ON p.prompt_id = m.prompt_id
 UNION ALL
 SELECT

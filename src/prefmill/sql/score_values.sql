@@ -2,40 +2,22 @@
 -- wraps this SELECT as
 --     CREATE OR REPLACE TEMP VIEW candidate_score_values AS <this file>
 -- and, while an output's SQL runs, computes it once into a temporary table (one scan of each input).
--- scores.sql (the candidate_scores view) is this view joined with the texts; the built-in pairs.sql,
--- points.sql and lists.sql select from this one and join the texts of the rows they output last.
+-- scores.sql (the candidate_scores view) is this view joined with the texts; the built-in lists.sql
+-- and pairs.sql (but best_vs_worst) select from this one and join the texts of the rows they output
+-- last; points.sql and best_vs_worst read candidate_judged_values and join the candidates once.
 --
--- Inputs (views): candidates, judgments (columns as in prefmill.storage.schemas). The candidates
---         column policy_logprob (log-prob under the target policy, for offline candidates) is used
---         when the table has it. Table criterion_weights (criterion VARCHAR, weight DOUBLE), filled
---         by the runner from the recipe's criterion_weights: weighted scalarisation. When it has
---         rows, each candidate scored on every listed criterion also gets a row with criterion
---         'weighted' and score = sum(weight * score); empty, there are no such rows.
--- Parameters: none ($parameters cannot live in a view). The DuckDB variable `aggregation` picks how
---   judges are combined into `score`: 'mean' (default, also when unset), 'median' or 'vote'; the
---   runner sets it from the recipe's evaluation.aggregation (SET VARIABLE aggregation = 'median').
---   A 'weighted' row combines the chosen per-criterion scores.
+-- Inputs (views): candidates, candidate_judged_values (judged_values.sql, over judgments: the scores,
+--         the aggregation the DuckDB variable `aggregation` picks, the 'weighted' rows of table
+--         criterion_weights). The candidates column policy_logprob (log-prob under the target
+--         policy, for offline candidates) is used when the table has it.
+-- Parameters: none ($parameters cannot live in a view).
 --
 -- Output: one row per (prompt_id, candidate_id, criterion) of a usable candidate that has at least
 -- one usable judgment; the columns of candidate_scores (scores.sql) but prompt and response.
 --
--- Usable judgments: usable_judgments() (sql/usable_judgments.sql, defined by the runner).
--- A pair judge's score of a candidate is its win rate: the mean, over the pair rows naming it, of
--- P(it is the better one): prefers_first where it was shown first, 1 - prefers_first where it was
--- shown second. Judging both orders (position swap) puts each candidate first once per pair, so a
--- judge that always prefers the first position gives every candidate 0.5. A pair-only recipe (an
--- LLM pair judge, human pair verdicts) thus scores candidates like a point judge does, and its
--- win rates join the other judges' scores in the mean / median / vote.
--- Usable candidates: error IS NULL and response IS NOT NULL. Errors stay in their tables as data;
--- they are only left out here.
---
--- Position swap: swap_pairs() (sql/usable_judgments.sql) gives, for each (judge, criterion,
--- granularity, unit, two candidates) with rows in both orders, whether the orders agree.
---
--- One pass: the judge scores and the position-swapped comparisons are grouped once per (prompt,
--- candidate, criterion). A group that one judge alone scored (the usual case) has all its columns from
--- that pass (the judge's mean is the mean, the median and the vote's input; spread 0); only the groups
--- with several judges are grouped again per judge.
+-- How: candidate_judged_values (judged_values.sql: the usable judgments, pair win rates, aggregation,
+-- weighted rows and swap columns) joined with the usable candidates: error IS NULL and response IS
+-- NOT NULL. Errors stay in their tables as data; they are only left out here.
 WITH with_policy AS (
     -- adds a NULL policy_logprob column when the candidates table has none
     SELECT * FROM candidates
@@ -51,138 +33,6 @@ usable_candidates AS (
         coalesce(policy_logprob, logprob) / nullif(n_tokens, 0) AS logprob_per_token
     FROM with_policy
     WHERE error IS NULL AND response IS NOT NULL
-),
-judge_scores AS NOT MATERIALIZED (
-    -- point verdicts as they are; each pair verdict gives both of its candidates their probability
-    -- of being the better one (win rate): prefers_first to the one shown first, 1 - it to the other
-    SELECT prompt_id, candidate_id, criterion, judge, score
-    FROM usable_judgments()
-    WHERE mode = 'point'
-    UNION ALL
-    SELECT prompt_id, candidate_id, criterion, judge, prefers_first
-    FROM usable_judgments()
-    WHERE mode = 'pair'
-    UNION ALL
-    SELECT prompt_id, other_candidate_id, criterion, judge, 1.0 - prefers_first
-    FROM usable_judgments()
-    WHERE mode = 'pair'
-),
-swapped AS (
-    SELECT prompt_id, criterion, lo, hi, NOT consistent AS inconsistent FROM swap_pairs()
-),
-tagged AS (
-    -- the judge scores and each candidate's position-swapped comparisons, grouped together below
-    SELECT prompt_id, candidate_id, criterion, judge, score, NULL::BOOLEAN AS inconsistent
-    FROM judge_scores
-    UNION ALL
-    SELECT prompt_id, lo, criterion, NULL, NULL, inconsistent FROM swapped
-    UNION ALL
-    SELECT prompt_id, hi, criterion, NULL, NULL, inconsistent FROM swapped
-),
-per_group AS (
-    SELECT
-        prompt_id,
-        candidate_id,
-        criterion,
-        avg(score) AS judge_score,
-        count(score) AS n_judgments,
-        min(judge) = max(judge) AS one_judge,
-        avg(inconsistent::INTEGER)::DOUBLE AS swap_inconsistency,
-        count(inconsistent)::BIGINT AS n_swapped
-    FROM tagged
-    GROUP BY prompt_id, candidate_id, criterion
-    HAVING count(score) > 0
-),
-single AS (
-    SELECT
-        prompt_id,
-        candidate_id,
-        criterion,
-        judge_score AS score_mean,
-        judge_score AS score_median,
-        CASE WHEN judge_score >= 0.5 THEN 1.0 ELSE 0.0 END::DOUBLE AS score_vote,
-        0.0::DOUBLE AS spread,
-        n_judgments::BIGINT AS n_judgments,
-        1::BIGINT AS n_judges,
-        swap_inconsistency,
-        n_swapped
-    FROM per_group
-    WHERE one_judge
-),
-per_judge AS (
-    -- only the groups with several judges
-    SELECT
-        s.prompt_id,
-        s.candidate_id,
-        s.criterion,
-        s.judge,
-        avg(s.score) AS judge_score,
-        count(*) AS n_judgments,
-        any_value(g.swap_inconsistency) AS swap_inconsistency,
-        any_value(g.n_swapped) AS n_swapped
-    FROM judge_scores AS s
-    JOIN (
-        SELECT prompt_id, candidate_id, criterion, swap_inconsistency, n_swapped
-        FROM per_group
-        WHERE NOT one_judge
-    ) AS g
-      ON g.prompt_id = s.prompt_id AND g.candidate_id = s.candidate_id AND g.criterion = s.criterion
-    GROUP BY s.prompt_id, s.candidate_id, s.criterion, s.judge
-),
-several AS (
-    SELECT
-        prompt_id,
-        candidate_id,
-        criterion,
-        avg(judge_score) AS score_mean,
-        median(judge_score)::DOUBLE AS score_median,
-        CASE
-            WHEN 2 * count(*) FILTER (WHERE judge_score >= 0.5) > count(*) THEN 1.0
-            WHEN 2 * count(*) FILTER (WHERE judge_score >= 0.5) < count(*) THEN 0.0
-            ELSE 0.5
-        END::DOUBLE AS score_vote,
-        coalesce(stddev_pop(judge_score), 0.0) AS spread,
-        sum(n_judgments)::BIGINT AS n_judgments,
-        count(*)::BIGINT AS n_judges,
-        any_value(swap_inconsistency) AS swap_inconsistency,
-        any_value(n_swapped) AS n_swapped
-    FROM per_judge
-    GROUP BY prompt_id, candidate_id, criterion
-),
-aggregated AS (
-    SELECT
-        *,
-        CASE coalesce(getvariable('aggregation'), 'mean')
-            WHEN 'mean' THEN score_mean
-            WHEN 'median' THEN score_median
-            WHEN 'vote' THEN score_vote
-            ELSE error('candidate_scores: aggregation must be mean, median or vote, not '
-                       || getvariable('aggregation')::VARCHAR)
-        END AS score
-    FROM (SELECT * FROM single UNION ALL SELECT * FROM several)
-),
-weighted AS (
-    -- one 'weighted' row per candidate scored on every weighted criterion
-    SELECT
-        s.prompt_id,
-        s.candidate_id,
-        'weighted' AS criterion,
-        sum(w.weight * s.score) AS score_mean,
-        sum(w.weight * s.score) AS score_median,
-        sum(w.weight * s.score) AS score_vote,
-        max(s.spread) AS spread,
-        sum(s.n_judgments)::BIGINT AS n_judgments,
-        max(s.n_judges)::BIGINT AS n_judges,
-        sum(w.weight * s.score) AS score
-    FROM aggregated AS s
-    JOIN criterion_weights AS w ON w.criterion = s.criterion
-    GROUP BY s.prompt_id, s.candidate_id
-    HAVING count(*) = (SELECT count(*) FROM criterion_weights)
-),
-all_scores AS (
-    SELECT * FROM aggregated
-    UNION ALL BY NAME
-    SELECT * FROM weighted
 )
 SELECT
     c.prompt_id,
@@ -190,7 +40,7 @@ SELECT
     s.criterion,
     c.logprob,
     c.n_tokens,
-    round(s.score, 12) AS score,
+    s.score,
     s.spread,
     s.n_judgments,
     s.n_judges,
@@ -199,7 +49,7 @@ SELECT
     s.score_median,
     s.score_vote,
     s.swap_inconsistency,
-    coalesce(s.n_swapped, 0)::BIGINT AS n_swapped
+    s.n_swapped
 FROM usable_candidates AS c
-JOIN all_scores AS s
+JOIN candidate_judged_values AS s
   ON s.candidate_id = c.candidate_id AND s.prompt_id = c.prompt_id

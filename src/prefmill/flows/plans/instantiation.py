@@ -28,7 +28,7 @@ def output_config(recipe: Recipe, output: str) -> tuple[dict[str, Any], str | No
     scores = read_sql("scores")
     where = recipe.instantiation.sql.get(output, f"{output}.sql")  # type: ignore[call-overload]
     used = sql_parameters(text, where=where) | sql_parameters(scores, where="scores.sql")
-    parts = [read_sql("score_values"), scores, text]
+    parts = [read_sql("judged_values"), read_sql("score_values"), scores, text]
     parts.insert(0, read_sql(JUDGMENT_MACROS))  # usable_judgments() and swap_pairs(), read by both
     custom_selection = None
     if output == "pairs":

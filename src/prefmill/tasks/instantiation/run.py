@@ -11,7 +11,6 @@ counts them by reason, and returns an Arrow table checked against the output's s
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
 from dataclasses import dataclass
 from dataclasses import field as dc_field
 
@@ -25,6 +24,7 @@ from prefmill.storage.duck import to_arrow
 from prefmill.storage.schemas import conform, schema_for
 from prefmill.storage.tables import OUTPUTS, TABLES
 from prefmill.tasks.instantiation.params import AGGREGATIONS, DEFAULT_PARAMS, check_params
+from prefmill.tasks.instantiation.snapshot import SCORE_VIEWS, scores_computed_once, snapshot_for, view_sql
 
 #: Bump when the built-in SQL or this runner changes what a given input produces.
 INSTANTIATION_CODE_VERSION = "2"
@@ -46,9 +46,6 @@ STEPS_SCHEMA = pa.schema(
 
 #: Row-order column the runner adds to pairs before selection (and removes after).
 _ROW = "__prefmill_row"
-
-#: Temporary table holding ``candidate_score_values`` while one output's SQL runs.
-_SCORES = "__prefmill_candidate_score_values"
 
 #: ``content_id(list)`` in SQL: the first 16 hex chars of sha256 of the list's canonical JSON, equal to
 #: ``prefmill.ids.content_id`` of the same Python list of strings. DuckDB's ``to_json`` already writes
@@ -125,11 +122,6 @@ def weights_table(weights: Mapping[str, float] | list[Mapping[str, object]] | No
     return pa.Table.from_pylist(rows, schema=WEIGHTS_SCHEMA)
 
 
-#: The views the runner defines over the inputs, each from its built-in SQL file: the narrow scores
-#: first (score_values.sql), then the scores with their texts (scores.sql) over them.
-_SCORE_VIEWS = (("candidate_score_values", "score_values"), ("candidate_scores", "scores"))
-
-
 #: The DuckDB variable set on a connection once its score macros and views are defined.
 _BOUND = "__prefmill_scores_bound"
 
@@ -138,10 +130,6 @@ def _scores_bound(con: duckdb.DuckDBPyConnection) -> bool:
     """Whether ``bind_candidate_scores`` already defined the macros and views on ``con`` (one cheap
     query, where defining them again costs DuckDB ~40 ms of parsing and binding per output)."""
     return bool(con.execute(f"SELECT getvariable('{_BOUND}')").fetchall()[0][0])
-
-
-def _view(name: str, sql_name: str) -> str:
-    return f"CREATE OR REPLACE TEMP VIEW {name} AS\n{read_sql(sql_name)}\n"
 
 
 def bind_candidate_scores(
@@ -170,8 +158,8 @@ def bind_candidate_scores(
             return
         con.execute(CONTENT_ID_MACRO)
         define_judgment_macros(con)
-        for name, sql_name in _SCORE_VIEWS:
-            con.execute(_view(name, sql_name))
+        for name, sql_name in SCORE_VIEWS:
+            con.execute(view_sql(name, sql_name))
         con.execute(f"SET VARIABLE {_BOUND} = true")
     except (duckdb.Error, QueryError) as exc:
         raise QueryError(
@@ -321,46 +309,6 @@ def _split_dropped(table: pa.Table) -> tuple[pa.Table, dict[str, int]]:
     return kept.drop_columns(["drop_reason"]), removed
 
 
-@contextmanager
-def _scores_computed_once(con: duckdb.DuckDBPyConnection, where: str, columns: str | None) -> Iterator[None]:
-    """Compute ``columns`` of ``candidate_score_values`` once for the output SQL (None: leave the view
-    alone), and put the view back afterwards.
-
-    DuckDB plans and runs a view again at every reference, so SQL naming the scores more than once
-    runs over a snapshot (a temporary table, spilled past the memory limit; the same rows, as the
-    inputs do not change within one call); SQL naming them once runs on the view (a snapshot would
-    only add a copy). The columns not kept, and their share of the candidates join, are never
-    computed (at 1M candidates about 1.5 of 12.5 CPU seconds for points)."""
-    if columns is None:
-        yield
-        return
-    try:
-        con.execute(f"CREATE OR REPLACE TEMP TABLE {_SCORES} AS SELECT {columns} FROM candidate_score_values")
-        con.execute(f"CREATE OR REPLACE TEMP VIEW candidate_score_values AS SELECT * FROM {_SCORES}")
-    except duckdb.Error as exc:
-        raise QueryError(f"{where}: {_duck_message(exc)}") from exc
-    try:
-        yield
-    finally:
-        con.execute(_view(*_SCORE_VIEWS[0]))
-        con.execute(f"DROP TABLE IF EXISTS {_SCORES}")
-
-
-def _snapshot_columns(output: str, values: Mapping[str, object], sql_text: str, builtin: bool) -> str | None:
-    """The columns of ``candidate_score_values`` that the output SQL reads from a snapshot of the
-    scores (None: from the view): all of them for SQL of one's own naming the scores twice or more.
-
-    Built-in SQL, the columns it reads: pairs with any strategy but best_vs_worst alone read the
-    scores again: snapshot. Lists and best_vs_worst pairs read them once (one GROUP BY): the view.
-    Points read them once too, but with the view inlined DuckDB plans the texts' joins worse: at 1M
-    candidates the snapshot takes the points SQL from 9.4 to 6.8 s wall (the same CPU)."""
-    if not builtin:
-        return "*" if sql_text.count("candidate_score") >= 2 else None
-    if output == "pairs" and list(values.get("strategies") or []) != ["best_vs_worst"]:  # type: ignore[call-overload]
-        return "prompt_id, candidate_id, criterion, score, spread, logprob_per_token"
-    return "prompt_id, candidate_id, criterion, score, spread" if output == "points" else None
-
-
 def _keep(
     con: duckdb.DuckDBPyConnection, name: str, sql_text: str, values: dict[str, object], where: str
 ) -> None:
@@ -416,8 +364,11 @@ def instantiate_stream(
     bind_candidate_scores(con, weights, None if aggregation is None else str(aggregation))  # type: ignore[arg-type]
     bind_embeddings(con)
     bind_steps(con)
-    with _scores_computed_once(con, where, _snapshot_columns(output, values, sql_text, builtin)):
-        _keep(con, _MADE, sql_text, values, where)
+    try:
+        with scores_computed_once(con, snapshot_for(output, values, sql_text, builtin)):
+            _keep(con, _MADE, sql_text, values, where)
+    except duckdb.Error as exc:
+        raise QueryError(f"{where}: {_duck_message(exc)}") from exc
     kept, order = _MADE, None  # a table scans in insertion order: the SQL's own order
     if spec.selection_sql is not None:
         if selection_text is None:
