@@ -95,6 +95,22 @@ def test_round_trip_keeps_extra_columns(store: Store) -> None:
     assert m.schema[-1] == {"name": "votes", "type": "int64"}
 
 
+def test_read_rows_reads_a_slice_from_the_files_that_hold_it(store: Store, monkeypatch: Any) -> None:
+    data = build("candidates", 7)
+    m = _write(store, "candidates", data, shard_rows=3)  # files of 3, 3 and 1 rows
+    whole = store.read_arrow(m)
+    for start in range(9):
+        for length in range(9):
+            got = store.read_rows(m, start, length)
+            assert got.equals(whole.slice(start, length)), (start, length)
+    assert store.read_rows(m, 2, 3, columns=["candidate_id"]).column_names == ["candidate_id"]
+    opened: list[str] = []
+    original = pq.read_table
+    monkeypatch.setattr(pq, "read_table", lambda path, **kw: opened.append(path) or original(path, **kw))
+    assert store.read_rows(m, 3, 3).equals(whole.slice(3, 3))
+    assert [Path(p).name for p in opened] == ["part-00001.parquet"]  # only the file that holds them
+
+
 def test_empty_table_round_trips(store: Store) -> None:
     m = _write(store, "candidates", build("candidates", 0))
     assert m.rows == 0 and [f.rows for f in m.files] == [0]

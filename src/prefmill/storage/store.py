@@ -101,6 +101,23 @@ class Store(Catalog):
         tables = [pq.read_table(p, filesystem=self.fs, columns=columns) for p in paths]
         return pa.concat_tables(tables) if len(tables) > 1 else tables[0]
 
+    def read_rows(self, m: Manifest, start: int, length: int, columns: list[str] | None = None) -> pa.Table:
+        """Rows ``[start, start + length)`` of ``m`` (as ``read_arrow(m).slice(start, length)``),
+        reading only the files that hold them (the manifest counts each file's rows)."""
+        paths = self.file_paths(m)
+        if not paths:
+            raise StorageError(f"version {m.table}@{m.version} lists no files")
+        tables, offset, end = [], 0, start + length
+        for f, path in zip(m.files, paths, strict=True):
+            if offset < end and offset + f.rows > start:
+                part = pq.read_table(path, filesystem=self.fs, columns=columns)
+                first = max(start - offset, 0)
+                tables.append(part.slice(first, end - offset - first))
+            offset += f.rows
+        if not tables:  # past the end: an empty table with the version's columns
+            return pq.read_table(paths[0], filesystem=self.fs, columns=columns).slice(0, 0)
+        return pa.concat_tables(tables) if len(tables) > 1 else tables[0]
+
     def read_polars(self, m: Manifest, columns: list[str] | None = None) -> Any:
         import polars as pl
 
