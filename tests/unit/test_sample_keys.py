@@ -5,8 +5,9 @@ from __future__ import annotations
 import hashlib
 import random
 
+from prefmill.column_ids import digest_seeds, hex_ids
 from prefmill.ids import canonical_json, content_id, seed_for
-from prefmill.tasks.synthesis.sample_keys import digest_ids, digest_seeds, sample_keys
+from prefmill.tasks.synthesis.sample_keys import sample_keys
 
 #: Prompt ids that stress the JSON escaping: quotes, backslashes, control characters, unicode
 #: (accents, CJK, an emoji, a lone surrogate's neighbour U+FFFF), an empty id, a 16-hex id.
@@ -166,8 +167,8 @@ def test_digests_read_like_hexdigest_and_seed_for() -> None:
     rng = random.Random(3)
     blobs = [rng.randbytes(rng.randint(0, 80)) for _ in range(200)] + [b"", b"\xff" * 64]
     digests = [hashlib.sha256(b).digest() for b in blobs]
-    assert digest_ids(digests).to_pylist() == [hashlib.sha256(b).hexdigest()[:16] for b in blobs]
+    assert hex_ids(digests).to_pylist() == [hashlib.sha256(b).hexdigest()[:16] for b in blobs]
     assert digest_seeds(digests).tolist() == [
         int.from_bytes(hashlib.sha256(b).digest()[:8], "big") & ((1 << 63) - 1) for b in blobs
     ]
-    assert digest_ids([]).to_pylist() == [] and digest_seeds([]).tolist() == []
+    assert hex_ids([]).to_pylist() == [] and digest_seeds([]).tolist() == []

@@ -5,8 +5,8 @@ top_p, max_new_tokens, seed})`` and ``content_id([prompt_id, generator, sampling
 (a unit test holds it), built column-wise: what the rows of one sample index share (their sampling
 JSON around the seed, and its escaped form inside the id's JSON) and of one prompt (its id's JSON)
 is encoded once, the texts are joined by Arrow, the seeds are read out of the digests and the ids
-hex-encoded by numpy, so a row costs two sha256 calls in a list comprehension and nothing else in
-Python.
+hex-encoded by numpy (``prefmill.column_ids``), so a row costs two sha256 calls in a list
+comprehension and nothing else in Python.
 """
 
 from __future__ import annotations
@@ -17,17 +17,13 @@ from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
+from prefmill.column_ids import content_ids, digest_seeds, join
 from prefmill.engines.base import SamplingParams
-from prefmill.ids import ID_LENGTH, canonical_json
+from prefmill.ids import canonical_json
 
 #: A number no temperature, top_p or max_new_tokens prints: where a sample's seed goes in its JSON.
 _SENTINEL = "-987654321987654321"
-_SEED_MASK = np.uint64((1 << 63) - 1)
-_DIGEST = 32  # bytes of a sha256 digest
-#: The two lowercase hex characters of each byte value.
-_HEX = np.frombuffer(b"".join(f"{b:02x}".encode() for b in range(256)), np.uint8).reshape(256, 2)
 
 
 @dataclass
@@ -47,25 +43,6 @@ class SampleKeys:
 
     def __len__(self) -> int:
         return len(self.seeds)
-
-
-def digest_seeds(digests: list[bytes]) -> np.ndarray:
-    """``int.from_bytes(d[:8], "big") & (2**63 - 1)`` of each sha256 digest, as int64."""
-    if not digests:
-        return np.zeros(0, np.int64)
-    heads = np.frombuffer(b"".join(digests), np.dtype(">u8")).reshape(len(digests), _DIGEST // 8)[:, 0]
-    return (heads & _SEED_MASK).astype(np.int64)
-
-
-def digest_ids(digests: list[bytes]) -> pa.Array:
-    """The first ``ID_LENGTH`` lowercase hex characters of each sha256 digest (``hexdigest()[:16]``)."""
-    n = len(digests)
-    if not n:
-        return pa.array([], pa.string())
-    raw = np.frombuffer(b"".join(digests), np.uint8).reshape(n, _DIGEST)[:, : ID_LENGTH // 2]
-    text = np.ascontiguousarray(_HEX[raw].reshape(n * ID_LENGTH))
-    offsets = np.arange(0, (n + 1) * ID_LENGTH, ID_LENGTH, dtype=np.int32)
-    return pa.StringArray.from_buffers(n, pa.py_buffer(offsets), pa.py_buffer(text))
 
 
 def _rows(
@@ -130,23 +107,20 @@ def sample_keys(
     seeds = digest_seeds(digests)
     seed_text = pa.array(seeds, pa.int64()).cast(pa.string())
 
-    index_arr = pa.array(indices)
-    samplings = pc.binary_join_element_wise(
-        pc.take(pa.array(heads, pa.string()), index_arr), seed_text, pc.take(pa.array(tails), index_arr), ""
-    )
+    by_index = pa.array(indices)
+
+    def per_index(values: list[str]) -> pa.Array:
+        return pa.array(values, pa.string()).take(by_index)
+
+    samplings = join(per_index(heads), seed_text, per_index(tails))
     # content_id([pid, generator, sampling, i]): the sampling JSON is escaped inside the id's JSON
-    id_heads = pc.binary_join_element_wise(
-        pc.take(pa.array([f"[{p}{gen}" for p in pid_json], pa.string()), pa.array(rows)),
-        pc.take(pa.array(id_mids, pa.string()), index_arr),
-        "",
-    )
-    id_texts = pc.binary_join_element_wise(id_heads, seed_text, pc.take(pa.array(id_tails), index_arr), "")
-    ids = digest_ids([sha(t).digest() for t in id_texts.cast(pa.binary()).to_pylist()])
+    id_heads = pa.array([f"[{p}{gen}" for p in pid_json], pa.string()).take(pa.array(rows))
+    ids = content_ids(join(id_heads, per_index(id_mids), seed_text, per_index(id_tails)))
     return SampleKeys(
         prompt_rows=rows,
         indices=indices,
         seeds=seeds.tolist(),
-        prompt_ids=pc.take(pa.array(prompt_ids, pa.string()), pa.array(rows)),
+        prompt_ids=pa.array(prompt_ids, pa.string()).take(pa.array(rows)),
         samplings=samplings,
         ids=ids,
         params=params,
