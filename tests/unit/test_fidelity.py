@@ -271,6 +271,41 @@ def test_report_self_preference_agreement_and_thresholds() -> None:
     )
 
 
+def test_report_finds_the_usable_rows_once_and_reports_as_each_check_alone(monkeypatch: Any) -> None:
+    from prefmill.tasks.evaluation import fidelity, fidelity_length, fidelity_position, fidelity_tables
+
+    table = judgments_table(
+        [
+            point("J", "a", 0.9),
+            point("J", "b", 0.3),
+            point("K", "a", None, error="x"),
+            *_swap_table().to_pylist(),
+        ]
+    )
+    lengths = cands({"a": 3, "b": 5, "c": 7})
+    alone = {
+        "bias": fidelity.position_bias(table),
+        "length": length_control(table, lengths),
+        "labels": pair_labels(table),
+        "self": fidelity.self_preference(table, lengths, {"J": "transformers:smollm2"}),
+        "agreement": fidelity.agreement(pair_labels(table), table),
+    }
+    calls: list[int] = []
+
+    def counted(judgments: Any) -> pl.DataFrame:
+        calls.append(1)
+        return fidelity_tables.usable(judgments)
+
+    for module in (fidelity, fidelity_length, fidelity_position):
+        monkeypatch.setattr(module, "usable", counted)
+    report = fidelity_report(table, lengths, judge_engines={"J": "transformers:smollm2"})
+    assert len(calls) == 1
+    assert report["judges"]["P"]["position_bias"] == alone["bias"]["P"]
+    assert report["judges"]["J"]["length"] == alone["length"]["J"]
+    assert report["judges"]["J"]["self_preference"] == alone["self"][0]["J"]
+    assert report["agreement"] == alone["agreement"]
+
+
 def test_empty_report() -> None:
     report = fidelity_report(empty_table("judgments"), cands({}))
     assert report == {"judges": {}, "agreement": {"pairs": []}, "warnings": []}

@@ -95,6 +95,46 @@ def test_round_trip_keeps_extra_columns(store: Store) -> None:
     assert m.schema[-1] == {"name": "votes", "type": "int64"}
 
 
+def test_read_rows_reads_a_slice_from_the_files_that_hold_it(store: Store, monkeypatch: Any) -> None:
+    data = build("candidates", 7)
+    m = _write(store, "candidates", data, shard_rows=3)  # files of 3, 3 and 1 rows
+    whole = store.read_arrow(m)
+    for start in range(9):
+        for length in range(9):
+            got = store.read_rows(m, start, length)
+            assert got.equals(whole.slice(start, length)), (start, length)
+    assert store.read_rows(m, 2, 3, columns=["candidate_id"]).column_names == ["candidate_id"]
+    opened: list[str] = []
+    original = store_module._read_slice
+    monkeypatch.setattr(
+        store_module, "_read_slice", lambda path, *a: opened.append(path) or original(path, *a)
+    )
+    assert store.read_rows(m, 3, 3).equals(whole.slice(3, 3))
+    assert [Path(p).name for p in opened] == ["part-00001.parquet"]  # only the file that holds them
+
+
+def test_read_rows_decodes_only_the_row_groups_that_hold_the_slice(store: Store, monkeypatch: Any) -> None:
+    data = build("prompts", 10)
+    m = store.write_version(DS, "prompts", data, stage="s", code_version="1", config={}, row_group_rows=3)
+    assert [f.rows for f in m.files] == [10]
+    path = store.file_paths(m)[0]
+    assert [pq.ParquetFile(path).metadata.row_group(g).num_rows for g in range(4)] == [3, 3, 3, 1]
+    whole = store.read_arrow(m)
+    assert whole.equals(conform("prompts", data))
+    for start in range(11):
+        for length in range(11):
+            assert store.read_rows(m, start, length).equals(whole.slice(start, length)), (start, length)
+    read: list[list[int]] = []
+    original = pq.ParquetFile.read_row_groups
+    monkeypatch.setattr(
+        pq.ParquetFile,
+        "read_row_groups",
+        lambda self, groups, **kw: read.append(groups) or original(self, groups, **kw),
+    )
+    assert store.read_rows(m, 4, 4, columns=["prompt_id"]).equals(whole.select(["prompt_id"]).slice(4, 4))
+    assert read == [[1, 2]]  # rows 3-5 and 6-8: not the first row group, nor the last
+
+
 def test_empty_table_round_trips(store: Store) -> None:
     m = _write(store, "candidates", build("candidates", 0))
     assert m.rows == 0 and [f.rows for f in m.files] == [0]
@@ -643,3 +683,11 @@ def test_a_version_can_borrow_shards_of_a_parent_by_reference(store: Store) -> N
     report = store.gc(DS, apply=True)
     assert report.unreferenced == []  # v1 is an ancestor of v2: its borrowed file stays
     assert store.read_arrow(store.manifest(DS, "candidates", "v2")).num_rows == 6
+
+
+def test_prompts_row_groups_hold_whole_shards() -> None:
+    from prefmill.flows.plans.prompts import MIN_ROW_GROUP, row_groups
+
+    for shard in (1, 7, 64, 100, 8192, 10_000, 1_000_000):
+        rows = row_groups(shard)
+        assert rows % shard == 0 and rows >= MIN_ROW_GROUP and rows - shard < MIN_ROW_GROUP

@@ -11,6 +11,7 @@ from typing import Any
 
 import polars as pl
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
@@ -161,6 +162,8 @@ def candidates_with_prompts(
     prompt_id) joined on: what the judges and revisers of one shard read."""
     cands = pq.read_table(store.file_paths(candidates)[index], filesystem=store.fs)
     refs = store.read_arrow(prompts, columns=["prompt_id", *columns])
+    # only the shard's prompts go into the join (the same rows: a left join on prompt_id)
+    refs = refs.filter(pc.is_in(refs.column("prompt_id"), value_set=pc.unique(cands.column("prompt_id"))))
     joined = pl.from_arrow(cands).join(pl.from_arrow(refs), on="prompt_id", how="left").to_arrow()
     return cands, joined
 

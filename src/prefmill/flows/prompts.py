@@ -63,6 +63,7 @@ def prompts_flow(plan: PromptsPlan, root: str) -> list[TableResult]:
         prompts,
         flow_run_id=run_id,
         stats={"rejected": rejected.num_rows, "sources": n_sources},
+        row_group_rows=plan.row_group_rows,  # a synthesis shard reads one (Store.read_rows)
         **common,
     )
     log().info("prompts: %d prompts, %d rejected", prompts_m.rows, rejected_m.rows)

@@ -38,8 +38,7 @@ def check_offline(shard: ShardPlan, prompts: pa.Table) -> int:
 
 
 def _prompt_rows(ctx: ShardContext, prompts_version: str, size: int) -> pa.Table:
-    prompts = ctx.store.read_arrow(ctx.manifest("prompts", prompts_version))
-    return prompts.slice(ctx.index * size, size)
+    return ctx.store.read_rows(ctx.manifest("prompts", prompts_version), ctx.index * size, size)
 
 
 def _tokens(candidates: pa.Table) -> int:

@@ -64,9 +64,11 @@ class Store(Catalog):
         shard_rows: int | None = None,
         flow_run_id: str | None = None,
         stats: Mapping[str, Any] | None = None,
+        row_group_rows: int | None = None,
     ) -> Manifest:
-        """Write a whole table as one version (split in shards of ``shard_rows``) and publish it.
-        Returns the existing manifest when this version was published before."""
+        """Write a whole table as one version (split in shards of ``shard_rows``, each in Parquet row
+        groups of ``row_group_rows``) and publish it. Returns the existing manifest when this
+        version was published before."""
         parents = list(parents)
         vid = version_id(table, stage, code_version, config, parents)
         writer = self.open_version(dataset, table, vid)
@@ -75,7 +77,8 @@ class Store(Catalog):
         step = shard_rows or max(data.num_rows, 1)
         for i, start in enumerate(range(0, max(data.num_rows, 1), step)):
             try:
-                writer.write_shard(i, data.slice(start, step), stats=stats if i == 0 else None)
+                part = data.slice(start, step)
+                writer.write_shard(i, part, stats=stats if i == 0 else None, row_group_rows=row_group_rows)
             except StorageError:
                 if (existing := writer.manifest()) is None:
                     raise
@@ -99,6 +102,23 @@ class Store(Catalog):
         if not paths:
             raise StorageError(f"version {m.table}@{m.version} lists no files")
         tables = [pq.read_table(p, filesystem=self.fs, columns=columns) for p in paths]
+        return pa.concat_tables(tables) if len(tables) > 1 else tables[0]
+
+    def read_rows(self, m: Manifest, start: int, length: int, columns: list[str] | None = None) -> pa.Table:
+        """Rows ``[start, start + length)`` of ``m`` (as ``read_arrow(m).slice(start, length)``),
+        reading only the files that hold them (the manifest counts each file's rows) and, in each,
+        only the row groups that hold them."""
+        paths = self.file_paths(m)
+        if not paths:
+            raise StorageError(f"version {m.table}@{m.version} lists no files")
+        tables, offset, end = [], 0, start + length
+        for f, path in zip(m.files, paths, strict=True):
+            if offset < end and offset + f.rows > start:
+                first = max(start - offset, 0)
+                tables.append(_read_slice(path, self.fs, first, end - offset - first, columns))
+            offset += f.rows
+        if not tables:  # past the end: an empty table with the version's columns
+            return pq.read_table(paths[0], filesystem=self.fs, columns=columns).slice(0, 0)
         return pa.concat_tables(tables) if len(tables) > 1 else tables[0]
 
     def read_polars(self, m: Manifest, columns: list[str] | None = None) -> Any:
@@ -131,3 +151,22 @@ class Store(Catalog):
         """Find versions no ref reaches (directly or as an ancestor); delete them when ``apply``.
         Incomplete versions (no manifest) are listed, and deleted only with ``incomplete=True``."""
         return gc(self, dataset, apply=apply, incomplete=incomplete)
+
+
+def _read_slice(path: str, fs: Any, start: int, length: int, columns: list[str] | None) -> pa.Table:
+    """Rows ``[start, start + length)`` of one Parquet file, decoding only the row groups that hold
+    them."""
+    with fs.open_input_file(path) as source:
+        pf = pq.ParquetFile(source)
+        groups, skipped, offset, end = [], 0, 0, start + length
+        for g in range(pf.metadata.num_row_groups):
+            rows = pf.metadata.row_group(g).num_rows
+            if offset < end and offset + rows > start:
+                groups.append(g)
+            elif offset + rows <= start:
+                skipped += rows
+            offset += rows
+        if not groups:  # the manifest's row count disagrees with the file: read it whole
+            return pf.read(columns=columns).slice(start, length)
+        part = pf.read_row_groups(groups, columns=columns)
+    return part.slice(start - skipped, length)

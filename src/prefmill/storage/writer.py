@@ -22,15 +22,17 @@ _SUM_COLUMNS = {"n_tokens": "tokens", "prompt_tokens": "prompt_tokens", "cost_us
 _ERROR_COLUMNS = ("error", "parse_error")
 
 
-def _write_parquet(table: str, tables: Iterator[pa.Table], sink: Any, where: str) -> int:
+def _write_parquet(
+    table: str, tables: Iterator[pa.Table], sink: Any, where: str, row_group_rows: int | None = None
+) -> int:
     """Write ``tables`` (each checked with ``conform``) to ``sink`` as one Parquet file; its rows."""
     first = conform(table, next(tables), where=where)
     rows = first.num_rows
     with pq.ParquetWriter(sink, first.schema) as out:
-        out.write_table(first)
+        out.write_table(first, row_group_size=row_group_rows)
         for more in tables:
             part = conform(table, more, where=where)
-            out.write_table(part.cast(first.schema))
+            out.write_table(part.cast(first.schema), row_group_size=row_group_rows)
             rows += part.num_rows
     return rows
 
@@ -68,12 +70,19 @@ class VersionWriter:
         return f"{self.store.version_path(self.dataset, self.table, version)}/part-{index:05d}.parquet"
 
     def write_shard(
-        self, index: int, data: pa.Table | Iterable[pa.Table], stats: Mapping[str, Any] | None = None
+        self,
+        index: int,
+        data: pa.Table | Iterable[pa.Table],
+        stats: Mapping[str, Any] | None = None,
+        *,
+        row_group_rows: int | None = None,
     ) -> int:
         """Validate ``data`` against the table's schema and write it as shard ``index``, atomically.
         ``data`` is a table, or an iterable of tables written one after the other as row groups of the
         one part file (a large output streamed out of DuckDB: never all in memory at once).
-        ``stats`` (numbers) are kept beside the shard and summed into the manifest at publish."""
+        ``stats`` (numbers) are kept beside the shard and summed into the manifest at publish.
+        ``row_group_rows``: the rows of each Parquet row group (default pyarrow's), so that a reader
+        of a slice (``Store.read_rows``) decodes only the row groups that hold it."""
         if self.published:
             raise StorageError(f"version {self.table}@{self.version} is published; nothing is overwritten")
         where = f"shard {index}"
@@ -88,16 +97,16 @@ class VersionWriter:
         final = self.shard_path(index)
         if self.store.loc.fsspec_fs is not None:  # object store: one conditional PUT, no rename
             buffer = pa.BufferOutputStream()
-            rows = _write_parquet(self.table, tables, buffer, where)
+            rows = _write_parquet(self.table, tables, buffer, where, row_group_rows)
             self.store.loc.write_atomic(final, buffer.getvalue().to_pybytes(), replace=False)
             return rows
         tmp = f"{self.dir}/.tmp-{uuid.uuid4().hex}-part-{index:05d}.parquet"
         if isinstance(data, pa.Table):
-            pq.write_table(data, tmp, filesystem=fs)
+            pq.write_table(data, tmp, filesystem=fs, row_group_size=row_group_rows)
             rows = data.num_rows
         else:
             with fs.open_output_stream(tmp) as sink:
-                rows = _write_parquet(self.table, tables, sink, where)
+                rows = _write_parquet(self.table, tables, sink, where, row_group_rows)
         # first writer wins: a racing writer never replaces a shard (or a published version's part)
         self.store.loc.move_into_place(tmp, final, replace=False)
         return rows

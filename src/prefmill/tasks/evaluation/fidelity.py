@@ -65,10 +65,11 @@ __all__ = [
 # -- pairwise labels, agreement, gold -------------------------------------------------------------
 
 
-def pair_labels(judgments: pa.Table | pl.DataFrame) -> pl.DataFrame:
+def pair_labels(judgments: pa.Table | pl.DataFrame, *, used: pl.DataFrame | None = None) -> pl.DataFrame:
     """judge, kind, prompt_id, a, b (a < b), criterion, label (+1: a better, -1: b better, 0: tie),
-    orders (pair judges: how many orders of the pair were parsed, 1 or 2; null for point judges)."""
-    df = usable(judgments)
+    orders (pair judges: how many orders of the pair were parsed, 1 or 2; null for point judges).
+    ``used``: ``usable(judgments)`` when the caller has it already."""
+    df = usable(judgments) if used is None else used
     point = (
         df.filter(pl.col("mode") == "point")
         .group_by("judge", "kind", "prompt_id", "candidate_id", "criterion")
@@ -159,14 +160,16 @@ def gold_agreement(labels: pl.DataFrame, gold: Sequence[str] | None = None) -> d
     return out
 
 
-def agreement(labels: pl.DataFrame, judgments: pa.Table | pl.DataFrame) -> dict[str, Any]:
+def agreement(
+    labels: pl.DataFrame, judgments: pa.Table | pl.DataFrame, *, used: pl.DataFrame | None = None
+) -> dict[str, Any]:
     """Inter-judge agreement: for each two judges, Cohen's kappa on the pairs both labelled and
     Spearman of their point scores on the candidates both scored; Fleiss' kappa over the pairs every
     judge labelled (three judges or more)."""
     judges = sorted(labels.get_column("judge").unique().to_list()) if labels.height else []
     key = ["prompt_id", "a", "b", "criterion"]
     scores = (
-        usable(judgments)
+        (usable(judgments) if used is None else used)
         .filter(pl.col("mode") == "point")
         .group_by("judge", "candidate_id", "criterion")
         .agg(pl.col("score").mean())
@@ -231,12 +234,15 @@ def self_preference(
     judgments: pa.Table | pl.DataFrame,
     candidates: pa.Table | pl.DataFrame,
     judge_engines: Mapping[str, str],
+    *,
+    used: pl.DataFrame | None = None,
 ) -> tuple[dict[str, Any], list[str]]:
     """Per LLM judge sharing a family with some generator: mean point score on its own family's
     candidates and on the others (when both exist). Returns (report, warnings)."""
     gens = lengths(candidates).select("candidate_id", "generator")
     families = {g: family(g) for g in gens.get_column("generator").unique().to_list()}
-    df = usable(judgments).filter(pl.col("mode") == "point").join(gens, on="candidate_id", how="left")
+    used = usable(judgments) if used is None else used
+    df = used.filter(pl.col("mode") == "point").join(gens, on="candidate_id", how="left")
     out, warnings = {}, []
     for judge, engine in sorted(judge_engines.items()):
         fam = family(engine)
@@ -295,19 +301,20 @@ def fidelity_report(
             }
     for name, value in position_consistency(df).items():
         judges.setdefault(name, {})["position_consistency"] = value
-    for name, value in position_bias(df).items():
+    used = usable(df)  # the usable rows, once for every check that reads them
+    for name, value in position_bias(df, used=used).items():
         judges.setdefault(name, {})["position_bias"] = value
-    for name, value in length_control(df, candidates).items():
+    for name, value in length_control(df, candidates, used=used).items():
         judges.setdefault(name, {})["length"] = value
-    labels = pair_labels(df)
+    labels = pair_labels(df, used=used)
     for name, value in gold_agreement(labels, gold).items():
         judges.setdefault(name, {})["gold_agreement"] = value
     for name, value in (calibration or {}).items():
         judges.setdefault(name, {})["calibration"] = dict(value)
-    prefs, warnings = self_preference(df, candidates, judge_engines or {})
+    prefs, warnings = self_preference(df, candidates, judge_engines or {}, used=used)
     for name, value in prefs.items():
         judges.setdefault(name, {})["self_preference"] = value
-    out = {"judges": judges, "agreement": agreement(labels, df), "warnings": warnings}
+    out = {"judges": judges, "agreement": agreement(labels, df, used=used), "warnings": warnings}
     if (human := human_agreement(labels)) is not None:  # annotators and judges vs humans
         out["human"] = human
     return out

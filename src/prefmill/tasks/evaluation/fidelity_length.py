@@ -45,13 +45,17 @@ def _empty() -> pl.DataFrame:
 
 
 def length_controlled(
-    judgments: pa.Table | pl.DataFrame, candidates: pa.Table | pl.DataFrame
+    judgments: pa.Table | pl.DataFrame,
+    candidates: pa.Table | pl.DataFrame,
+    *,
+    used: pl.DataFrame | None = None,
 ) -> pl.DataFrame:
     """Every usable row with its length term removed: judgment_id, judge, criterion, mode, value
     (score or prefers_first), length (x or d), controlled (false: a pass/fail verdict, kept as it
     is), coef (beta or gamma of its judge/criterion, 0 when not controlled), value_lc; pair rows also
-    prompt_id, lo < hi (the two candidates) and flip (the row lists ``hi`` first)."""
-    df = usable(judgments)
+    prompt_id, lo < hi (the two candidates) and flip (the row lists ``hi`` first). ``used``:
+    ``usable(judgments)`` when the caller has it already."""
+    df = usable(judgments) if used is None else used
     lens = lengths(candidates).select("candidate_id", "log_len")
     group = ("judge", "criterion")
     point = (
@@ -111,10 +115,15 @@ def _pair_correlation(g: pl.DataFrame, column: str) -> float | None:
     return spearman(np.concatenate([v, 1.0 - v]), np.concatenate([d, -d]))
 
 
-def length_control(judgments: pa.Table | pl.DataFrame, candidates: pa.Table | pl.DataFrame) -> dict[str, Any]:
+def length_control(
+    judgments: pa.Table | pl.DataFrame,
+    candidates: pa.Table | pl.DataFrame,
+    *,
+    used: pl.DataFrame | None = None,
+) -> dict[str, Any]:
     """judge -> criterion -> {n, controlled, coef, spearman_raw, spearman_lc} (correlations with
     length; coef and spearman_lc are None for a pass/fail verdict, which is not controlled)."""
-    lc = length_controlled(judgments, candidates)
+    lc = length_controlled(judgments, candidates, used=used)
     out: dict[str, Any] = {}
     for (judge, criterion, mode), g in lc.group_by("judge", "criterion", "mode", maintain_order=True):
         controlled = bool(g.get_column("controlled").all())

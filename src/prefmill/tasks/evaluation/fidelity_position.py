@@ -41,12 +41,14 @@ def position_consistency(judgments: pa.Table | pl.DataFrame) -> dict[str, dict[s
     return out
 
 
-def position_bias(judgments: pa.Table | pl.DataFrame) -> dict[str, dict[str, Any]]:
+def position_bias(
+    judgments: pa.Table | pl.DataFrame, *, used: pl.DataFrame | None = None
+) -> dict[str, dict[str, Any]]:
     """judge -> {verdicts, first, second, ties, tie_rate, n, first_rate} over its usable pair rows:
     ``first`` verdicts prefer the response shown first, ``second`` the other one, ``ties`` neither;
     ``first_rate`` = first / (first + second) (``n`` of them), 0.5 for a judge without position bias,
     1.0 for one that always answers "A", 0.0 for one that always answers "B"."""
-    rows = usable(judgments).filter(pl.col("mode") == "pair")
+    rows = (usable(judgments) if used is None else used).filter(pl.col("mode") == "pair")
     out = {}
     counted = (
         rows.with_columns(side=_side(pl.col("prefers_first")))

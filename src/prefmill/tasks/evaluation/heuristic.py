@@ -136,14 +136,12 @@ def heuristic_judge(cands: pa.Table) -> pa.Table:
             ).struct.json_encode()
         ),
     )
-    rationales = text.get_column("rationale").to_list()
-    raws = text.get_column("raw").to_list()
     return point_judgments(
         HEURISTIC_JUDGE,
-        parts.get_column("candidate_id").to_list(),
-        parts.get_column("prompt_id").to_list(),
-        parts.get_column("score").to_list(),
-        rationales,
-        raws,
-        [None] * parts.height,
+        parts.get_column("candidate_id").to_arrow(),
+        parts.get_column("prompt_id").to_arrow(),
+        parts.get_column("score").to_arrow(),
+        text.get_column("rationale").to_arrow(),
+        text.get_column("raw").to_arrow(),
+        pa.nulls(parts.height, pa.string()),
     )

@@ -10,10 +10,13 @@ so it is excluded downstream instead of counted as wrong.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from prefmill.column_ids import content_ids, join, json_strings
 from prefmill.ids import ID_LENGTH, canonical_json
 from prefmill.storage.schemas import conform, empty_table
 from prefmill.tasks.evaluation.extract import extract_final_number, normalize_number, to_fraction
@@ -34,38 +37,58 @@ def point_judgment_id(judge: str, candidate_id: str, criterion: str = CRITERION)
     return hashlib.sha256(body.encode("utf-8")).hexdigest()[:ID_LENGTH]
 
 
+def point_judgment_ids(judge: str, candidate_ids: Any, criterion: str = CRITERION) -> pa.Array:
+    """``point_judgment_id`` of every candidate id (a list or an Arrow string array), column-wise."""
+    cids = candidate_ids if isinstance(candidate_ids, pa.Array | pa.ChunkedArray) else pa.array(candidate_ids)
+    head = "[" + canonical_json(judge) + ","
+    tail = ",null," + canonical_json(criterion) + "," + canonical_json(GRANULARITY) + ",null,null]"
+    return content_ids(join(head, json_strings(cids), tail))
+
+
+def _column(values: Any, typ: pa.DataType) -> pa.Array | pa.ChunkedArray:
+    """``values`` (a list or an Arrow array) as an Arrow array of ``typ``."""
+    if isinstance(values, pa.Array | pa.ChunkedArray):
+        return values.cast(typ)
+    return pa.array(values, typ)
+
+
 def point_judgments(
     judge: str,
-    candidate_ids: list[str],
-    prompt_ids: list[str],
-    scores: list[float | None],
-    rationales: list[str | None],
-    raws: list[str | None],
-    parse_errors: list[str | None],
+    candidate_ids: Sequence[str] | pa.Array,
+    prompt_ids: Sequence[str] | pa.Array,
+    scores: Sequence[float | None] | pa.Array,
+    rationales: Sequence[str | None] | pa.Array,
+    raws: Sequence[str | None] | pa.Array,
+    parse_errors: Sequence[str | None] | pa.Array,
     *,
     kind: str = "verifier",
 ) -> pa.Table:
-    """A conforming ``judgments`` table of point-wise, outcome-level, 'overall' judgments."""
+    """A conforming ``judgments`` table of point-wise, outcome-level, 'overall' judgments; each
+    column a list or an Arrow array."""
     n = len(candidate_ids)
     nulls = pa.nulls(n, pa.string())
+
+    def repeat(value: str) -> pa.Array:
+        return pa.repeat(pa.scalar(value, pa.string()), n)
+
     table = pa.table(
         {
-            "judgment_id": pa.array([point_judgment_id(judge, c) for c in candidate_ids], pa.string()),
-            "prompt_id": pa.array(prompt_ids, pa.string()),
-            "candidate_id": pa.array(candidate_ids, pa.string()),
+            "judgment_id": point_judgment_ids(judge, candidate_ids),
+            "prompt_id": _column(prompt_ids, pa.string()),
+            "candidate_id": _column(candidate_ids, pa.string()),
             "other_candidate_id": nulls,
-            "judge": pa.array([judge] * n, pa.string()),
-            "kind": pa.array([kind] * n, pa.string()),
-            "mode": pa.array(["point"] * n, pa.string()),
-            "criterion": pa.array([CRITERION] * n, pa.string()),
-            "granularity": pa.array([GRANULARITY] * n, pa.string()),
+            "judge": repeat(judge),
+            "kind": repeat(kind),
+            "mode": repeat("point"),
+            "criterion": repeat(CRITERION),
+            "granularity": repeat(GRANULARITY),
             "unit_index": pa.nulls(n, pa.int32()),
             "order": nulls,
-            "score": pa.array(scores, pa.float64()),
+            "score": _column(scores, pa.float64()),
             "prefers_first": pa.nulls(n, pa.float64()),
-            "rationale": pa.array(rationales, pa.string()),
-            "raw": pa.array(raws, pa.string()),
-            "parse_error": pa.array(parse_errors, pa.string()),
+            "rationale": _column(rationales, pa.string()),
+            "raw": _column(raws, pa.string()),
+            "parse_error": _column(parse_errors, pa.string()),
         }
     )
     return conform("judgments", table)

@@ -8,8 +8,9 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from prefmill.engines.base import Engine, GenerationRequest, Progress
-from prefmill.errors import EngineError, RecipeError, SchemaError
+from prefmill.engines.base import Engine, Progress
+from prefmill.engines.samples import SampleBatch, generate_samples
+from prefmill.errors import RecipeError, SchemaError
 from prefmill.storage.schemas import conform, empty_table
 from prefmill.tasks.synthesis.sample_keys import sample_keys
 
@@ -93,36 +94,20 @@ def synthesize(
         policy=policy,
         only=only,
     )
-    by_prompt = dict(zip(prompt_ids, messages, strict=True))
-    requests = [
-        GenerationRequest(by_prompt[pid], sp, s)
-        for pid, sp, s in zip(keys.prompt_ids, keys.params, keys.seeds, strict=True)
-    ]
-    row_prompt, row_index, row_sampling, row_id = keys.prompt_ids, keys.indices, keys.samplings, keys.ids
-
-    generations = engine.generate(requests, progress)
-    if len(generations) != len(requests):
-        raise EngineError(
-            f"engine {generator} returned {len(generations)} results for {len(requests)} requests"
-        )
+    batch = SampleBatch(messages, keys.params, keys.prompt_rows, keys.indices, keys.seeds)
+    generated = generate_samples(engine, batch, progress)
+    n = len(batch)
     table = pa.table(
         {
-            "candidate_id": pa.array(row_id, pa.string()),
-            "prompt_id": pa.array(row_prompt, pa.string()),
-            "response": pa.array([None if g.error else g.text for g in generations], pa.string()),
-            "generator": pa.array([generator] * len(requests), pa.string()),
-            "origin": pa.array([ORIGIN] * len(requests), pa.string()),
-            "sampling": pa.array(row_sampling, pa.string()),
-            "sample_index": pa.array(row_index, pa.int32()),
-            "n_tokens": pa.array([g.n_tokens for g in generations], pa.int64()),
-            "prompt_tokens": pa.array([g.prompt_tokens for g in generations], pa.int64()),
-            "finish_reason": pa.array([g.finish_reason for g in generations], pa.string()),
-            "logprob": pa.array([g.logprob for g in generations], pa.float64()),
-            "latency_ms": pa.array([g.latency_ms for g in generations], pa.float64()),
-            "error": pa.array([g.error for g in generations], pa.string()),
-            "cost_usd": pa.array([getattr(g, "cost_usd", None) for g in generations], pa.float64()),
-            "policy": pa.array([policy] * len(requests), pa.string()),
-            "strategy": pa.array([strategy] * len(requests), pa.string()),
+            "candidate_id": keys.ids,
+            "prompt_id": keys.prompt_ids,
+            **generated,
+            "generator": pa.repeat(pa.scalar(generator, pa.string()), n),
+            "origin": pa.repeat(pa.scalar(ORIGIN, pa.string()), n),
+            "sampling": keys.samplings,
+            "sample_index": pa.array(keys.indices, pa.int32()),
+            "policy": pa.repeat(pa.scalar(policy, pa.string()), n),
+            "strategy": pa.repeat(pa.scalar(strategy, pa.string()), n),
         }
     )
     return conform("candidates", table, where="synthesis")

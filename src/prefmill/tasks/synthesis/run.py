@@ -97,10 +97,13 @@ def _finish(
 ) -> tuple[pa.Table, dict[str, Any]]:
     """Data-policy and target-policy log-probs, then near-duplicate marking and diversity stats."""
     stats: dict[str, Any] = {}
-    messages = dict(
-        zip(prompts.column("prompt_id").to_pylist(), prompts.column("messages").to_pylist(), strict=True)
-    )
-    policies = cands.column("policy").to_pylist()
+    if plan.policy_engine is None and all(imp.data_policy is None for imp in plan.offline):
+        messages: dict[str, Any] = {}  # nothing to score: the prompts' messages are not read
+    else:
+        messages = dict(
+            zip(prompts.column("prompt_id").to_pylist(), prompts.column("messages").to_pylist(), strict=True)
+        )
+    policies = cands.column("policy").to_pylist() if plan.offline else []
     for imp in plan.offline:
         if imp.data_policy is None:
             continue
