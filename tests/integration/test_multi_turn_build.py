@@ -36,6 +36,7 @@ def test_multi_turn_template_keeps_the_history(
         return out
 
     monkeypatch.setattr(ScriptedEngine, "generate", spy)
+    monkeypatch.setattr(ScriptedEngine, "generate_columns", None)  # every request through the spy
     assert run(["init", "multi-turn", "--dir", str(tmp_path)]) == 0
     recipe = tmp_path / "multi-turn.yaml"
     recipe.write_text(recipe.read_text().replace("transformers:smollm2", "scripted:echo"))

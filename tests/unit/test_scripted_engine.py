@@ -127,3 +127,20 @@ def test_an_engine_that_loses_samples_is_an_error() -> None:
     batch = SampleBatch([[{"role": "user", "content": "a"}]], [SamplingParams()], [0, 0], [0, 0], [1, 2])
     with pytest.raises(EngineError, match="returned 1 results for 2"):
         generate_samples(Short(), batch)
+
+
+def test_an_engine_built_on_the_scripted_one_answers_through_its_own_generate() -> None:
+    # it overrides generate and inherits generate_columns: the columns would bypass its answers
+    class Shouting(ScriptedEngine):
+        def generate(self, requests: list[GenerationRequest], progress: object = None) -> list[Generation]:
+            out = super().generate(requests)
+            for g in out:
+                g.text = (g.text or "").upper()
+            return out
+
+    batch = SampleBatch(
+        [[{"role": "user", "content": "hello there"}]], [SamplingParams()], [0, 0], [0, 0], [1, 2]
+    )
+    shouted = generate_samples(Shouting("s"), batch)["response"].to_pylist()
+    plain = generate_samples(ScriptedEngine("s"), batch)["response"].to_pylist()
+    assert shouted == [t.upper() for t in plain] and shouted != plain

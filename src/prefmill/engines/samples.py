@@ -89,9 +89,26 @@ def generation_columns(generations: Sequence[Generation]) -> dict[str, pa.Array]
     }
 
 
+def _columnar(engine: Engine) -> Any:
+    """``engine.generate_columns`` when it answers as the engine's own ``generate`` does: not for a
+    subclass that overrides ``generate`` and inherits ``generate_columns`` (an engine built on the
+    scripted one, say), whose answers would otherwise bypass its ``generate``."""
+    columnar = getattr(engine, "generate_columns", None)
+    if columnar is None:
+        return None
+    mro = type(engine).__mro__
+    owner = {
+        name: next((c for c in mro if name in c.__dict__), None) for name in ("generate", "generate_columns")
+    }
+    generate, columns = owner["generate"], owner["generate_columns"]
+    if generate is not None and columns is not None and not issubclass(columns, generate):
+        return None
+    return columnar
+
+
 def generate_samples(engine: Engine, batch: SampleBatch, progress: Progress | None = None) -> dict[str, Any]:
     """The ``COLUMNS`` of ``batch``'s samples from ``engine``, one row per sample in batch order."""
-    columnar = getattr(engine, "generate_columns", None)
+    columnar = _columnar(engine)
     if columnar is not None:
         columns = columnar(batch, progress)
         got = {name: len(columns[name]) for name in COLUMNS}
