@@ -211,9 +211,9 @@ def _run_windows(
 
 
 #: Lockstep groups run at once in the flow's process. Two (the next group starting while the engine
-#: runs the first) measured 0.93x one big shard's time against 1.12x for one at a time, but a
-#: kill/resume test then gave log-probs off by ~1e-6 (texts equal) once in a full CI run: something
-#: still depends on timing there, not yet found (docs/benchmarks.md). One, until it is.
+#: runs the first) measured 0.93x one big shard's time against 1.12x for one at a time; they are off
+#: until a full test suite passes with them (a kill/resume test's log-probs differed by ~1e-6 in a
+#: full run, then also with one group: docs/benchmarks.md).
 GROUPS_IN_FLIGHT = 1
 
 
