@@ -13,7 +13,6 @@ from typing import Any
 import pytest
 from clienv import PREFMILL, cli_env, kill_when
 
-from prefmill.engines.registry import clear_engines
 from prefmill.flows import run_build
 from prefmill.recipe import load_recipe
 from prefmill.storage import Store
@@ -55,7 +54,6 @@ def test_groups_batch_across_shards_and_a_partly_written_group_resumes_to_the_sa
 ) -> None:
     from prefect.settings import PREFECT_API_URL
 
-    clear_engines()
     clean = run_build(
         load_recipe(_recipe(tmp_path, "clean")), str(tmp_path / "clean"), stop_after="synthesis"
     )
@@ -69,9 +67,16 @@ def test_groups_batch_across_shards_and_a_partly_written_group_resumes_to_the_sa
     # the rows to match come from an uninterrupted build in a process of its own, as the killed and
     # resumed builds are: in this test session's process, state other tests left (measured in a full
     # integration run) moved log-probs by ~1e-6 against a fresh process
-    fresh = [*PREFMILL, "build", str(_recipe(tmp_path, "fresh")), "--root", str(tmp_path / "fresh")]
     made = subprocess.run(
-        [*fresh, "--stop-after", "synthesis"],
+        [
+            *PREFMILL,
+            "build",
+            str(_recipe(tmp_path, "fresh")),
+            "--root",
+            str(tmp_path / "fresh"),
+            "--stop-after",
+            "synthesis",
+        ],
         env=env,
         capture_output=True,
         text=True,
