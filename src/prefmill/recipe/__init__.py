@@ -7,8 +7,9 @@ field and what is wrong, in one line.
 The package holds one module per recipe section (``prompts``, ``synthesis``, ``evaluation``,
 ``instantiation``), the whole ``model``, ``loading`` (YAML with line numbers) and ``reference``
 (the docs generator); the names below are its public face. They are imported on first use, so
-that ``prefmill.recipe.base`` (the base class the judge and prompt-source kinds build their configs
-on) can be imported without the sections that are built from those kinds.
+that importing the package loads no section and no kind. The recipe sits above the task code: the
+configs the tasks read are declared next to them (the judge and prompt-source kinds build theirs on
+``prefmill.section``) and only re-exported here; no task module imports the recipe.
 """
 
 from __future__ import annotations
