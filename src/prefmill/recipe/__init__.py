@@ -29,11 +29,12 @@ _HOMES: dict[str, tuple[str, ...]] = {
     "model": ("ExportConfig", "Price", "Recipe", "file_digest"),
     "prompts": ("ArithmeticSource", "FileSource", "PromptsConfig", "PromptSource"),
     "reference": ("reference_markdown",),
-    "steps": ("StepsConfig",),
     "synthesis": (
         "STRATEGIES", "BestOfNConfig", "DiversityConfig", "OfflineSource", "PolicyConfig",
         "ResolvedPolicy", "SynthesisConfig", "VerbalizedConfig",
     ),
+    # declared next to the task code that reads them
+    "prefmill.tasks.steps.config": ("StepsConfig",),
 }  # fmt: skip
 _MODULE_OF = {name: module for module, names in _HOMES.items() for name in names}
 

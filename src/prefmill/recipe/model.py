@@ -14,11 +14,11 @@ from prefmill.recipe.base import _Section
 from prefmill.recipe.evaluation import EvaluationConfig
 from prefmill.recipe.instantiation import InstantiationConfig
 from prefmill.recipe.prompts import PromptsConfig
-from prefmill.recipe.steps import StepsConfig
 from prefmill.recipe.synthesis import SynthesisConfig
 from prefmill.storage.store import check_name
 from prefmill.storage.tables import EXPORT_FORMATS
 from prefmill.task_runners import TASK_RUNNERS
+from prefmill.tasks.steps.config import StepsConfig
 from prefmill.trainers.config import IterateConfig, TrainConfig
 
 #: The recipe's choice of export formats, built from the table registry.
