@@ -24,7 +24,6 @@ _HOMES: dict[str, tuple[str, ...]] = {
         "CritiqueReviseJudge", "EvaluationConfig", "FidelityConfig", "FormatVerifier", "HeuristicJudge",
         "HumanJudge", "JudgeConfig", "LLMJudge", "MathVerifier", "MetaJudge", "RewardModelJudge",
     ),
-    "instantiation": ("InstantiationConfig", "SelectionConfig"),
     "loading": ("load_recipe", "parse_recipe"),
     "model": ("ExportConfig", "Price", "Recipe", "file_digest"),
     "prompts": ("ArithmeticSource", "FileSource", "PromptsConfig", "PromptSource"),
@@ -34,6 +33,7 @@ _HOMES: dict[str, tuple[str, ...]] = {
         "ResolvedPolicy", "SynthesisConfig", "VerbalizedConfig",
     ),
     # declared next to the task code that reads them
+    "prefmill.tasks.instantiation.config": ("InstantiationConfig", "SelectionConfig"),
     "prefmill.tasks.steps.config": ("StepsConfig",),
 }  # fmt: skip
 _MODULE_OF = {name: module for module, names in _HOMES.items() for name in names}
