@@ -1,7 +1,7 @@
 """The synthesis settings a shard runs with (``run.py`` reads them): the best-of-n and verbalized
 settings of a policy's strategy, ``ResolvedPolicy`` (an online policy with every field filled in) and
-the diversity settings. Declared here, next to their work; the recipe's `synthesis` section
-(``prefmill.recipe.synthesis``) embeds them and resolves its policies into ``ResolvedPolicy``."""
+the diversity settings. Declared here, next to their work; the recipe's `synthesis` section embeds
+them and resolves its policies into ``ResolvedPolicy``."""
 
 from __future__ import annotations
 
