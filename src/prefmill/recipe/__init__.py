@@ -4,9 +4,9 @@ Every field is documented where it is declared; ``docs/recipe.md`` is generated 
 (``python -m prefmill.recipe > docs/recipe.md``). Validation errors name the file, the line, the
 field and what is wrong, in one line.
 
-The package holds one module per recipe section (``prompts``, ``synthesis``, ``evaluation``,
-``instantiation``), the whole ``model``, ``loading`` (YAML with line numbers) and ``reference``
-(the docs generator); the names below are its public face. They are imported on first use, so
+The package holds one module per recipe section it composes (``prompts``, ``synthesis``,
+``evaluation``), the whole ``model``, ``loading`` (YAML with line numbers) and ``reference`` (the docs
+generator); the names below are its public face. They are imported on first use, so
 that importing the package loads no section and no kind. The recipe sits above the task code: the
 configs the tasks read are declared next to them (the judge and prompt-source kinds build theirs on
 ``prefmill.section``) and only re-exported here; no task module imports the recipe.
