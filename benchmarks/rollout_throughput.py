@@ -28,10 +28,10 @@ from typing import Any
 
 from prefmill.engines.base import GenerationRequest, SamplingParams
 from prefmill.ids import seed_for
-from prefmill.recipe.steps import StepsConfig
 from prefmill.tasks.evaluation.extract import extract_final_number, numbers_equal
 from prefmill.tasks.evaluation.judges.rollout import RolloutJudge
 from prefmill.tasks.evaluation.rollouts import monte_carlo, solutions, step_judgments
+from prefmill.tasks.steps.config import StepsConfig
 from step_labels import Oracle, _dataset
 
 

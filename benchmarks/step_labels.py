@@ -36,12 +36,12 @@ import pyarrow as pa
 
 from prefmill.engines.base import Generation, GenerationRequest
 from prefmill.ids import seed_for
-from prefmill.recipe.steps import StepsConfig
 from prefmill.tasks.evaluation.judges.rollout import RolloutJudge
 from prefmill.tasks.evaluation.judges.rollout_search import RolloutSearchJudge
 from prefmill.tasks.evaluation.judges.step_llm import StepLLMJudge
 from prefmill.tasks.evaluation.rollouts import Solution, binary_search, monte_carlo, solutions
 from prefmill.tasks.evaluation.step_judge import step_llm_judge
+from prefmill.tasks.steps.config import StepsConfig
 
 OPS = ("+", "-", "*")
 _STEP = re.compile(r"Step (\d+): (-?\d+) ([+*-]) (\d+) = (-?\d+)")

@@ -11,6 +11,9 @@ from typing import Any
 
 ID_LENGTH = 16
 
+#: The recipe's default ``seed`` (``Recipe.seed``); also ``$seed`` of instantiation SQL run without a recipe.
+DEFAULT_SEED = 0
+
 
 #: One encoder for all canonical JSON (``json.dumps`` with options builds a new encoder per call,
 #: which dominates per-row id computation).

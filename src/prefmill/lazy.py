@@ -10,16 +10,18 @@ from typing import Any
 def lazy_exports(
     package: str, module_of: Mapping[str, str], *, also: tuple[str, ...] = ()
 ) -> tuple[Callable[[str], Any], Callable[[], list[str]]]:
-    """``__getattr__`` and ``__dir__`` for ``package``: name -> the submodule (relative to ``package``)
-    that defines it, imported when the name is first asked for and then kept in the package; ``also``
-    names what the package defines itself (listed by ``dir``)."""
+    """``__getattr__`` and ``__dir__`` for ``package``: name -> the module that defines it (a submodule
+    relative to ``package``, or a full name starting ``prefmill.``), imported when the name is first
+    asked for and then kept in the package; ``also`` names what the package defines itself (listed by
+    ``dir``)."""
     names = sorted([*module_of, *also])
 
     def __getattr__(name: str) -> Any:
         module = module_of.get(name)
         if module is None:
             raise AttributeError(f"module {package!r} has no attribute {name!r}")
-        value = getattr(importlib.import_module(f"{package}.{module}"), name)
+        full = module if module.startswith("prefmill.") else f"{package}.{module}"
+        value = getattr(importlib.import_module(full), name)
         setattr(importlib.import_module(package), name, value)
         return value
 

@@ -37,8 +37,8 @@ def _store(root: Path) -> Store:
     """prompts -> steps -> step-level judgments (the labels of ROWS), as a build with rollouts makes."""
     import pyarrow as pa
 
-    from prefmill.recipe.steps import StepsConfig
     from prefmill.storage.schemas import conform, empty_table
+    from prefmill.tasks.steps.config import StepsConfig
     from prefmill.tasks.steps.segment import steps_table
 
     store = Store(str(root))
@@ -113,9 +113,9 @@ def test_prm_trains_saves_and_scores_steps(prm_dir: tuple[Path, list[float]]) ->
 def test_prm_judge_scores_each_step_and_aggregates(prm_dir: tuple[Path, list[float]]) -> None:
     import pyarrow as pa
 
-    from prefmill.recipe.steps import StepsConfig
     from prefmill.tasks.evaluation.judges.prm import PRMJudge
     from prefmill.tasks.evaluation.prm_judge import prm_judge
+    from prefmill.tasks.steps.config import StepsConfig
 
     path, _ = prm_dir
     cands = pa.table(

@@ -7,11 +7,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from prefmill.flows.instantiation import output_stats
-from prefmill.recipe.instantiation import InstantiationConfig
 from prefmill.storage import Store
 from prefmill.storage.duck import configure, default_memory_limit, scratch_dir
 from prefmill.storage.schemas import SCHEMAS
 from prefmill.tasks.instantiation import instantiate_stream, sql_params
+from prefmill.tasks.instantiation.config import InstantiationConfig
 from prefmill.tasks.instantiation.output_stats import stream_stats
 
 

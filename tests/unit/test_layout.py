@@ -200,3 +200,20 @@ def test_tasks_never_import_flows_or_trainers() -> None:
         if name.startswith("prefmill.tasks")
     }
     assert {k: v for k, v in bad.items() if v} == {}
+
+
+def test_tasks_never_import_the_recipe() -> None:
+    """The recipe is the composition of the kinds and sits above the tasks: each config lives next to
+    the task code that reads it (``tasks/steps/config.py``, ``tasks/instantiation/config.py``,
+    ``tasks/synthesis/config.py``, the judge and prompt-source kind modules) and the recipe imports it
+    from there. No task module names the recipe, not even for type hints or inside a function."""
+    bad = {
+        name: sorted(
+            m
+            for m in _imports(name, top_level_only=False, type_checking=True)
+            if m == "prefmill.recipe" or m.startswith("prefmill.recipe.")
+        )
+        for name in MODULES
+        if name.startswith("prefmill.tasks")
+    }
+    assert {k: v for k, v in bad.items() if v} == {}

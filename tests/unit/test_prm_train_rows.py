@@ -11,11 +11,11 @@ from test_rollout_judges import SHARD, Continuer
 
 from prefmill.errors import InputError
 from prefmill.exports.stepwise import stepwise_rows
-from prefmill.recipe.steps import StepsConfig
 from prefmill.storage import Manifest, Parent, Store
 from prefmill.tasks.evaluation.judges.rollout_search import RolloutSearchJudge
 from prefmill.tasks.evaluation.prm_model import IGNORE, encode
 from prefmill.tasks.evaluation.rollouts import binary_search, solutions, step_judgments
+from prefmill.tasks.steps.config import StepsConfig
 from prefmill.tasks.steps.segment import steps_table
 from prefmill.trainers.methods import METHODS
 

@@ -12,11 +12,11 @@ import pytest
 import prefmill.engines.registry as engine_registry
 from prefmill.engines.base import Generation, GenerationRequest
 from prefmill.errors import EngineError, RecipeError
-from prefmill.recipe.steps import StepsConfig
 from prefmill.tasks.evaluation.judge import judge_shard
 from prefmill.tasks.evaluation.judges.rollout import RolloutJudge
 from prefmill.tasks.evaluation.judges.rollout_search import RolloutSearchJudge
 from prefmill.tasks.evaluation.rollouts import binary_search, monte_carlo, solutions
+from prefmill.tasks.steps.config import StepsConfig
 
 LINES = StepsConfig()
 

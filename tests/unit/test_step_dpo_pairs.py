@@ -8,9 +8,9 @@ from test_instantiation_sql import cand, connect, judg, prompt
 
 from prefmill.errors import RecipeError
 from prefmill.recipe import parse_recipe
-from prefmill.recipe.steps import StepsConfig
 from prefmill.tasks.instantiation import instantiate
 from prefmill.tasks.instantiation.run import bind_steps
+from prefmill.tasks.steps.config import StepsConfig
 from prefmill.tasks.steps.segment import steps_table
 
 #: p: "a" and "b" share step 1 and fork at step 2 (a right, b wrong); "c" goes wrong at step 1;

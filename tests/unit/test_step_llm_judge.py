@@ -9,12 +9,12 @@ from test_rollout_judges import SHARD, Continuer
 
 import prefmill.engines.registry as engine_registry
 from prefmill.engines.base import Generation, GenerationRequest
-from prefmill.recipe.steps import StepsConfig
 from prefmill.tasks.evaluation.judge import judge_shard
 from prefmill.tasks.evaluation.judges.rollout import RolloutJudge
 from prefmill.tasks.evaluation.judges.step_consensus import StepConsensusJudge
 from prefmill.tasks.evaluation.judges.step_llm import StepLLMJudge
 from prefmill.tasks.evaluation.step_judge import parse_first_error, step_llm_judge
+from prefmill.tasks.steps.config import StepsConfig
 
 LINES = StepsConfig()
 

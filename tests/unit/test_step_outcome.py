@@ -9,11 +9,11 @@ from test_rollout_judges import SHARD, Continuer
 
 from prefmill.errors import PrefmillError
 from prefmill.recipe import parse_recipe
-from prefmill.recipe.steps import StepsConfig
 from prefmill.tasks.evaluation.judges.rollout_search import RolloutSearchJudge
 from prefmill.tasks.evaluation.judges.step_outcome import StepOutcomeJudge
 from prefmill.tasks.evaluation.rollouts import binary_search, solutions, step_judgments
 from prefmill.tasks.evaluation.step_judge import step_outcome
+from prefmill.tasks.steps.config import StepsConfig
 
 
 def _labels() -> pa.Table:

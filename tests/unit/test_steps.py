@@ -7,8 +7,8 @@ import pytest
 
 from prefmill.errors import InputError, RecipeError
 from prefmill.recipe import parse_recipe
-from prefmill.recipe.steps import StepsConfig
 from prefmill.storage.schemas import schema_for
+from prefmill.tasks.steps.config import StepsConfig
 from prefmill.tasks.steps.segment import split_steps, steps_table
 
 CHAIN = "Step 1: 3 + 4 = 7\nStep 2: 7 * 2 = 14.\n\nStep 3: 14 - 5 = 9\nThe answer is 9."

@@ -12,10 +12,10 @@ from test_rollout_judges import SHARD, Continuer
 
 from prefmill.errors import ExportError
 from prefmill.exports import export_table
-from prefmill.recipe.steps import StepsConfig
 from prefmill.storage import Manifest, Parent, Store
 from prefmill.tasks.evaluation.judges.rollout_search import RolloutSearchJudge
 from prefmill.tasks.evaluation.rollouts import binary_search, solutions, step_judgments
+from prefmill.tasks.steps.config import StepsConfig
 from prefmill.tasks.steps.segment import steps_table
 
 DS = "sw"

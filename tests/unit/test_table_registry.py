@@ -12,11 +12,11 @@ from pydantic import ValidationError
 
 import prefmill.storage.tables as registry
 from prefmill.exports.formats import FORMATS, format_sql
-from prefmill.recipe.instantiation import InstantiationConfig
 from prefmill.recipe.model import ExportConfig
 from prefmill.sql import sql_names
 from prefmill.storage.tables import EXPORT_FORMATS, ID_COLUMNS, OUTPUTS, SCHEMAS, TABLE_ORDER, TABLES
 from prefmill.tasks.instantiation import instantiate_with_report
+from prefmill.tasks.instantiation.config import InstantiationConfig
 
 DOCS = Path(__file__).parents[2] / "docs" / "tables.md"
 

@@ -4,11 +4,12 @@ Every field is documented where it is declared; ``docs/recipe.md`` is generated 
 (``python -m prefmill.recipe > docs/recipe.md``). Validation errors name the file, the line, the
 field and what is wrong, in one line.
 
-The package holds one module per recipe section (``prompts``, ``synthesis``, ``evaluation``,
-``instantiation``), the whole ``model``, ``loading`` (YAML with line numbers) and ``reference``
-(the docs generator); the names below are its public face. They are imported on first use, so
-that ``prefmill.recipe.base`` (the base class the judge and prompt-source kinds build their configs
-on) can be imported without the sections that are built from those kinds.
+The package holds one module per recipe section it composes (``prompts``, ``synthesis``,
+``evaluation``), the whole ``model``, ``loading`` (YAML with line numbers) and ``reference`` (the docs
+generator); the names below are its public face. They are imported on first use, so
+that importing the package loads no section and no kind. The recipe sits above the task code: the
+configs the tasks read are declared next to them (the judge and prompt-source kinds build theirs on
+``prefmill.section``) and only re-exported here; no task module imports the recipe.
 """
 
 from __future__ import annotations
@@ -23,16 +24,17 @@ _HOMES: dict[str, tuple[str, ...]] = {
         "CritiqueReviseJudge", "EvaluationConfig", "FidelityConfig", "FormatVerifier", "HeuristicJudge",
         "HumanJudge", "JudgeConfig", "LLMJudge", "MathVerifier", "MetaJudge", "RewardModelJudge",
     ),
-    "instantiation": ("InstantiationConfig", "SelectionConfig"),
     "loading": ("load_recipe", "parse_recipe"),
     "model": ("ExportConfig", "Price", "Recipe", "file_digest"),
     "prompts": ("ArithmeticSource", "FileSource", "PromptsConfig", "PromptSource"),
     "reference": ("reference_markdown",),
-    "steps": ("StepsConfig",),
     "synthesis": (
         "STRATEGIES", "BestOfNConfig", "DiversityConfig", "OfflineSource", "PolicyConfig",
         "ResolvedPolicy", "SynthesisConfig", "VerbalizedConfig",
     ),
+    # declared next to the task code that reads them
+    "prefmill.tasks.instantiation.config": ("InstantiationConfig", "SelectionConfig"),
+    "prefmill.tasks.steps.config": ("StepsConfig",),
 }  # fmt: skip
 _MODULE_OF = {name: module for module, names in _HOMES.items() for name in names}
 

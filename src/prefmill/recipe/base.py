@@ -1,18 +1,10 @@
-"""The base of every recipe section: frozen pydantic models that forbid unknown fields."""
+"""What every recipe section shares: the stage names, the outputs, and ``_Section`` (the frozen,
+extra-forbidding base, defined in ``prefmill.section`` so that the task code can build its configs on
+it without importing the recipe)."""
 
 from __future__ import annotations
 
-from typing import Any, Literal
-
-from pydantic import BaseModel, ConfigDict
-
-from prefmill.storage.tables import OUTPUTS
+from prefmill.section import _Section as _Section
+from prefmill.storage.tables import OUTPUTS as OUTPUTS
 
 STAGES = ("prompts", "synthesis", "evaluation", "instantiation")
-
-#: The recipe's choice of instantiation outputs, built from the table registry.
-Output: Any = Literal[OUTPUTS]  # type: ignore[valid-type]
-
-
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)

@@ -6,7 +6,7 @@ per kind); ``JudgeConfig`` and ``JUDGE_MODELS`` are built from them by its regis
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import Field, field_validator
 
@@ -22,6 +22,7 @@ from prefmill.tasks.evaluation.judges.math import MathVerifier
 from prefmill.tasks.evaluation.judges.meta import MetaJudge
 from prefmill.tasks.evaluation.judges.registry import JUDGE_MODELS, JudgeConfig
 from prefmill.tasks.evaluation.judges.reward_model import RewardModelJudge
+from prefmill.tasks.instantiation.config import Aggregation
 
 __all__ = [
     "DEFAULT_CRITERIA", "DEFAULT_PRINCIPLES", "JUDGE_MODELS", "ArithmeticJudge", "CodeVerifier",
@@ -100,7 +101,7 @@ class EvaluationConfig(_Section):
         "below); a bare name such as `arithmetic` is short for `{kind: arithmetic}`.",
     )
 
-    aggregation: Literal["mean", "median", "vote"] = Field(
+    aggregation: Aggregation = Field(
         default="mean",
         description="How instantiation combines a candidate's judges into one score (candidate_scores in "
         "scores.sql): `mean` of the per-judge scores, their `median`, or a majority `vote` of binary "

@@ -10,15 +10,16 @@ from typing import Any, Literal
 from pydantic import Field, field_validator
 
 from prefmill.errors import RecipeError
+from prefmill.ids import DEFAULT_SEED
 from prefmill.recipe.base import _Section
 from prefmill.recipe.evaluation import EvaluationConfig
-from prefmill.recipe.instantiation import InstantiationConfig
 from prefmill.recipe.prompts import PromptsConfig
-from prefmill.recipe.steps import StepsConfig
 from prefmill.recipe.synthesis import SynthesisConfig
 from prefmill.storage.store import check_name
 from prefmill.storage.tables import EXPORT_FORMATS
 from prefmill.task_runners import TASK_RUNNERS
+from prefmill.tasks.instantiation.config import InstantiationConfig
+from prefmill.tasks.steps.config import StepsConfig
 from prefmill.trainers.config import IterateConfig, TrainConfig
 
 #: The recipe's choice of export formats, built from the table registry.
@@ -86,7 +87,9 @@ class Recipe(_Section):
         description="Storage root (folder or URI such as s3://bucket/prefix). Default: $PREFMILL_HOME "
         "or ./prefmill-data. A relative folder is relative to the recipe's folder.",
     )
-    seed: int = Field(default=0, description="Seed of all randomness (with prompt_id and sample index).")
+    seed: int = Field(
+        default=DEFAULT_SEED, description="Seed of all randomness (with prompt_id and sample index)."
+    )
     shard_size: int = Field(
         default=64, ge=1, le=1_000_000, description="Prompts per shard: the unit of work, caching and resume."
     )

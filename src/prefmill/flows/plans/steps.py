@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from prefmill.recipe import Recipe
-from prefmill.recipe.steps import StepsConfig
+from prefmill.tasks.steps.config import StepsConfig
 
 #: Bump when the same candidates and segmenter give different steps.
 STEPS_CODE_VERSION = "1"

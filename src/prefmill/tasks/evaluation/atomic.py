@@ -42,8 +42,8 @@ def atomic_judge(
     ``judge_atoms`` is the inner point judge's work over a table of atoms (one row per atom)."""
     import pyarrow as pa
 
-    from prefmill.recipe.steps import StepsConfig
     from prefmill.storage.schemas import conform, empty_table
+    from prefmill.tasks.steps.config import StepsConfig
     from prefmill.tasks.steps.segment import split_steps
 
     split = StepsConfig(segmenter=config.split)

@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from prefmill.errors import RecipeError
-from prefmill.recipe.steps import StepsConfig
 from prefmill.tasks.evaluation.rollouts import step_judgment_id
 from prefmill.tasks.evaluation.verifiers import point_judgment_id
+from prefmill.tasks.steps.config import StepsConfig
 
 if TYPE_CHECKING:
     import pyarrow as pa

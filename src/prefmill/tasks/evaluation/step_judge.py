@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
     from prefmill.engines.base import Engine
-    from prefmill.recipe.steps import StepsConfig
+    from prefmill.tasks.steps.config import StepsConfig
 
 
 class StepLLMSettings(Protocol):

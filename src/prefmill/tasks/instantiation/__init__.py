@@ -1,38 +1,33 @@
-"""Instantiation: turn scored candidates into the ``pairs``, ``points`` and ``lists`` tables with SQL."""
+"""Instantiation: turn scored candidates into the ``pairs``, ``points`` and ``lists`` tables with SQL.
+
+The recipe's ``instantiation`` section is declared here (``config``); the names below are imported on
+first use, so that the recipe can import that config without DuckDB and the SQL runner behind it.
+"""
 
 from __future__ import annotations
 
-from prefmill.storage.tables import OUTPUTS
-from prefmill.tasks.instantiation.params import DEFAULT_PARAMS, PAIR_STRATEGIES, check_params, sql_params
-from prefmill.tasks.instantiation.run import (
-    CONTENT_ID_MACRO,
-    EMBEDDINGS_SCHEMA,
-    INSTANTIATION_CODE_VERSION,
-    Instantiated,
-    InstantiatedStream,
-    bind_candidate_scores,
-    bind_embeddings,
-    instantiate,
-    instantiate_stream,
-    instantiate_with_report,
-    sql_parameters,
-)
+from prefmill.lazy import lazy_exports
+from prefmill.storage.tables import OUTPUTS as OUTPUTS
 
-__all__ = [
-    "CONTENT_ID_MACRO",
-    "DEFAULT_PARAMS",
-    "EMBEDDINGS_SCHEMA",
-    "INSTANTIATION_CODE_VERSION",
-    "OUTPUTS",
-    "PAIR_STRATEGIES",
-    "Instantiated",
-    "InstantiatedStream",
-    "bind_candidate_scores",
-    "bind_embeddings",
-    "check_params",
-    "instantiate",
-    "instantiate_stream",
-    "instantiate_with_report",
-    "sql_parameters",
-    "sql_params",
-]
+_MODULE_OF = {
+    "DEFAULT_PARAMS": "params",
+    "PAIR_STRATEGIES": "params",
+    "check_params": "params",
+    "sql_params": "params",
+    "CONTENT_ID_MACRO": "run",
+    "EMBEDDINGS_SCHEMA": "run",
+    "INSTANTIATION_CODE_VERSION": "run",
+    "Instantiated": "run",
+    "InstantiatedStream": "run",
+    "bind_candidate_scores": "run",
+    "bind_embeddings": "run",
+    "instantiate": "run",
+    "instantiate_stream": "run",
+    "instantiate_with_report": "run",
+    "sql_parameters": "run",
+}
+
+__all__ = sorted(["OUTPUTS", *_MODULE_OF])
+
+
+__getattr__, __dir__ = lazy_exports(__name__, _MODULE_OF, also=("OUTPUTS",))

@@ -1,6 +1,6 @@
 """The named ``$parameters`` of the instantiation SQL, with their defaults and checks taken from the
-recipe's ``instantiation`` section (``prefmill.recipe.instantiation``): that section is the one place
-a parameter's default and its allowed values are declared.
+recipe's ``instantiation`` section (``config.py``): that section is the one place a parameter's
+default and its allowed values are declared.
 
 ``sql_params`` maps a recipe section to ``{$name: value}``; ``DEFAULT_PARAMS`` is that of the default
 section; ``check_params`` validates the values the SQL needs in range, given by name (a caller may bind SQL
@@ -15,9 +15,8 @@ from typing import Any, get_args
 from pydantic import ValidationError
 
 from prefmill.errors import QueryError
-from prefmill.recipe import Recipe
-from prefmill.recipe.evaluation import EvaluationConfig
-from prefmill.recipe.instantiation import InstantiationConfig, SelectionConfig
+from prefmill.ids import DEFAULT_SEED
+from prefmill.tasks.instantiation.config import Aggregation, InstantiationConfig, SelectionConfig
 
 #: InstantiationConfig fields that are not SQL parameters.
 _NOT_PARAMS = ("outputs", "sql", "selection", "memory_limit")
@@ -48,7 +47,7 @@ def _choices(annotation: Any) -> tuple[str, ...]:
 PAIR_STRATEGIES: tuple[str, ...] = _choices(InstantiationConfig.model_fields["pair_strategies"].annotation)
 
 #: How scores.sql combines the judges of a candidate (the recipe's `evaluation.aggregation` choices).
-AGGREGATIONS: tuple[str, ...] = _choices(EvaluationConfig.model_fields["aggregation"].annotation)
+AGGREGATIONS: tuple[str, ...] = _choices(Aggregation)
 
 
 def sql_params(config: InstantiationConfig, seed: int) -> dict[str, Any]:
@@ -67,7 +66,7 @@ def sql_params(config: InstantiationConfig, seed: int) -> dict[str, Any]:
 
 
 #: Parameter values used where the caller sets none (None switches a selection filter off).
-DEFAULT_PARAMS: dict[str, Any] = sql_params(InstantiationConfig(), Recipe.model_fields["seed"].default)
+DEFAULT_PARAMS: dict[str, Any] = sql_params(InstantiationConfig(), DEFAULT_SEED)
 
 
 def _bounds(model: type, field: str) -> str:

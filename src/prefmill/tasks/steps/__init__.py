@@ -1,1 +1,2 @@
-"""Step-level work: cutting responses into steps (``segment``)."""
+"""Step-level work: cutting responses into steps (``segment``) by the recipe's `steps` section
+(``config``)."""

@@ -17,7 +17,7 @@ from prefmill.ids import content_id
 if TYPE_CHECKING:
     import pyarrow as pa
 
-    from prefmill.recipe.steps import StepsConfig
+    from prefmill.tasks.steps.config import StepsConfig
 
 _STEP_N = re.compile(r"(?i)\bstep\s*\d+\s*[:)]")
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+|\n+")

@@ -2,9 +2,18 @@
 
 ``online`` (k samples, ladders), ``best_of_n`` (rejection sampling), ``verbalized`` (several responses
 with stated probabilities per call), ``offline`` (import), ``reweight`` (log-probs under a policy),
-``diversity`` (near-duplicates, distinct-n, embedding spread); ``run`` combines them for one shard.
+``diversity`` (near-duplicates, distinct-n, embedding spread); ``run`` combines them for one shard,
+with the settings declared in ``config``. The names below are imported on first use, so that the
+recipe can import ``config`` without the engines behind the work.
 """
 
-from prefmill.tasks.synthesis.online import SYNTHESIS_CODE_VERSION, synthesize
+from __future__ import annotations
 
-__all__ = ["SYNTHESIS_CODE_VERSION", "synthesize"]
+from prefmill.lazy import lazy_exports
+
+_MODULE_OF = {"SYNTHESIS_CODE_VERSION": "online", "synthesize": "online"}
+
+__all__ = sorted(_MODULE_OF)
+
+
+__getattr__, __dir__ = lazy_exports(__name__, _MODULE_OF)

@@ -15,9 +15,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from prefmill.engines.base import Engine, Progress
-from prefmill.recipe import DiversityConfig, ResolvedPolicy
 from prefmill.storage.schemas import conform, empty_table
 from prefmill.tasks.synthesis.best_of_n import best_of_n, verify
+from prefmill.tasks.synthesis.config import DiversityConfig, ResolvedPolicy
 from prefmill.tasks.synthesis.diversity import diversity, diversity_stats
 from prefmill.tasks.synthesis.offline import OfflineSpec, import_offline, read_offline
 from prefmill.tasks.synthesis.online import synthesize

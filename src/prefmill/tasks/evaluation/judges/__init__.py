@@ -5,7 +5,7 @@ registry (``registry.py``) finds every module of this package and builds from th
 ``JudgeConfig`` union, ``JUDGE_MODELS``, the built-in template names, fingerprints and the traits
 the flows ask about. Adding a judge kind is adding a module here (plus its template and its test).
 
-Kind modules import only pydantic and ``prefmill.recipe.base`` at module level: their work imports
-the implementation (engines, torch, transformers, sandboxes) inside functions, so that the recipe can
-import every kind cheaply.
+Kind modules import only pydantic, ``prefmill.section`` and the configs they embed (the step
+judges' ``tasks/steps/config.py``) at module level: their work imports the implementation (engines,
+torch, transformers, sandboxes) inside functions, so that the recipe can import every kind cheaply.
 """

@@ -6,8 +6,8 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from prefmill.recipe.steps import StepsConfig
 from prefmill.tasks.evaluation.judges.base import JudgeSection
+from prefmill.tasks.steps.config import StepsConfig
 
 
 class RolloutSection(JudgeSection):

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, get_args
 
-from prefmill.recipe.base import _Section
+from prefmill.section import _Section
 
 if TYPE_CHECKING:
     import pyarrow as pa

@@ -6,8 +6,8 @@ from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field
 
-from prefmill.recipe.steps import StepsConfig
 from prefmill.tasks.evaluation.judges.base import JudgeKind, JudgeSection, JudgeTraits
+from prefmill.tasks.steps.config import StepsConfig
 
 if TYPE_CHECKING:
     import pyarrow as pa

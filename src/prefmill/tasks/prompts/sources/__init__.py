@@ -2,5 +2,5 @@
 
 A kind module defines ``KIND = SourceKind(config=..., load=..., input_file=...)``; the registry
 (``registry.py``) finds every module of this package and builds the recipe's ``PromptSource`` union
-from them. Kind modules import only pydantic and ``prefmill.recipe.base`` at module level.
+from them. Kind modules import only pydantic and ``prefmill.section`` at module level.
 """

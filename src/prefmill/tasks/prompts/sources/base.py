@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, get_args
 
-from prefmill.recipe.base import _Section
+from prefmill.section import _Section
 
 if TYPE_CHECKING:
     import pyarrow as pa

@@ -1,12 +1,21 @@
-"""The `instantiation` section: outputs, SQL parameters, selection filters."""
+"""The recipe's `instantiation` section (outputs, SQL parameters, selection filters) and the choices
+of `evaluation.aggregation`: what the instantiation SQL reads, declared next to it (``params`` takes
+the SQL parameters' defaults and checks from here); the recipe imports them."""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field
 
-from prefmill.recipe.base import OUTPUTS, Output, _Section
+from prefmill.section import _Section
+from prefmill.storage.tables import OUTPUTS
+
+#: The recipe's choice of instantiation outputs, built from the table registry.
+Output: Any = Literal[OUTPUTS]  # type: ignore[valid-type]
+
+#: How scores.sql combines the judges of a candidate (the recipe's `evaluation.aggregation`).
+Aggregation = Literal["mean", "median", "vote"]
 
 
 class SelectionConfig(_Section):

@@ -1,5 +1,6 @@
-"""The recipe's `steps` section: how responses are cut into reasoning steps (the `steps` table and
-the step-level judges read it)."""
+"""The recipe's `steps` section: how responses are cut into reasoning steps (``segment`` reads it to
+write the `steps` table; the step-level judges embed it). Declared here, next to its work; the recipe
+imports it."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from prefmill.recipe.base import _Section
+from prefmill.section import _Section
 
 Segmenter = Literal["lines", "step-n", "sentences", "regex"]
 
