@@ -22,7 +22,9 @@ rest, the same way for every stage:
   the size from the plan), each group one task whose shards' engine calls are batched together in
   a fixed order (``engines.lockstep``); a group partly written before a kill runs again whole,
   writing only its missing shards, so rows never depend on timing or on where a build was killed
-  (one group at a time in the flow's process: ``GROUPS_IN_FLIGHT``);
+  (two groups at a time in the flow's process, ``GROUPS_IN_FLIGHT``: the next group's task starts
+  and reads its prompts while the engine runs the first; the engine's lock runs one group's call at
+  a time, so no batch changes);
 - progress: ``stage_started`` / ``advance`` / ``shard_done`` / ``stage_finished``, and the requests
   in flight (``in_flight``) while shards run; the result carries the achieved concurrency;
 - publishing: the manifest, with the stage's extra stats, once all shards are in.
@@ -211,10 +213,10 @@ def _run_windows(
 
 
 #: Lockstep groups run at once in the flow's process. Two (the next group starting while the engine
-#: runs the first) measured 0.93x one big shard's time against 1.12x for one at a time; they are off
-#: until a full test suite passes with them (a kill/resume test's log-probs differed by ~1e-6 in a
-#: full run, then also with one group: docs/benchmarks.md).
-GROUPS_IN_FLIGHT = 1
+#: runs the first) measured 0.93x one big shard's time against 1.12x for one at a time
+#: (docs/benchmarks.md, "Keeping fast engines fed"); rows do not change, since the engine's lock runs
+#: one group's call at a time and each call holds its own group's shards alone.
+GROUPS_IN_FLIGHT = 2
 
 
 def _run_groups(stage: str, name: str, jobs: Mapping[Hashable, ShardJob]) -> Iterator[tuple[Hashable, Any]]:
