@@ -62,6 +62,19 @@ def _write(
     )
 
 
+def test_ids_are_written_without_dictionary(store: Store) -> None:
+    # ids (columns ending in _id) are plain-encoded, every other leaf (nested ones too) dictionary-encoded
+    m = _write(store, "lists", inferred("lists", 7))
+    meta = pq.read_metadata(store.file_paths(m)[0])
+    encodings = {
+        meta.schema.column(i).path: "RLE_DICTIONARY" in meta.row_group(0).column(i).encodings
+        for i in range(meta.num_columns)
+    }
+    assert encodings["list_id"] is False and encodings["prompt_id"] is False
+    assert encodings["prompt"] is True and encodings["candidate_ids.list.element"] is True
+    assert encodings["completions.list.element"] is True
+
+
 def _tree(root: Path) -> dict[str, int]:
     """Every file under ``root`` with its mtime, to prove nothing was written or touched."""
     return {str(p.relative_to(root)): p.stat().st_mtime_ns for p in root.rglob("*") if p.is_file()}

