@@ -204,6 +204,7 @@ def sft_on_accepted(store: Any, ref: str, model_dir: str, out_dir: Path, args: a
         report_to=[],
         seed=0,
         use_cpu=not _cuda(),
+        gradient_checkpointing=False,  # as prefmill's trainers (trainers/runner.py): a 135M model fits
     )
     lora = LoraConfig(r=16, lora_alpha=32, task_type="CAUSAL_LM")
     model = AutoModelForCausalLM.from_pretrained(model_dir)
