@@ -34,6 +34,19 @@ def _recipe(folder: Path, name: str) -> Path:
     return path
 
 
+def _build(folder: Path, name: str) -> list[str]:
+    """The `prefmill build` command of recipe ``name`` through synthesis, into ``folder / name``."""
+    return [
+        *PREFMILL,
+        "build",
+        str(_recipe(folder, name)),
+        "--root",
+        str(folder / name),
+        "--stop-after",
+        "synthesis",
+    ]
+
+
 def _rows(root: Path) -> list[dict[str, Any]]:
     store = Store(str(root))
     return (
@@ -68,34 +81,13 @@ def test_groups_batch_across_shards_and_a_partly_written_group_resumes_to_the_sa
     # resumed builds are: in this test session's process, state other tests left (measured in a full
     # integration run) moved log-probs by ~1e-6 against a fresh process
     made = subprocess.run(
-        [
-            *PREFMILL,
-            "build",
-            str(_recipe(tmp_path, "fresh")),
-            "--root",
-            str(tmp_path / "fresh"),
-            "--stop-after",
-            "synthesis",
-        ],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
+        _build(tmp_path, "fresh"), env=env, capture_output=True, text=True, timeout=600, check=False
     )
     assert made.returncode == 0, made.stdout + made.stderr
     expected = _rows(tmp_path / "fresh")
     assert len(expected) == 32 and not any(r["error"] for r in expected)
     root = tmp_path / "killed"
-    cmd = [
-        *PREFMILL,
-        "build",
-        str(_recipe(tmp_path, "killed")),
-        "--root",
-        str(root),
-        "--stop-after",
-        "synthesis",
-    ]
+    cmd = _build(tmp_path, "killed")
     kill_when(cmd, env, lambda: bool(_parts(root)), timeout=300)
     written = _parts(root)
     assert 0 < len(written) < 8, "the build finished (or wrote nothing) before it was killed"
