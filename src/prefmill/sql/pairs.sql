@@ -55,7 +55,9 @@
 --   implicit_margin DOUBLE   lc - lr: the policy's own log-prob gap (NULL without log-probs)
 --
 -- Ties on the best (worst) score are broken by the smallest candidate_id, so the output is the same
--- on every run. A (prompt, criterion) with a single scored candidate, or with all scores equal, gives
+-- on every run. Row order: none here; the runner reads the selected rows out ordered by (prompt_id,
+-- criterion, strategy, chosen_id, rejected_id) (the table's row_order, storage/tables/pairs.py): one
+-- sort, after selection, instead of one here and one again after selection's joins. A (prompt, criterion) with a single scored candidate, or with all scores equal, gives
 -- no pair.
 --
 -- Plan: best_vs_worst reads the judged scores (candidate_judged_values) and joins the usable
@@ -68,7 +70,9 @@
 --
 -- Writing your own: select from candidate_scores (and prompts / candidates / judgments), return these
 -- columns, use named $parameters (set them in the recipe), write lambdas as `lambda x: ...`, and cast
--- bare decimal literals (1.0 is DECIMAL in DuckDB) with ::DOUBLE where a column must be DOUBLE.
+-- bare decimal literals (1.0 is DECIMAL in DuckDB) with ::DOUBLE where a column must be DOUBLE. End with
+-- an ORDER BY for a reproducible row order: the runner keeps your SQL's own order (the built-in SQL
+-- is the one it sorts).
 WITH usable_candidates AS NOT MATERIALIZED (
     -- usability, the policy's per-token log-prob (as score_values.sql computes it) and the response
     -- in one read (not materialized: each strategy's join reads what it needs)
@@ -411,7 +415,6 @@ step_pairs AS (
     WHERE f.k IS NOT NULL AND f.a_oks[f.k + 1] AND NOT f.b_oks[f.k + 1]
         AND NOT list_contains(f.a_oks[1:f.k], false) AND NOT list_contains(f.b_oks[1:f.k], false)
 )
-SELECT * FROM (
 SELECT
     m.pair_id,
     m.prompt_id,
@@ -473,5 +476,3 @@ SELECT
     NULL::DOUBLE AS implicit_margin
 FROM step_pairs AS s
 LEFT JOIN prompt_texts AS p ON p.prompt_id = s.prompt_id
-)
-ORDER BY prompt_id, criterion, strategy, chosen_id, rejected_id

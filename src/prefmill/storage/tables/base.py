@@ -63,6 +63,9 @@ class Table:
     sql: str | None = None
     #: for outputs whose rows then go through selection: the built-in selection SQL file
     selection_sql: str | None = None
+    #: for outputs with selection: the row order of the built-in SQL's output, applied once when the
+    #: selected rows are read out (the built-in SQL itself leaves its rows unordered)
+    row_order: tuple[str, ...] = ()
     exports: tuple[ExportFormat, ...] = ()
     doc: str = ""  # what one row is
 

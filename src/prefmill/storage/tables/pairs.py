@@ -12,6 +12,7 @@ TABLE = Table(
     id_column="pair_id",
     sql="pairs",
     selection_sql="selection",
+    row_order=("prompt_id", "criterion", "strategy", "chosen_id", "rejected_id"),
     schema=pa.schema(
         [
             column("pair_id", pa.string(), False),

@@ -388,6 +388,8 @@ def instantiate_stream(
         finally:
             con.execute("DROP VIEW IF EXISTS pairs_unfiltered")
         kept, order = _SELECTED, (_ROW if _ROW in _columns(con, _SELECTED) else None)
+        if builtin and spec.row_order:  # the built-in SQL leaves its rows unordered: one sort, here
+            order = ", ".join(spec.row_order)
     removed: dict[str, int] = {}
     columns = _columns(con, kept)
     hidden = [c for c in ("drop_reason", _ROW) if c in columns]
