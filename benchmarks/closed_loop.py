@@ -254,7 +254,13 @@ def run_method(method: str, args: argparse.Namespace, recipe: Any, root: str, pr
     for r in range(1, args.rounds + 1):
         started = time.perf_counter()
         ref = f"{method}-round-{r}"
-        run_build(round_recipe(recipe, r, policy, it), root, ref=ref)
+        # GRPO samples its own completions while it trains: its round needs the prompts only
+        run_build(
+            round_recipe(recipe, r, policy, it),
+            root,
+            ref=ref,
+            stop_after="prompts" if method == "grpo" else None,
+        )
         built = time.perf_counter()
         n = 0
         if method == "rft":

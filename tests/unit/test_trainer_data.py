@@ -143,10 +143,10 @@ def test_every_method_is_declared_in_its_module() -> None:
         assert method.name == name and method.table in method.accepts
         assert TrainConfig(method=name).input_table() == (method.table, None)
         assert f"`{name}`" in (TrainConfig.model_fields["method"].description or "")
-    # a method's own options join the train section (GRPO's and the PRM's)
+    # a method's own options join the train section (KTO's, GRPO's and the PRM's)
     assert set(GRPOOptions.model_fields) <= set(TrainConfig.model_fields)
     assert TrainConfig(num_generations=8).num_generations == 8
-    assert [m.name for m in METHODS.values() if m.options] == ["grpo", "prm"]
+    assert [m.name for m in METHODS.values() if m.options] == ["kto", "grpo", "prm"]
     assert TrainConfig(method="prm", step_separator=" ки\n").step_separator == " ки\n"
     assert METHODS["prm"].task_type == "TOKEN_CLS" and not METHODS["prm"].generates
     assert not METHODS["reward"].generates and METHODS["reward"].with_margin

@@ -114,8 +114,13 @@ def training_rows(store: Store, config: TrainConfig, m: Manifest) -> TrainRows:
 
 
 def version_config(config: TrainConfig, base: StartModel, trl: str) -> dict[str, Any]:
-    """What decides the checkpoint version (``output_dir`` is where it goes, not what it is)."""
-    body = config.model_dump(mode="json", exclude={"output_dir", "table", "ref"})
+    """What decides the checkpoint version (``output_dir`` is where it goes, not what it is): the
+    ``train:`` section less the other methods' own options (a GRPO option does not make a new DPO
+    checkpoint)."""
+    own = METHODS[config.method].options
+    mine = set(own.model_fields) if own is not None else set()
+    others = {f for m in METHODS.values() if m.options is not None for f in m.options.model_fields} - mine
+    body = config.model_dump(mode="json", exclude={"output_dir", "table", "ref", *others})
     return {**body, "base_model": base.label, "trl_version": trl}
 
 
@@ -247,6 +252,8 @@ def train_flow(config: TrainConfig, root: str, dataset: str) -> TrainSummary:
         evals.append(evaluate_task(str(base.path), base.label, "before", config, exclude))
     out_dir = _checkpoint_dir(store, config, dataset, target.version)
     result = train_task(rows.rows, config, str(base.path), str(out_dir))
+    if result.get("from_rows"):
+        log().info("train: %s arguments from the rows: %s", config.method, result["from_rows"])
     label = f"checkpoints@{target.version}"
     if config.eval.n and METHODS[config.method].generates:
         evals.append(evaluate_task(result["path"], label, "after", config, exclude))
@@ -279,6 +286,7 @@ def train_flow(config: TrainConfig, root: str, dataset: str) -> TrainSummary:
                 "checkpoint": target.version,
                 "parents": [asdict(p) for p in parents],
                 "config": target.config,
+                "trl_from_rows": result.get("from_rows") or {},
             },
             indent=2,
             default=str,

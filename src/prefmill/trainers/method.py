@@ -71,6 +71,9 @@ class TrainMethod:
     #: the method's own TRL arguments, from the ``train:`` section (the whole ``TrainConfig`` is
     #: passed; a method reads its own options and the ``TrainLengths`` fields)
     trl_args: Callable[[Any], dict[str, Any]] = _max_length
+    #: TRL arguments that depend on the training rows (KTO's class weights), from the ``train:``
+    #: section and the rows; the section's ``trl_args`` still win
+    data_args: Callable[[Any, list[dict[str, Any]]], dict[str, Any]] | None = None
     #: reward functions passed to the trainer when the caller gives none (GRPO)
     rewards: tuple[Callable[..., list[float]], ...] = ()
     #: recipe options of this method only: a ``TrainSection`` whose fields join ``train:``

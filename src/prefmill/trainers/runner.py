@@ -71,6 +71,8 @@ class TrainResult:
     seconds: float
     trl_version: str
     metrics: dict[str, Any] = field(default_factory=dict)
+    #: TRL arguments the method read off the rows (KTO's class weights), as trained
+    from_rows: dict[str, Any] = field(default_factory=dict)
 
 
 def _lora(config: TrainConfig, task_type: str) -> Any:
@@ -90,7 +92,13 @@ def _lora(config: TrainConfig, task_type: str) -> Any:
     )
 
 
-def _trl_args(config: TrainConfig, method: str, work_dir: Path, config_cls: type) -> Any:
+def _trl_args(
+    config: TrainConfig,
+    method: str,
+    work_dir: Path,
+    config_cls: type,
+    from_rows: dict[str, Any] | None = None,
+) -> Any:
     import torch
 
     gpu = torch.cuda.is_available()
@@ -113,6 +121,7 @@ def _trl_args(config: TrainConfig, method: str, work_dir: Path, config_cls: type
     }
     spec = METHODS[method]
     args.update(spec.trl_args(config))
+    args.update(from_rows or {})  # the method's arguments read off the rows (KTO's class weights)
     if config.beta is not None:
         args["beta"] = config.beta
     if config.loss_type is not None:
@@ -179,13 +188,14 @@ def train(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     work = out.parent / f".{out.name}.work"
-    args = _trl_args(config, method, work, config_cls)
+    spec = METHODS[method]
+    from_rows = spec.data_args(config, rows) if spec.data_args is not None else {}
+    args = _trl_args(config, method, work, config_cls, from_rows)
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     dataset = Dataset.from_list(rows)
     kwargs: dict[str, Any] = {"args": args, "train_dataset": dataset, "processing_class": tokenizer}
-    spec = METHODS[method]
     set_seed(config.seed)  # the new heads below are initialised before the Trainer seeds anything
     if spec.task_type == "TOKEN_CLS":
         from prefmill.trainers.prm import prm_inputs
@@ -251,4 +261,5 @@ def train(
         seconds=seconds,
         trl_version=version,
         metrics=metrics,
+        from_rows={k: getattr(args, k) for k in from_rows},  # as trained: trl_args may override
     )
