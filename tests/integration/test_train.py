@@ -22,6 +22,7 @@ from prefmill.flows.train import CHECKPOINT_FILE, TrainSummary, run_train
 from prefmill.recipe import Recipe, parse_recipe
 from prefmill.storage import Store
 from prefmill.trainers.config import TrainConfig
+from prefmill.trainers.methods.kto import class_weights
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_api")]
 
@@ -149,7 +150,15 @@ def test_dpo_ipo_loss(built: tuple[Recipe, str]) -> None:
 
 def test_kto_on_points(built: tuple[Recipe, str]) -> None:
     _, root = built
-    check_trained(root, run_train(tiny("kto"), root, DATASET), "points")
+    summary = run_train(tiny("kto"), root, DATASET)
+    check_trained(root, summary, "points")
+    # class balance (on by default): computed from the rows' labels and recorded as trained ({} when
+    # the labels are already in TRL's band, as here: tests/unit/test_kto_balance.py covers the weights)
+    labels = Store(root).read(DATASET, "points").column("label").to_pylist()
+    desirable = sum(bool(x) for x in labels)
+    expected = class_weights(desirable, len(labels) - desirable)
+    on_disk = json.loads((Path(summary.path) / CHECKPOINT_FILE).read_text())
+    assert on_disk["trl_from_rows"] == expected
 
 
 def test_reward_model_with_margins(built: tuple[Recipe, str]) -> None:

@@ -55,3 +55,41 @@ def test_a_method_version_holds_its_own_options_only() -> None:
     assert ko != version_config(
         TrainConfig.model_validate({"method": "kto", "class_balance": False}), base, "1.16.0"
     )
+
+
+def test_weights_from_the_rows_reach_trls_config_and_trl_args_win() -> None:
+    from dataclasses import make_dataclass
+
+    from prefmill.trainers.runner import _trl_args
+
+    passed = [
+        "output_dir",
+        "learning_rate",
+        "num_train_epochs",
+        "max_steps",
+        "per_device_train_batch_size",
+        "gradient_accumulation_steps",
+        "seed",
+        "data_seed",
+        "logging_steps",
+        "save_strategy",
+        "report_to",
+        "disable_tqdm",
+        "bf16",
+        "gradient_checkpointing",
+        "dataloader_num_workers",
+        "max_length",
+    ]
+    fake_kto_config = make_dataclass(
+        "FakeKTOConfig",
+        [(n, object, None) for n in passed]
+        + [("desirable_weight", float, 1.0), ("undesirable_weight", float, 1.0)],
+    )
+    config = TrainConfig.model_validate({"method": "kto"})
+    args = _trl_args(config, "kto", Path("work"), fake_kto_config, {"desirable_weight": 6.5})
+    assert args.desirable_weight == 6.5 and args.undesirable_weight == 1.0
+    pinned = TrainConfig.model_validate({"method": "kto", "trl_args": {"desirable_weight": 2.0}})
+    assert (
+        _trl_args(pinned, "kto", Path("work"), fake_kto_config, {"desirable_weight": 6.5}).desirable_weight
+        == 2.0
+    )
