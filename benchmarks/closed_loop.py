@@ -243,7 +243,9 @@ def _bf16() -> bool:
     return torch.cuda.is_bf16_supported()
 
 
-def run_method(method: str, args: argparse.Namespace, recipe: Any, root: str, prompts: Any) -> Run:
+def run_method(
+    method: str, args: argparse.Namespace, recipe: Any, root: str, prompts: Any, base_scores: list[float]
+) -> Run:
     from prefmill.engines.model_cache import embedded_model_dir
     from prefmill.errors import PrefmillError
     from prefmill.flows import run_build
@@ -286,9 +288,13 @@ def run_method(method: str, args: argparse.Namespace, recipe: Any, root: str, pr
         seconds = time.perf_counter() - started
         phases = f"{built - started:.0f}/{trained_at - built:.0f}/{started + seconds - trained_at:.0f}"
         run.rounds.append(Round(n, sum(scores) / len(scores), scores, seconds, phases))
-        print(
-            f"  {method} round {r}: {n} rows, held-out accuracy {run.rounds[-1].accuracy:.3f}, "
-            f"{seconds:.0f} s (build/train/eval {phases} s)"
+        low, high = bootstrap(scores)
+        diff, dlow, dhigh = paired_difference(scores, base_scores)
+        print(  # as it comes, with its intervals: a run stopped before the table still has them
+            f"  {method} round {r}: {n} rows, held-out accuracy {run.rounds[-1].accuracy:.3f} "
+            f"[{low:.3f}, {high:.3f}], vs base {diff:+.3f} [{dlow:+.3f}, {dhigh:+.3f}], "
+            f"{seconds:.0f} s (build/train/eval {phases} s)",
+            flush=True,
         )
     return run
 
@@ -386,7 +392,9 @@ def main() -> int:
     start_local_api()
     root = str(folder / "data")
     base = evaluate(str(embedded_model_dir()), prompts, args.max_new_tokens)
-    runs = [run_method(m, args, recipe, root, prompts) for m in args.methods]
+    low, high = bootstrap(base)
+    print(f"  base: held-out accuracy {sum(base) / len(base):.3f} [{low:.3f}, {high:.3f}]", flush=True)
+    runs = [run_method(m, args, recipe, root, prompts, base) for m in args.methods]
     print()
     print(table(base, runs))
     print(f"\n{time.perf_counter() - started:.0f} s in all")
