@@ -55,10 +55,10 @@
 --   implicit_margin DOUBLE   lc - lr: the policy's own log-prob gap (NULL without log-probs)
 --
 -- Ties on the best (worst) score are broken by the smallest candidate_id, so the output is the same
--- on every run. Row order: none here; the runner reads the selected rows out ordered by (prompt_id,
+-- on every run. A (prompt, criterion) with a single scored candidate, or with all scores equal, gives
+-- no pair. Row order: none here; the runner reads the selected rows out ordered by (prompt_id,
 -- criterion, strategy, chosen_id, rejected_id) (the table's row_order, storage/tables/pairs.py): one
--- sort, after selection, instead of one here and one again after selection's joins. A (prompt, criterion) with a single scored candidate, or with all scores equal, gives
--- no pair.
+-- sort, after selection, instead of one here and one again after selection's joins.
 --
 -- Plan: best_vs_worst reads the judged scores (candidate_judged_values) and joins the usable
 -- candidates once, for usability, log-prob and response together (the join candidate_score_values
@@ -70,9 +70,9 @@
 --
 -- Writing your own: select from candidate_scores (and prompts / candidates / judgments), return these
 -- columns, use named $parameters (set them in the recipe), write lambdas as `lambda x: ...`, and cast
--- bare decimal literals (1.0 is DECIMAL in DuckDB) with ::DOUBLE where a column must be DOUBLE. End with
--- an ORDER BY for a reproducible row order: the runner keeps your SQL's own order (the built-in SQL
--- is the one it sorts).
+-- bare decimal literals (1.0 is DECIMAL in DuckDB) with ::DOUBLE where a column must be DOUBLE. End
+-- with an ORDER BY for a reproducible row order: the runner keeps your SQL's own order (the built-in
+-- SQL is the one it sorts).
 WITH usable_candidates AS NOT MATERIALIZED (
     -- usability, the policy's per-token log-prob (as score_values.sql computes it) and the response
     -- in one read (not materialized: each strategy's join reads what it needs)
