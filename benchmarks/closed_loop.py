@@ -20,13 +20,13 @@ difference to the base with a paired bootstrap interval (same problems). A round
 a method no rows (no pair, no accepted sample) keeps its policy and says so.
 
     .venv/bin/python benchmarks/closed_loop.py                # all 4 methods, 2 rounds, 200 held out
+    .venv/bin/python benchmarks/closed_loop.py --methods dpo,rft --rounds 1 --prompts 32 --eval 50
+    .venv/bin/python benchmarks/closed_loop.py --smoke        # a few minutes; CI runs it
 
 The defaults (2 rounds x 128 problems x k=8 on the ladder 0.5 / 0.8 / 1.0, 15 LoRA steps per round at
 lr 2e-4, batch 4) are the settings of the recorded run (docs/benchmarks.md) whose DPO round 2 beat the
 base by 8 points: about 40 minutes per method on 2 CPU cores. ``--max-steps 0`` trains ``--epochs``
 instead. GRPO reads the round's prompts only (it samples while it trains).
-    .venv/bin/python benchmarks/closed_loop.py --methods dpo,rft --rounds 1 --prompts 32 --eval 50
-    .venv/bin/python benchmarks/closed_loop.py --smoke        # a few minutes; CI runs it
 
 ``--smoke``: 1 round of 8 easy problems (operands <= 4) x 2 samples (T = 0, 0.7), one optimizer step,
 4 held-out problems, 24 new tokens, method ``rft`` only unless ``--methods`` names others (``--smoke
