@@ -61,12 +61,13 @@
 -- sort, after selection, instead of one here and one again after selection's joins.
 --
 -- Plan: best_vs_worst reads the judged scores (candidate_judged_values) and joins the usable
--- candidates once, for usability, log-prob and response together (the join candidate_score_values
--- would make, and the texts, in one), then one GROUP BY with min_by keeps the best and the worst of
--- each group with their texts. The other strategies give (prompt, criterion, chosen, rejected) with
--- their scores, spreads and log-probs from candidate_score_values alone; their weights are computed
--- over those narrow rows and their responses joined last, for the pairs made only. Prompt texts are
--- joined last for every strategy. A strategy not in $strategies is planned away.
+-- candidates once, for usability and log-prob together (the join candidate_score_values would make),
+-- then one GROUP BY with min_by keeps the best and the worst of each group, narrow: carrying the
+-- texts through that GROUP BY made it 3x slower at 10M candidates (it spilled). The other strategies
+-- give (prompt, criterion, chosen, rejected) with their scores, spreads and log-probs from
+-- candidate_score_values alone; their weights are computed over those narrow rows. Every strategy's
+-- responses are joined last, for the pairs made only, and so are the prompt texts. A strategy not in
+-- $strategies is planned away.
 --
 -- Writing your own: select from candidate_scores (and prompts / candidates / judgments), return these
 -- columns, use named $parameters (set them in the recipe), write lambdas as `lambda x: ...`, and cast
@@ -75,7 +76,8 @@
 -- SQL is the one it sorts).
 WITH usable_candidates AS NOT MATERIALIZED (
     -- usability, the policy's per-token log-prob (as score_values.sql computes it) and the response
-    -- in one read (not materialized: each strategy's join reads what it needs)
+    -- (not materialized: each join reads what it needs: best_vs_worst's the ids and log-probs, the
+    -- last joins the responses)
     SELECT
         candidate_id,
         prompt_id,
@@ -84,17 +86,17 @@ WITH usable_candidates AS NOT MATERIALIZED (
     FROM (SELECT * FROM candidates UNION ALL BY NAME (SELECT NULL::DOUBLE AS policy_logprob WHERE false))
     WHERE error IS NULL AND response IS NOT NULL
 ),
-scored_texts AS (
+scored AS (
     -- best_vs_worst: the judged scores (judged_values.sql) of the usable candidates, with the
-    -- candidate's log-prob and response from the same join
-    SELECT s.prompt_id, s.candidate_id, s.criterion, s.score, s.spread, c.lpt, c.response
+    -- candidate's log-prob from the same join (narrow: the texts are joined last, for the pairs made)
+    SELECT s.prompt_id, s.candidate_id, s.criterion, s.score, s.spread, c.lpt
     FROM candidate_judged_values AS s
     JOIN usable_candidates AS c ON c.candidate_id = s.candidate_id AND c.prompt_id = s.prompt_id
     WHERE list_contains($strategies, 'best_vs_worst')
 ),
 best_vs_worst AS (
     -- per (prompt, criterion): the best (highest score, then smallest candidate_id) chosen and the
-    -- worst (lowest score, then smallest candidate_id) rejected, with their texts
+    -- worst (lowest score, then smallest candidate_id) rejected
     SELECT
         prompt_id,
         criterion,
@@ -106,22 +108,20 @@ best_vs_worst AS (
         best.spread AS chosen_spread,
         worst.spread AS rejected_spread,
         best.lpt AS chosen_lpt,
-        worst.lpt AS rejected_lpt,
-        best.response AS chosen,
-        worst.response AS rejected
+        worst.lpt AS rejected_lpt
     FROM (
         SELECT
             prompt_id,
             criterion,
             min_by(
-                {'id': candidate_id, 'score': score, 'spread': spread, 'lpt': lpt, 'response': response},
+                {'id': candidate_id, 'score': score, 'spread': spread, 'lpt': lpt},
                 (-score, candidate_id)
             ) AS best,
             min_by(
-                {'id': candidate_id, 'score': score, 'spread': spread, 'lpt': lpt, 'response': response},
+                {'id': candidate_id, 'score': score, 'spread': spread, 'lpt': lpt},
                 (score, candidate_id)
             ) AS worst
-        FROM scored_texts
+        FROM scored
         GROUP BY prompt_id, criterion
     )
     WHERE best.score > worst.score
@@ -264,7 +264,7 @@ diverse AS (
     WHERE h.score > l.score
 ),
 made AS (
-    -- the other strategies' pairs, narrow: their texts are joined last
+    -- the other strategies' pairs, narrow (like best_vs_worst's): their texts are joined last
     SELECT * FROM all_pairs
     UNION ALL SELECT * FROM best_vs_random
     UNION ALL SELECT * FROM pareto
@@ -314,12 +314,10 @@ measured AS (
 ),
 best_vs_worst_measured AS (
     -- best_vs_worst's pairs with the columns of `measured` (the same expressions; one pair per
-    -- (prompt, criterion, strategy), so the mean pair log-prob is the pair's own) and their texts
+    -- (prompt, criterion, strategy), so the mean pair log-prob is the pair's own)
     SELECT
         content_id([chosen_id, rejected_id, criterion, strategy]) AS pair_id,
         prompt_id,
-        chosen,
-        rejected,
         chosen_id,
         rejected_id,
         chosen_score,
@@ -432,29 +430,9 @@ SELECT
     m.weight,
     m.strategy,
     m.implicit_margin
-FROM measured AS m
+FROM (SELECT * FROM measured UNION ALL SELECT * FROM best_vs_worst_measured) AS m
 JOIN responses AS c ON c.candidate_id = m.chosen_id
 JOIN responses AS r ON r.candidate_id = m.rejected_id
-LEFT JOIN prompt_texts AS p ON p.prompt_id = m.prompt_id
-UNION ALL
-SELECT
-    m.pair_id,
-    m.prompt_id,
-    p.prompt,
-    m.chosen,
-    m.rejected,
-    m.chosen_id,
-    m.rejected_id,
-    m.chosen_score,
-    m.rejected_score,
-    m.margin,
-    m.soft_label,
-    m.uncertainty,
-    m.criterion,
-    m.weight,
-    m.strategy,
-    m.implicit_margin
-FROM best_vs_worst_measured AS m
 LEFT JOIN prompt_texts AS p ON p.prompt_id = m.prompt_id
 UNION ALL
 SELECT
