@@ -171,6 +171,8 @@ def train_config(args: argparse.Namespace, method: str, base: str, ref: str) -> 
     }
     if method in ("dpo", "kto"):
         options["beta"] = args.beta
+    if method == "kto":
+        options["class_balance"] = args.kto_class_balance == "on"
     if method == "grpo":
         # TRL wants the batch to hold whole groups: the smallest multiple of k that is >= 4
         batch = args.k * -(-4 // args.k)
@@ -337,6 +339,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--beta", type=float, default=0.1)
     parser.add_argument("--epochs", type=float, default=2.0)
     parser.add_argument(
+        "--kto-class-balance", choices=("on", "off"), default="on", help="KTO's class_balance (default on)"
+    )
+    parser.add_argument(
         "--max-steps", type=int, default=15, help="optimizer steps per round (overrides epochs; 0: epochs)"
     )
     parser.add_argument("--root", default=None, help="storage root (default: a temporary folder)")
@@ -384,7 +389,9 @@ def main() -> int:
     print(
         f"prefmill closed loop: {', '.join(args.methods)}; {args.rounds} rounds x {args.prompts} problems x "
         f"k={args.k} at T=[{args.temperatures}], {args.max_new_tokens} new tokens, lr {args.lr}, "
-        f"{args.epochs} epochs; {prompts.num_rows} held-out problems ({removed} removed: in training); "
+        f"{f'{args.max_steps} steps' if args.max_steps else f'{args.epochs} epochs'} per round"
+        f"{f', KTO class_balance {args.kto_class_balance}' if 'kto' in args.methods else ''}; "
+        f"{prompts.num_rows} held-out problems ({removed} removed: in training); "
         f"CPython {platform.python_version()}, torch {torch.__version__}, trl {version('trl')}, {device}, "
         f"{date.today()}"
     )
