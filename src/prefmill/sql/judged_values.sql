@@ -68,11 +68,7 @@ per_group AS (
         criterion,
         avg(score) AS judge_score,
         count(score) AS n_judgments,
-        -- one judge: the hashes of its judges' names agree (string min / max cost ~0.4 CPU s per 2M
-        -- judgments more; two judge names of one group colliding in 64 bits, odds 2^-64, would be
-        -- read as one judge)
-        min(hash(judge)) FILTER (WHERE judge IS NOT NULL)
-            = max(hash(judge)) FILTER (WHERE judge IS NOT NULL) AS one_judge,
+        min(judge) = max(judge) AS one_judge,
         avg(inconsistent::INTEGER)::DOUBLE AS swap_inconsistency,
         count(inconsistent)::BIGINT AS n_swapped
     FROM tagged
