@@ -386,11 +386,12 @@ def main() -> int:
     recipe = parse_recipe(text, name="closed_loop.yaml", base_dir=folder)
     prompts, removed = held_out(args.eval, args.max_operand, training_problems(args))
     device = "cuda" if _cuda() else f"cpu ({os.cpu_count()} cores)"
+    budget = f"{args.max_steps} steps" if args.max_steps else f"{args.epochs} epochs"
+    balance = f", KTO class_balance {args.kto_class_balance}" if "kto" in args.methods else ""
     print(
         f"prefmill closed loop: {', '.join(args.methods)}; {args.rounds} rounds x {args.prompts} problems x "
         f"k={args.k} at T=[{args.temperatures}], {args.max_new_tokens} new tokens, lr {args.lr}, "
-        f"{f'{args.max_steps} steps' if args.max_steps else f'{args.epochs} epochs'} per round"
-        f"{f', KTO class_balance {args.kto_class_balance}' if 'kto' in args.methods else ''}; "
+        f"{budget} per round{balance}; "
         f"{prompts.num_rows} held-out problems ({removed} removed: in training); "
         f"CPython {platform.python_version()}, torch {torch.__version__}, trl {version('trl')}, {device}, "
         f"{date.today()}"
