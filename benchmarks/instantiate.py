@@ -229,21 +229,20 @@ def digest(path: str, output: str) -> tuple[int, int]:
 # -- the two sides (each in a child process) ----------------------------------------------------------------
 def run_prefmill(root: str, versions: dict[str, str], output: str, out: str) -> None:
     """What the instantiation flow does for one output (flows/instantiation.py ``build_output`` and the
-    shard writer): session, connection settings, SQL, selection, stats in DuckDB, batches to Parquet."""
+    shard writer): session, connection settings, SQL, selection, batches to Parquet with their stats."""
     from prefmill.storage import Store
     from prefmill.storage.duck import configure, scratch_dir, session
     from prefmill.storage.writer import _write_parquet
     from prefmill.tasks.instantiation import instantiate_stream
-    from prefmill.tasks.instantiation.output_stats import stream_stats
 
     store = Store(root)
     manifests = {t: store.manifest(DATASET, t, v) for t, v in versions.items()}
     scratch = scratch_dir(store, DATASET)
     con = configure(session(store, DATASET, versions=manifests), temp_directory=scratch)
     stream = instantiate_stream(con, output, {})
-    stream_stats(stream)
     with open(out, "wb") as sink:
         _write_parquet(output, stream.batches(), sink, "bench")
+    stream.stats.result(stream.removed)
     con.close()
 
 

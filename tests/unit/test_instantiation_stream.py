@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import json
+
 import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 
+from prefmill.errors import QueryError
 from prefmill.flows.instantiation import output_stats
 from prefmill.storage import Store
 from prefmill.storage.duck import configure, default_memory_limit, scratch_dir
 from prefmill.storage.schemas import SCHEMAS
 from prefmill.tasks.instantiation import instantiate_stream, sql_params
 from prefmill.tasks.instantiation.config import InstantiationConfig
-from prefmill.tasks.instantiation.output_stats import stream_stats
 
 
 def _con() -> duckdb.DuckDBPyConnection:
@@ -58,9 +61,11 @@ def test_stream_batches_and_stats_equal_the_table_path() -> None:
         batches = list(stream.batches(rows=1))  # one row per batch, each checked and cast
         assert len(batches) == stream.rows and all(b.num_rows == 1 for b in batches)
         table = pa.concat_tables(batches)
-        assert table.equals(stream.table())
-        assert stream_stats(stream) == output_stats(output, table, stream.removed)
+        stats = stream.stats.result(stream.removed)
+        assert stats == output_stats(output, table, stream.removed) and stats["prompts"] == 2
+        assert table.equals(stream.table()) and stream.stats.result(stream.removed) == stats  # reruns
     points = instantiate_stream(_con(), "points", {"label_rule": "quantile"})
+    assert sum(b.num_rows for b in points.batches(rows=3)) == 4  # the middle rows left out
     assert points.removed == {"quantile_middle": 4} and points.rows == 4
 
 
@@ -70,6 +75,31 @@ def test_streamed_shard_is_one_part_file(tmp_path) -> None:  # type: ignore[no-u
     assert writer.write_shard(0, stream.batches(rows=3)) == 8
     written = pq.read_table(writer.shard_path(0))
     assert written.equals(stream.table()) and pq.read_metadata(writer.shard_path(0)).num_row_groups == 3
+
+
+def test_stats_follow_the_rows_and_a_failed_stream_leaves_nothing(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    writer = Store(str(tmp_path)).open_version("d", "points", "v1")
+    stream = instantiate_stream(_con(), "points", {"label_rule": "quantile"})
+    stats: dict[str, object] = {}
+
+    def counted():  # type: ignore[no-untyped-def]
+        yield from stream.batches(rows=3)
+        stats.update(stream.stats.result(stream.removed))  # known once the last batch has gone
+
+    assert writer.write_shard(0, counted(), stats) == 4
+    written = json.loads((tmp_path / "d" / "points" / "v1" / "part-00000.stats.json").read_text())
+    assert written["removed"] == {"quantile_middle": 4} and written["desirable"] == 2
+
+    def failing():  # type: ignore[no-untyped-def]
+        yield from instantiate_stream(_con(), "points", {}).batches(rows=3)
+        raise QueryError("instantiation of 'points': the query failed midway")
+
+    with pytest.raises(QueryError, match="midway"):
+        writer.write_shard(1, failing(), {"rows": 8})
+    assert sorted(p.name for p in (tmp_path / "d" / "points" / "v1").iterdir()) == [
+        "part-00000.parquet",
+        "part-00000.stats.json",
+    ]
 
 
 def test_memory_settings(tmp_path) -> None:  # type: ignore[no-untyped-def]

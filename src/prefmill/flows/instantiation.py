@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.compute as pc
 from prefect import flow
 
 from prefmill.errors import InputError
@@ -23,7 +22,7 @@ from prefmill.storage.duck import configure, lock_down, scratch_dir, session, ve
 from prefmill.storage.hints import command
 from prefmill.tasks.instantiation.embeddings import embed_candidates
 from prefmill.tasks.instantiation.empty import diagnose, empty_reason
-from prefmill.tasks.instantiation.output_stats import stream_stats
+from prefmill.tasks.instantiation.output_stats import output_stats  # noqa: F401 (re-exported)
 from prefmill.tasks.instantiation.run import (
     INSTANTIATION_CODE_VERSION,
     InstantiatedStream,
@@ -34,46 +33,13 @@ from prefmill.tasks.instantiation.run import (
 STAGE = "instantiation"
 
 
-def _counts(table: pa.Table, column: str) -> dict[str, int]:
-    return {
-        str(c["values"]): int(c["counts"])
-        for c in sorted(pc.value_counts(table.column(column)).to_pylist(), key=lambda c: str(c["values"]))
-    }
-
-
-def output_stats(output: str, table: pa.Table, removed: dict[str, int] | None = None) -> dict[str, Any]:
-    """Numbers a reader wants next to the table: label balance, groups, prompts covered, and what
-    selection removed and why (``removed``, with ``rows_before_selection``)."""
-    stats: dict[str, Any] = {}
-    if removed is not None:
-        stats["rows_before_selection"] = table.num_rows + sum(removed.values())
-        stats["removed"] = dict(removed)
-    if table.num_rows == 0:
-        return stats
-    stats["prompts"] = pc.count_distinct(table.column("prompt_id")).as_py()
-    if "criterion" in table.column_names:
-        stats["criteria"] = _counts(table, "criterion")
-    if output == "points":
-        desirable = pc.sum(pc.cast(table.column("label"), pa.int64())).as_py() or 0
-        undesirable = table.num_rows - desirable
-        stats.update(desirable=desirable, undesirable=undesirable)
-        stats["desirable_ratio"] = round(desirable / undesirable, 6) if undesirable else None
-    if output == "pairs":
-        stats["mean_margin"] = round(pc.mean(table.column("margin")).as_py() or 0.0, 6)
-        stats["strategies"] = _counts(table, "strategy")
-    if output == "lists" and "zero_variance" in table.column_names:
-        stats["zero_variance_groups"] = int(
-            pc.sum(pc.cast(table.column("zero_variance"), pa.int64())).as_py()
-        )
-    return stats
-
-
 def build_output(
     ctx: ShardContext, sources: dict[str, Manifest], plan: OutputPlan
 ) -> tuple[Iterator[pa.Table], dict[str, Any]]:
-    """The output's rows: its SQL over the prompts, candidates and judgments versions, kept in DuckDB
+    """The output's rows: its SQL over the prompts, candidates and judgments versions, run in DuckDB
     under the plan's memory limit (spilling to the dataset's scratch folder) and handed to the writer
-    in batches; the connection and its scratch folder go when the last batch is written."""
+    in batches, and their stats: filled in as the last batch goes (the writer writes them after the
+    rows; with none kept, the reason is among them). The connection and its scratch folder go then."""
     scratch = scratch_dir(ctx.store, ctx.dataset)
     if scratch is not None:
         Path(scratch).mkdir(parents=True, exist_ok=True)
@@ -96,16 +62,11 @@ def build_output(
             selection_text=plan.selection[0],
             selection_file=plan.selection[1],
         )
-        stats = stream_stats(stream)
-        if stream.rows == 0:  # say why, in the manifest, the summary and the report
-            hint = command("report", "fidelity", root=ctx.store.root, dataset=ctx.dataset)
-            stats["empty_reason"] = empty_reason(
-                plan.output, stream.removed, diagnose(con), plan.params, hint
-            )
     except BaseException:
         _close(con, scratch)
         raise
-    return _batches_then_close(stream, scratch), stats
+    stats: dict[str, Any] = {}
+    return _batches_then_close(stream, scratch, stats, ctx, plan), stats
 
 
 def _steps_of(store: Any, judgments: Manifest) -> pa.Table:
@@ -125,9 +86,21 @@ def _close(con: Any, scratch: str | None) -> None:
         shutil.rmtree(scratch, ignore_errors=True)
 
 
-def _batches_then_close(stream: InstantiatedStream, scratch: str | None) -> Iterator[pa.Table]:
+def _batches_then_close(
+    stream: InstantiatedStream,
+    scratch: str | None,
+    stats: dict[str, Any],
+    ctx: ShardContext,
+    plan: OutputPlan,
+) -> Iterator[pa.Table]:
     try:
         yield from stream.batches()
+        stats.update(stream.stats.result(stream.removed))
+        if stream.rows == 0:  # say why, in the manifest, the summary and the report
+            hint = command("report", "fidelity", root=ctx.store.root, dataset=ctx.dataset)
+            stats["empty_reason"] = empty_reason(
+                plan.output, stream.removed, diagnose(stream.con), plan.params, hint
+            )
     finally:
         _close(stream.con, scratch)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import uuid
 from collections.abc import Iterable, Iterator, Mapping
@@ -95,7 +96,8 @@ class VersionWriter:
         """Validate ``data`` against the table's schema and write it as shard ``index``, atomically.
         ``data`` is a table, or an iterable of tables written one after the other as row groups of the
         one part file (a large output streamed out of DuckDB: never all in memory at once).
-        ``stats`` (numbers) are kept beside the shard and summed into the manifest at publish.
+        ``stats`` (numbers) are kept beside the shard and summed into the manifest at publish; they
+        are read once the rows are written, so a stream may fill them in as its last batch goes.
         ``row_group_rows``: the rows of each Parquet row group (default pyarrow's), so that a reader
         of a slice (``Store.read_rows``) decodes only the row groups that hold it."""
         if self.published:
@@ -106,31 +108,42 @@ class VersionWriter:
         tables: Iterator[pa.Table] = iter([data]) if isinstance(data, pa.Table) else iter(data)
         fs = self.store.fs
         fs.create_dir(self.dir, recursive=True)
-        if stats:
-            payload = json.dumps(dict(stats), sort_keys=True).encode()
-            self.store.loc.write_atomic(f"{self.dir}/part-{index:05d}.stats.json", payload, replace=True)
         final = self.shard_path(index)
         if self.store.loc.fsspec_fs is not None:  # object store: one conditional PUT, no rename
             buffer = pa.BufferOutputStream()
             rows = _write_parquet(self.table, tables, buffer, where, row_group_rows)
+            self._write_stats(index, stats)
             self.store.loc.write_atomic(final, buffer.getvalue().to_pybytes(), replace=False)
             return rows
         tmp = f"{self.dir}/.tmp-{uuid.uuid4().hex}-part-{index:05d}.parquet"
-        if isinstance(data, pa.Table):
-            pq.write_table(
-                data,
-                tmp,
-                filesystem=fs,
-                row_group_size=row_group_rows,
-                use_dictionary=dictionary_columns(data.schema),
-            )
-            rows = data.num_rows
-        else:
-            with fs.open_output_stream(tmp) as sink:
-                rows = _write_parquet(self.table, tables, sink, where, row_group_rows)
+        try:
+            if isinstance(data, pa.Table):
+                pq.write_table(
+                    data,
+                    tmp,
+                    filesystem=fs,
+                    row_group_size=row_group_rows,
+                    use_dictionary=dictionary_columns(data.schema),
+                )
+                rows = data.num_rows
+            else:
+                with fs.open_output_stream(tmp) as sink:
+                    rows = _write_parquet(self.table, tables, sink, where, row_group_rows)
+            self._write_stats(index, stats)
+        except Exception:  # a stream that failed midway leaves nothing behind (a killed process may)
+            with contextlib.suppress(OSError):
+                fs.delete_file(tmp)
+            raise
         # first writer wins: a racing writer never replaces a shard (or a published version's part)
         self.store.loc.move_into_place(tmp, final, replace=False)
         return rows
+
+    def _write_stats(self, index: int, stats: Mapping[str, Any] | None) -> None:
+        """The shard's stats, written after its rows (a streamed shard's are counted as it goes) and
+        before the part is in place: a shard found written has its stats."""
+        if stats:
+            payload = json.dumps(dict(stats), sort_keys=True).encode()
+            self.store.loc.write_atomic(f"{self.dir}/part-{index:05d}.stats.json", payload, replace=True)
 
     def _stats(self, index: int) -> dict[str, Any]:
         path = f"{self.dir}/part-{index:05d}.stats.json"

@@ -10,7 +10,10 @@ counts them by reason, and returns an Arrow table checked against the output's s
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+import re
+from collections import Counter
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import ExitStack
 from dataclasses import dataclass
 from dataclasses import field as dc_field
 
@@ -20,9 +23,9 @@ import pyarrow.compute as pc
 
 from prefmill.errors import QueryError
 from prefmill.sql import define_judgment_macros, read_sql
-from prefmill.storage.duck import to_arrow
 from prefmill.storage.schemas import conform, schema_for
 from prefmill.storage.tables import OUTPUTS, TABLES
+from prefmill.tasks.instantiation.output_stats import OutputStats
 from prefmill.tasks.instantiation.params import AGGREGATIONS, DEFAULT_PARAMS, check_params
 from prefmill.tasks.instantiation.snapshot import SCORE_VIEWS, scores_computed_once, snapshot_for, view_sql
 
@@ -239,40 +242,72 @@ BATCH_ROWS = 100_000
 
 @dataclass
 class InstantiatedStream:
-    """An output kept in DuckDB (a temporary table, spilled to the connection's temp directory when it
-    outgrows the memory limit) and read out in checked batches: what the flow writes part by part.
+    """An output's rows, streamed out of DuckDB in checked batches: what the flow writes part by part.
 
-    ``relation`` names the kept rows on ``con`` (for aggregates: ``con.sql(f"... FROM {relation}")``);
-    ``batches()`` runs ``query`` and yields the rows in output order, each batch cast to the table's
-    schema (an empty output yields one empty batch)."""
+    ``batches()`` runs ``query`` (with ``values``) and yields the kept rows in output order, each batch
+    cast to the table's schema (an empty output yields one empty batch); the rows with a
+    ``drop_reason`` are counted in ``removed`` and left out, and the kept ones in ``stats``. Those,
+    ``rows`` and ``stats.result()`` are final once ``batches()`` has run to the end. The rows are
+    never kept in a table of their own: DuckDB sorts them (spilling past its memory limit) as they
+    go out. ``finish`` (once, at the end of the first run) puts back what the query needed: the
+    scores' snapshot becomes the views again."""
 
     con: duckdb.DuckDBPyConnection
     output: str
-    relation: str
-    rows: int
-    removed: dict[str, int]
-    where: str
+    source: str  # the SQL file, in schema errors
+    where: str  # the SQL's part in the build, in DuckDB's errors
     query: str
+    values: dict[str, object]
+    finish: Callable[[], None] = lambda: None
+    rows: int = 0
+    removed: dict[str, int] = dc_field(default_factory=dict)
+    stats: OutputStats = dc_field(init=False)
+
+    def __post_init__(self) -> None:
+        self.stats = OutputStats(self.output)
 
     @property
     def rows_before_selection(self) -> int:
         return self.rows + sum(self.removed.values())
 
     def batches(self, rows: int = BATCH_ROWS) -> Iterator[pa.Table]:
-        reader = self.con.sql(self.query).to_arrow_reader(rows)
-        empty = True
-        for batch in reader:
-            if batch.num_rows:
-                empty = False
-                yield self._checked(pa.Table.from_batches([batch]))
-        if empty:
-            yield self._checked(reader.schema.empty_table())
+        self.rows, self.removed, self.stats = 0, {}, OutputStats(self.output)
+        removed: Counter[str] = Counter()
+        try:
+            reader = self.con.sql(self.query, params=self.values or None).to_arrow_reader(rows)
+            empty = True
+            for batch in _reading(reader, self.where):
+                table = _split_dropped(pa.Table.from_batches([batch]), removed)
+                if table.num_rows:
+                    empty = False
+                    yield self._counted(table)
+            if empty:
+                yield self._counted(_split_dropped(reader.schema.empty_table(), removed))
+        finally:
+            self.finish()
+            self.finish = lambda: None
+        self.removed = dict(sorted(removed.items()))
 
-    def _checked(self, table: pa.Table) -> pa.Table:
-        return conform(self.output, _decimals_to_double(self.output, table), where=self.where)
+    def _counted(self, table: pa.Table) -> pa.Table:
+        checked = conform(self.output, _decimals_to_double(self.output, table), where=self.source)
+        self.rows += checked.num_rows
+        self.stats.add(checked)
+        return checked
 
     def table(self) -> pa.Table:
         return pa.concat_tables(list(self.batches()))
+
+
+def _reading(reader: pa.RecordBatchReader, where: str) -> Iterator[pa.RecordBatch]:
+    """The reader's batches, DuckDB's errors (raised as the query runs) named as the output's."""
+    while True:
+        try:
+            batch = reader.read_next_batch()
+        except StopIteration:
+            return
+        except duckdb.Error as exc:
+            raise QueryError(f"{where}: {_duck_message(exc)}") from exc
+        yield batch
 
 
 def _params_for(sql_text: str, params: Mapping[str, object], where: str) -> dict[str, object]:
@@ -289,24 +324,17 @@ def _params_for(sql_text: str, params: Mapping[str, object], where: str) -> dict
     return values
 
 
-def _run(con: duckdb.DuckDBPyConnection, sql_text: str, values: dict[str, object], where: str) -> pa.Table:
-    try:
-        return to_arrow(con.sql(sql_text, params=values or None))
-    except duckdb.Error as exc:
-        raise QueryError(f"{where}: {_duck_message(exc)}") from exc
-
-
-def _split_dropped(table: pa.Table) -> tuple[pa.Table, dict[str, int]]:
-    """Remove rows with a ``drop_reason`` (and the column); count them by reason."""
-    if "drop_reason" not in table.column_names:
-        return table, {}
-    reasons = table.column("drop_reason")
-    if reasons.null_count == table.num_rows:  # nothing dropped: no copy of the rows
-        return table.drop_columns(["drop_reason"]), {}
-    counts = pc.value_counts(reasons.drop_null()).to_pylist()
-    removed = {c["values"]: int(c["counts"]) for c in sorted(counts, key=lambda c: str(c["values"]))}
-    kept = table.filter(pc.is_null(reasons))
-    return kept.drop_columns(["drop_reason"]), removed
+def _split_dropped(table: pa.Table, removed: Counter[str]) -> pa.Table:
+    """Remove rows with a ``drop_reason`` (counted by reason into ``removed``), that column and the
+    runner's row-order column."""
+    hidden = [c for c in ("drop_reason", _ROW) if c in table.column_names]
+    if "drop_reason" in hidden:
+        reasons = table.column("drop_reason")
+        if reasons.null_count != table.num_rows:
+            for c in pc.value_counts(reasons.drop_null()).to_pylist():
+                removed[str(c["values"])] += int(c["counts"])
+            table = table.filter(pc.is_null(reasons))
+    return table.drop_columns(hidden) if hidden else table
 
 
 def _keep(
@@ -323,8 +351,8 @@ def _columns(con: duckdb.DuckDBPyConnection, name: str) -> list[str]:
     return [row[0] for row in con.execute(f"DESCRIBE {name}").fetchall()]
 
 
-#: Temporary tables holding an output's rows (before selection, and after); the view of the kept rows.
-_MADE, _SELECTED, _RESULT = "__prefmill_output", "__prefmill_selected", "__prefmill_result"
+#: The temporary table of the rows selection reads (pairs before selection).
+_MADE = "__prefmill_output"
 
 
 def instantiate_stream(
@@ -337,15 +365,17 @@ def instantiate_stream(
     selection_text: str | None = None,
     selection_file: str | None = None,
 ) -> InstantiatedStream:
-    """Build the ``output`` table (one of ``OUTPUTS``: pairs, points, lists) from the views on ``con``,
-    keeping its rows in DuckDB; read them with ``InstantiatedStream.batches``.
+    """Plan the ``output`` table (one of ``OUTPUTS``: pairs, points, lists) over the views on ``con``;
+    its rows stream out of ``InstantiatedStream.batches``.
 
     Runs the table's built-in SQL (``prefmill/sql/<output>.sql``, named by its module in
     ``prefmill.storage.tables``), or ``sql_text`` (a user's SQL file, named ``sql_file`` in error
     messages) when given; for a table with selection (pairs), then the selection SQL (built-in
     ``selection.sql`` or ``selection_text``) over the result. ``params`` override ``DEFAULT_PARAMS``;
     only the ones each SQL uses are passed. Rows with a ``drop_reason`` are left out and counted. The
-    batches are checked and cast with ``schemas.conform``.
+    batches are checked and cast with ``schemas.conform``. Only the rows selection reads are kept (a
+    temporary table, spilled past the memory limit); the SQL is planned here, so that its errors come
+    before anything is written.
     """
     if output not in OUTPUTS:
         raise QueryError(f"unknown instantiation output '{output}': choose one of {', '.join(OUTPUTS)}")
@@ -364,46 +394,52 @@ def instantiate_stream(
     bind_candidate_scores(con, weights, None if aggregation is None else str(aggregation))  # type: ignore[arg-type]
     bind_embeddings(con)
     bind_steps(con)
+    scores = ExitStack()
     try:
-        with scores_computed_once(con, snapshot_for(output, values, sql_text, builtin)):
-            _keep(con, _MADE, sql_text, values, where)
+        scores.enter_context(scores_computed_once(con, snapshot_for(output, values, sql_text, builtin)))
+        if spec.selection_sql is None:  # the output SQL's rows, streamed as they are made
+            _bind(con, sql_text, values, where)
+            return InstantiatedStream(con, output, source, where, sql_text, values, finish=scores.close)
+        _keep(con, _MADE, sql_text, values, where)  # selection reads the rows before it: kept once
+    except duckdb.Error as exc:
+        scores.close()
+        raise QueryError(f"{where}: {_duck_message(exc)}") from exc
+    except BaseException:
+        scores.close()
+        raise
+    scores.close()
+    if selection_text is None:
+        selection_text = read_sql(spec.selection_sql)
+        selection_source = f"prefmill/sql/{spec.selection_sql}.sql"
+    else:
+        selection_source = selection_file or "custom selection SQL"
+    swhere = f"selection of '{output}' ({selection_source})"
+    svalues = _params_for(selection_text, params, swhere)
+    implicit = "" if "implicit_margin" in _columns(con, _MADE) else ", NULL::DOUBLE AS implicit_margin"
+    con.execute(
+        f"CREATE OR REPLACE TEMP VIEW pairs_unfiltered AS SELECT *{implicit}, rowid AS {_ROW} FROM {_MADE}"
+    )
+    columns = _bind(con, selection_text, svalues, swhere)
+    order = _ROW if _ROW in columns else None  # a table scans in insertion order: the SQL's own order
+    if builtin and spec.row_order:  # the built-in SQL leaves its rows unordered: one sort, here
+        order = ", ".join(spec.row_order)
+    query = selection_text
+    if order is not None:
+        query = f"SELECT * FROM (\n{_TRAILING_SEMICOLON.sub('', selection_text)}\n) ORDER BY {order}"
+    return InstantiatedStream(con, output, source, swhere, query, svalues)  # reads pairs_unfiltered
+
+
+#: A statement's closing semicolon (and what follows it: space, comments), cut before it is nested.
+_TRAILING_SEMICOLON = re.compile(r";(\s|--[^\n]*)*\Z")
+
+
+def _bind(con: duckdb.DuckDBPyConnection, sql_text: str, values: dict[str, object], where: str) -> list[str]:
+    """Plan ``sql_text`` without running it (its errors now, not midway through the writing); its
+    columns."""
+    try:
+        return list(con.sql(sql_text, params=values or None).columns)
     except duckdb.Error as exc:
         raise QueryError(f"{where}: {_duck_message(exc)}") from exc
-    kept, order = _MADE, None  # a table scans in insertion order: the SQL's own order
-    if spec.selection_sql is not None:
-        if selection_text is None:
-            selection_text = read_sql(spec.selection_sql)
-            selection_source = f"prefmill/sql/{spec.selection_sql}.sql"
-        else:
-            selection_source = selection_file or "custom selection SQL"
-        swhere = f"selection of '{output}' ({selection_source})"
-        svalues = _params_for(selection_text, params, swhere)
-        implicit = "" if "implicit_margin" in _columns(con, _MADE) else ", NULL::DOUBLE AS implicit_margin"
-        con.execute(
-            "CREATE OR REPLACE TEMP VIEW pairs_unfiltered AS "
-            f"SELECT *{implicit}, rowid AS {_ROW} FROM {_MADE}"
-        )
-        try:
-            _keep(con, _SELECTED, selection_text, svalues, swhere)
-        finally:
-            con.execute("DROP VIEW IF EXISTS pairs_unfiltered")
-        kept, order = _SELECTED, (_ROW if _ROW in _columns(con, _SELECTED) else None)
-        if builtin and spec.row_order:  # the built-in SQL leaves its rows unordered: one sort, here
-            order = ", ".join(spec.row_order)
-    removed: dict[str, int] = {}
-    columns = _columns(con, kept)
-    hidden = [c for c in ("drop_reason", _ROW) if c in columns]
-    keep_rows = "drop_reason IS NULL" if "drop_reason" in columns else "true"
-    if "drop_reason" in columns:
-        counts = con.execute(
-            f"SELECT drop_reason, count(*) FROM {kept} WHERE drop_reason IS NOT NULL GROUP BY ALL"
-        ).fetchall()
-        removed = {str(r): int(n) for r, n in sorted(counts, key=lambda c: str(c[0]))}
-    exclude = f" EXCLUDE ({', '.join(hidden)})" if hidden else ""
-    con.execute(f"CREATE OR REPLACE TEMP VIEW {_RESULT} AS SELECT *{exclude} FROM {kept} WHERE {keep_rows}")
-    rows = int(con.execute(f"SELECT count(*) FROM {_RESULT}").fetchall()[0][0])
-    query = f"SELECT *{exclude} FROM {kept} WHERE {keep_rows}" + (f" ORDER BY {order}" if order else "")
-    return InstantiatedStream(con, output, _RESULT, rows, removed, source, query)
 
 
 def instantiate_with_report(
