@@ -102,6 +102,22 @@ def test_stats_follow_the_rows_and_a_failed_stream_leaves_nothing(tmp_path) -> N
     ]
 
 
+def test_own_sql_errors_name_it_and_a_closing_semicolon_is_fine() -> None:
+    selection = "SELECT * FROM pairs_unfiltered WHERE prompt_id = 'b'; -- one prompt's pairs\n"
+    pairs = instantiate_stream(_con(), "pairs", {}, selection_text=selection, selection_file="b.sql")
+    assert pairs.table().column("prompt_id").to_pylist() == ["b"]
+    with pytest.raises(QueryError, match=r"selection of 'pairs' \(custom selection SQL\): .*no_such_column"):
+        instantiate_stream(_con(), "pairs", {}, selection_text="SELECT no_such_column FROM pairs_unfiltered")
+    failing = (  # fails as it runs, on one row: the error names the SQL, and nothing is returned
+        "SELECT *, CASE WHEN reward < 0.1 THEN error('reward too low') END AS boom"
+        " FROM (SELECT 'x' AS point_id, prompt_id, 'p' AS prompt, 'c' AS completion, candidate_id,"
+        " score AS reward, true AS label, criterion FROM candidate_scores)"
+    )
+    stream = instantiate_stream(_con(), "points", {}, failing, sql_file="mine.sql")
+    with pytest.raises(QueryError, match=r"instantiation of 'points' \(mine.sql\): .*reward too low"):
+        stream.table()
+
+
 def test_memory_settings(tmp_path) -> None:  # type: ignore[no-untyped-def]
     store = Store(str(tmp_path))
     scratch = scratch_dir(store, "d")

@@ -108,7 +108,7 @@ class InstantiationConfig(_Section):
         default=None,
         pattern=r"^\s*\d+(\.\d+)?\s*([KMGT]i?B|B)\s*$",
         description="Memory limit of each output's DuckDB query, a size such as `4GB` or `512MiB`; past "
-        "it sorts, joins and the kept rows spill to `<root>/<dataset>/_scratch` and the output is "
-        "written in batches, so memory stays flat in the dataset's size. Default: a quarter of the "
-        "machine's memory. Not part of any version id.",
+        "it sorts, joins and the rows pairs' selection reads spill to `<root>/<dataset>/_scratch`, and "
+        "the output streams to its file in batches, so memory stays flat in the dataset's size. "
+        "Default: a quarter of the machine's memory. Not part of any version id.",
     )

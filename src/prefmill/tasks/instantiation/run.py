@@ -274,7 +274,10 @@ class InstantiatedStream:
         self.rows, self.removed, self.stats = 0, {}, OutputStats(self.output)
         removed: Counter[str] = Counter()
         try:
-            reader = self.con.sql(self.query, params=self.values or None).to_arrow_reader(rows)
+            try:  # DuckDB runs the query's first part here
+                reader = self.con.sql(self.query, params=self.values or None).to_arrow_reader(rows)
+            except duckdb.Error as exc:
+                raise QueryError(f"{self.where}: {_duck_message(exc)}") from exc
             empty = True
             for batch in _reading(reader, self.where):
                 table = _split_dropped(pa.Table.from_batches([batch]), removed)
@@ -420,7 +423,7 @@ def instantiate_stream(
         f"CREATE OR REPLACE TEMP VIEW pairs_unfiltered AS SELECT *{implicit}, rowid AS {_ROW} FROM {_MADE}"
     )
     columns = _bind(con, selection_text, svalues, swhere)
-    order = _ROW if _ROW in columns else None  # a table scans in insertion order: the SQL's own order
+    order = _ROW if _ROW in columns else None  # selection SQL keeping the row numbers keeps their order
     if builtin and spec.row_order:  # the built-in SQL leaves its rows unordered: one sort, here
         order = ", ".join(spec.row_order)
     query = selection_text
