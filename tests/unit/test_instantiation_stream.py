@@ -116,6 +116,16 @@ def test_own_sql_errors_name_it_and_a_closing_semicolon_is_fine() -> None:
     stream = instantiate_stream(_con(), "points", {}, failing, sql_file="mine.sql")
     with pytest.raises(QueryError, match=r"instantiation of 'points' \(mine.sql\): .*reward too low"):
         stream.table()
+    late = (  # fails on its last row, after many batches have gone (the error then comes through Arrow)
+        "SELECT i::VARCHAR AS point_id, 'a' AS prompt_id, 'p' AS prompt, 'c' AS completion,"
+        " i::VARCHAR AS candidate_id, 1.0::DOUBLE AS reward, true AS label, 'overall' AS criterion,"
+        " CASE WHEN i = 299999 THEN error('the last row is bad') END AS boom FROM range(300000) AS t(i)"
+    )
+    stream = instantiate_stream(_con(), "points", {}, late, sql_file="late.sql")
+    got: list[int] = []
+    with pytest.raises(QueryError, match=r"instantiation of 'points' \(late.sql\): .*the last row is bad"):
+        got.extend(b.num_rows for b in stream.batches(rows=1000))
+    assert sum(got) > 0  # some batches went before the error
 
 
 def test_memory_settings(tmp_path) -> None:  # type: ignore[no-untyped-def]

@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from dataclasses import field as dc_field
 
@@ -76,13 +76,23 @@ CREATE OR REPLACE TEMP MACRO content_id(x) AS substr(
 """
 
 
-def _duck_message(exc: duckdb.Error) -> str:
+def _duck_message(exc: BaseException) -> str:
     """DuckDB's message on one line: its first line, plus the ``LINE n:`` pointer when there is one."""
     lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
     if not lines:
         return type(exc).__name__
     pointer = next((line for line in lines[1:] if line.startswith("LINE ")), None)
     return lines[0] + (f" ({pointer})" if pointer else "")
+
+
+@contextmanager
+def _named_errors(where: str, also: tuple[type[BaseException], ...] = ()) -> Iterator[None]:
+    """DuckDB's errors raised inside (and those of the types ``also``), as a ``QueryError`` naming
+    ``where`` on one line."""
+    try:
+        yield
+    except (duckdb.Error, *also) as exc:
+        raise QueryError(f"{where}: {_duck_message(exc)}") from exc
 
 
 def sql_parameters(sql_text: str, *, where: str = "SQL") -> set[str]:
@@ -274,10 +284,8 @@ class InstantiatedStream:
         self.rows, self.removed, self.stats = 0, {}, OutputStats(self.output)
         removed: Counter[str] = Counter()
         try:
-            try:  # DuckDB runs the query's first part here
+            with _named_errors(self.where):  # DuckDB runs the query's first part here
                 reader = self.con.sql(self.query, params=self.values or None).to_arrow_reader(rows)
-            except duckdb.Error as exc:
-                raise QueryError(f"{self.where}: {_duck_message(exc)}") from exc
             empty = True
             for batch in _reading(reader, self.where):
                 table = _split_dropped(pa.Table.from_batches([batch]), removed)
@@ -302,14 +310,14 @@ class InstantiatedStream:
 
 
 def _reading(reader: pa.RecordBatchReader, where: str) -> Iterator[pa.RecordBatch]:
-    """The reader's batches, DuckDB's errors (raised as the query runs) named as the output's."""
+    """The reader's batches, DuckDB's errors (raised as the query runs) named as the output's. Past
+    the first batch they reach Python through Arrow's stream, as ``OSError`` with DuckDB's message."""
     while True:
-        try:
-            batch = reader.read_next_batch()
-        except StopIteration:
-            return
-        except duckdb.Error as exc:
-            raise QueryError(f"{where}: {_duck_message(exc)}") from exc
+        with _named_errors(where, also=(OSError,)):
+            try:
+                batch = reader.read_next_batch()
+            except StopIteration:
+                return
         yield batch
 
 
@@ -344,10 +352,8 @@ def _keep(
     con: duckdb.DuckDBPyConnection, name: str, sql_text: str, values: dict[str, object], where: str
 ) -> None:
     """Run ``sql_text`` into the temporary table ``name`` (spilled past the memory limit)."""
-    try:
+    with _named_errors(where):
         con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS\n{sql_text}\n", values or None)
-    except duckdb.Error as exc:
-        raise QueryError(f"{where}: {_duck_message(exc)}") from exc
 
 
 def _columns(con: duckdb.DuckDBPyConnection, name: str) -> list[str]:
@@ -399,14 +405,12 @@ def instantiate_stream(
     bind_steps(con)
     scores = ExitStack()
     try:
-        scores.enter_context(scores_computed_once(con, snapshot_for(output, values, sql_text, builtin)))
+        with _named_errors(where):
+            scores.enter_context(scores_computed_once(con, snapshot_for(output, values, sql_text, builtin)))
         if spec.selection_sql is None:  # the output SQL's rows, streamed as they are made
             _bind(con, sql_text, values, where)
             return InstantiatedStream(con, output, source, where, sql_text, values, finish=scores.close)
         _keep(con, _MADE, sql_text, values, where)  # selection reads the rows before it: kept once
-    except duckdb.Error as exc:
-        scores.close()
-        raise QueryError(f"{where}: {_duck_message(exc)}") from exc
     except BaseException:
         scores.close()
         raise
@@ -439,10 +443,8 @@ _TRAILING_SEMICOLON = re.compile(r";(\s|--[^\n]*)*\Z")
 def _bind(con: duckdb.DuckDBPyConnection, sql_text: str, values: dict[str, object], where: str) -> list[str]:
     """Plan ``sql_text`` without running it (its errors now, not midway through the writing); its
     columns."""
-    try:
+    with _named_errors(where):
         return list(con.sql(sql_text, params=values or None).columns)
-    except duckdb.Error as exc:
-        raise QueryError(f"{where}: {_duck_message(exc)}") from exc
 
 
 def instantiate_with_report(
